@@ -1,0 +1,43 @@
+//! Errors of cache operations.
+
+use std::fmt;
+
+/// Why a cache refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheError {
+    /// The entry alone is larger than the cache's byte limit.
+    TooLarge {
+        /// The key it was stored under.
+        key: String,
+        /// Bytes it would count.
+        bytes: u64,
+        /// The cache's limit.
+        max_bytes: u64,
+    },
+}
+
+impl CacheError {
+    /// Stable code for JS (`err.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CacheError::TooLarge { .. } => "E_TOO_LARGE",
+        }
+    }
+}
+
+impl fmt::Display for CacheError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheError::TooLarge {
+                key,
+                bytes,
+                max_bytes,
+            } => write!(
+                f,
+                "entry \"{key}\" needs {bytes} bytes (value, key and overhead), more than maxMemory {max_bytes}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CacheError {}

@@ -1,0 +1,151 @@
+//! `FeatureCache`: the thread-safe cache that JS and Rust worker threads share.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::config::{CacheConfig, EntryOptions, Invalidation};
+use super::error::CacheError;
+use super::reaper::{self, Expiring};
+use super::stats::CacheStats;
+use super::store::Store;
+use super::value::CacheValue;
+
+/// One read in this many is timed for `averageAccessTime`.
+const ACCESS_SAMPLE_EVERY: u32 = 16;
+
+struct Shared {
+    store: Mutex<Store>,
+    reads: AtomicU32,
+}
+
+impl Expiring for Shared {
+    fn purge_expired(&self, now: Instant) -> Option<Instant> {
+        let mut store = self.store.lock();
+        store.purge_expired(now);
+        store.next_expiry()
+    }
+}
+
+/// A memory-bounded cache of feature values, cheap to clone and safe to use
+/// from any thread. Clones share the same entries.
+#[derive(Clone)]
+pub struct FeatureCache {
+    shared: Arc<Shared>,
+}
+
+impl FeatureCache {
+    /// A cache with these limits; expired entries are reclaimed in the background.
+    pub fn new(config: CacheConfig) -> Self {
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::new(config)),
+            reads: AtomicU32::new(0),
+        });
+        let weak: Weak<dyn Expiring> = Arc::downgrade(&shared) as Weak<dyn Expiring>;
+        reaper::watch(weak);
+        FeatureCache { shared }
+    }
+
+    /// The cache's limits.
+    pub fn config(&self) -> CacheConfig {
+        self.shared.store.lock().config().clone()
+    }
+
+    /// Reads one key, counting a hit or a miss.
+    pub fn get(&self, key: &str) -> Option<CacheValue> {
+        let sampled = self
+            .shared
+            .reads
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(ACCESS_SAMPLE_EVERY);
+        if !sampled {
+            return self.shared.store.lock().get(key);
+        }
+        let started = Instant::now();
+        let mut store = self.shared.store.lock();
+        let value = store.get(key);
+        store.record_access_time(started.elapsed());
+        value
+    }
+
+    /// Reads many keys under one lock; `None` where a key missed.
+    pub fn get_many<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<CacheValue>> {
+        let started = Instant::now();
+        let mut store = self.shared.store.lock();
+        let values: Vec<_> = keys.into_iter().map(|k| store.get(k)).collect();
+        if !values.is_empty() {
+            let per_read = started.elapsed() / values.len() as u32;
+            store.record_access_time(per_read);
+        }
+        values
+    }
+
+    /// Whether `key` holds a live entry; not counted as a read.
+    pub fn contains(&self, key: &str) -> bool {
+        self.shared.store.lock().contains(key)
+    }
+
+    /// Stores a value, evicting by policy to stay within the limits.
+    pub fn insert(
+        &self,
+        key: &str,
+        value: CacheValue,
+        options: EntryOptions,
+    ) -> Result<(), CacheError> {
+        let mut store = self.shared.store.lock();
+        let expires_at = store.insert(key, value, options)?;
+        let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
+        drop(store);
+        if earliest {
+            reaper::wake_by(expires_at.expect("checked above"));
+        }
+        Ok(())
+    }
+
+    /// Removes one key; true if it held a live entry.
+    pub fn remove(&self, key: &str) -> bool {
+        self.shared.store.lock().remove(key)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.shared.store.lock().clear();
+    }
+
+    /// Removes the entries with a tag or a key prefix; returns how many.
+    pub fn invalidate(&self, what: &Invalidation) -> usize {
+        self.shared.store.lock().invalidate(what)
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.shared.store.lock().len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.shared.store.lock().is_empty()
+    }
+
+    /// Keys of the live entries, in no particular order.
+    pub fn keys(&self) -> Vec<String> {
+        self.shared.store.lock().keys()
+    }
+
+    /// Counters and occupancy.
+    pub fn stats(&self) -> CacheStats {
+        self.shared.store.lock().stats()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&self) {
+        self.shared.store.lock().reset_stats();
+    }
+
+    /// Removes what has expired now, as the background reaper does.
+    pub fn purge_expired(&self) -> usize {
+        self.shared.store.lock().purge_expired(Instant::now())
+    }
+}

@@ -1,0 +1,667 @@
+//! The `AudioFeatureCache` class as JS sees it: argument checks, value
+//! conversion and error mapping around `FeatureCache`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{sys, Env, Error, JsValue, Result, Status};
+use napi_derive::napi;
+
+mod fast_path;
+
+use super::{
+    content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
+    Invalidation, PolicyKind, SingleFlight, Ttl,
+};
+use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::options::{integer_option, millis_option, size_option, SizeInput};
+use crate::js::value::{from_js, new_float32_array, CachedValueOut, MaybeCached, Produced, RawValue};
+
+/// Eviction policy of an `AudioFeatureCache`.
+#[napi(string_enum = "lowercase")]
+pub enum CachePolicy {
+    /// Least recently used.
+    Lru,
+    /// Least frequently used.
+    Lfu,
+    /// Soonest to expire first.
+    Ttl,
+    /// Window TinyLFU (the default): admits by frequency, evicts by recency.
+    Tinylfu,
+    /// Same as `tinylfu`.
+    Hybrid,
+}
+
+impl From<CachePolicy> for PolicyKind {
+    fn from(p: CachePolicy) -> Self {
+        match p {
+            CachePolicy::Lru => PolicyKind::Lru,
+            CachePolicy::Lfu => PolicyKind::Lfu,
+            CachePolicy::Ttl => PolicyKind::Ttl,
+            CachePolicy::Tinylfu | CachePolicy::Hybrid => PolicyKind::TinyLfu,
+        }
+    }
+}
+
+/// Options of `new AudioFeatureCache(options)`.
+#[napi(object)]
+pub struct AudioFeatureCacheOptions {
+    /// Most entries held (default 10000).
+    pub max_entries: Option<f64>,
+    /// Most bytes held, values plus per-entry overhead: a number of bytes or
+    /// a string such as "512MB" (default: a quarter of the machine's memory).
+    #[napi(ts_type = "number | string")]
+    pub max_memory: Option<SizeInput>,
+    /// Default time to live of an entry in ms; 0 or absent keeps entries until evicted.
+    pub ttl: Option<f64>,
+    /// Eviction policy (default 'tinylfu').
+    pub policy: Option<CachePolicy>,
+    /// Whether `warm` loads anything (default true).
+    pub enable_warming: Option<bool>,
+}
+
+/// Options of one stored entry.
+#[napi(object)]
+pub struct SetOptions {
+    /// Time to live in ms for this entry; 0 keeps it until evicted. Absent: the cache's default.
+    pub ttl: Option<f64>,
+    /// Tags for `invalidate({ tag })`.
+    pub tags: Option<Vec<String>>,
+}
+
+/// What `invalidate` removes.
+#[napi(object)]
+pub struct InvalidateOptions {
+    /// Remove entries carrying this tag.
+    pub tag: Option<String>,
+    /// Remove entries whose key starts with this text.
+    pub prefix: Option<String>,
+}
+
+/// Options of `warm`.
+#[napi(object)]
+pub struct WarmOptions {
+    /// How many loader calls may be pending at once (default 4).
+    pub concurrency: Option<f64>,
+    /// TTL in ms of the loaded entries (default: the cache's).
+    pub ttl: Option<f64>,
+    /// Tags of the loaded entries.
+    pub tags: Option<Vec<String>>,
+}
+
+/// One key `warm` could not load.
+#[napi(object)]
+pub struct WarmFailure {
+    /// The key.
+    pub key: String,
+    /// Why the loader failed or its value was refused.
+    pub message: String,
+}
+
+/// What `warm` did.
+#[napi(object)]
+pub struct WarmResult {
+    /// False when the cache was built with `enableWarming: false` (nothing is loaded).
+    pub enabled: bool,
+    /// Keys loaded and stored.
+    pub loaded: u32,
+    /// Keys already cached (or all keys, when warming is disabled).
+    pub skipped: u32,
+    /// Keys whose loader threw or rejected, or whose value was refused.
+    pub failed: u32,
+    /// Why each failed key failed.
+    pub errors: Vec<WarmFailure>,
+    /// Wall time of the whole warm-up.
+    pub duration_ms: f64,
+}
+
+/// Rows read by `getManyPacked`.
+#[napi(object, object_from_js = false)]
+pub struct PackedRows {
+    /// keys.length rows of `width` floats, row-major; rows of missed keys are zero.
+    #[napi(ts_type = "Float32Array")]
+    pub data: RawValue,
+    /// Floats per row (length of the cached vectors; 0 if every key missed).
+    pub width: u32,
+    /// Positions in `keys` that missed.
+    pub missing: Vec<u32>,
+}
+
+/// Statistics of an `AudioFeatureCache`.
+#[napi(object)]
+pub struct AudioFeatureCacheStats {
+    /// Reads that found a live entry.
+    pub hits: f64,
+    /// Reads that found nothing or an expired entry.
+    pub misses: f64,
+    /// hits / (hits + misses), 0 before any read.
+    pub hit_rate: f64,
+    /// Values stored.
+    pub sets: f64,
+    /// Entries removed to respect maxEntries or maxMemory.
+    pub evictions: f64,
+    /// Entries removed because their TTL passed.
+    pub expirations: f64,
+    /// Live entries.
+    pub entries: f64,
+    /// Bytes counted against maxMemory (values, keys, tags and per-entry overhead).
+    pub bytes: f64,
+    /// The byte limit.
+    pub max_bytes: f64,
+    /// The entry limit.
+    pub max_entries: f64,
+    /// Mean time of a read inside the native cache, in ms.
+    pub average_access_time_ms: f64,
+    /// Compute time avoided by hits on values `getOrCompute` computed, in ms.
+    pub estimated_time_saved_ms: f64,
+}
+
+type Computed = std::result::Result<CacheValue, Failure>;
+
+/// A memory-bounded, off-heap cache of audio features.
+#[napi]
+pub struct AudioFeatureCache {
+    cache: FeatureCache,
+    flights: SingleFlight<Computed>,
+}
+
+fn ttl_option(env: &Env, name: &str, ttl: Option<f64>) -> Result<Ttl> {
+    Ok(match ttl {
+        None => Ttl::Default,
+        Some(ms) => match millis_option(env, name, ms)? {
+            Duration::ZERO => Ttl::Never,
+            d => Ttl::After(d),
+        },
+    })
+}
+
+fn entry_options(env: &Env, options: Option<SetOptions>) -> Result<EntryOptions> {
+    let options = options.unwrap_or(SetOptions {
+        ttl: None,
+        tags: None,
+    });
+    Ok(EntryOptions {
+        ttl: ttl_option(env, "ttl", options.ttl)?,
+        tags: options.tags.unwrap_or_default(),
+        compute_cost: Duration::ZERO,
+    })
+}
+
+fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
+    let read = unsafe { from_js(env.raw(), value.raw()) }?;
+    read.map_err(|why| type_error(env, INVALID_ARG_TYPE, why))
+}
+
+/// Why a shared computation failed: a JS rejection, or a value the cache refuses.
+#[derive(Clone)]
+enum Failure {
+    Rejected(Arc<Error>),
+    Refused(String),
+}
+
+impl Failure {
+    /// The error to reject with; on the JS thread, a rejection keeps its JS object.
+    fn into_error(self, env: &Env) -> Error {
+        match self {
+            Failure::Rejected(e) => e.try_clone().unwrap_or_else(|c| c),
+            Failure::Refused(why) => type_error(env, INVALID_ARG_TYPE, why),
+        }
+    }
+}
+
+#[napi]
+impl AudioFeatureCache {
+    /// Creates a cache. Every option has a default; bad values throw a RangeError.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, options: Option<AudioFeatureCacheOptions>) -> Result<Self> {
+        let mut config = CacheConfig::with_system_defaults();
+        if let Some(o) = options {
+            if let Some(n) = o.max_entries {
+                config.max_entries = integer_option(&env, "maxEntries", n, 1.0, 4_294_967_295.0)?;
+            }
+            if let Some(size) = &o.max_memory {
+                config.max_bytes = size_option(&env, "maxMemory", size)?;
+                if config.max_bytes == 0 {
+                    return Err(range_error(
+                        &env,
+                        OUT_OF_RANGE,
+                        "maxMemory must be greater than 0",
+                    ));
+                }
+            }
+            if let Some(ms) = o.ttl {
+                let d = millis_option(&env, "ttl", ms)?;
+                config.default_ttl = (!d.is_zero()).then_some(d);
+            }
+            if let Some(p) = o.policy {
+                config.policy = p.into();
+            }
+            if let Some(w) = o.enable_warming {
+                config.enable_warming = w;
+            }
+        }
+        Ok(AudioFeatureCache {
+            cache: FeatureCache::new(config),
+            flights: SingleFlight::default(),
+        })
+    }
+
+    /// The value under `key`, as a fresh copy, or undefined (missing or expired).
+    #[napi(catch_unwind, ts_return_type = "CacheValue | undefined")]
+    pub fn get(&self, key: String) -> MaybeCached {
+        MaybeCached(self.cache.get(&key))
+    }
+
+    /// Stores a copy of `value` under `key`, evicting by policy to stay
+    /// within maxEntries and maxMemory. A value that alone exceeds maxMemory
+    /// throws a RangeError with code 'E_TOO_LARGE' and evicts nothing.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "key: string, value: CacheValue, options?: SetOptions | undefined | null"
+    )]
+    pub fn set(
+        &self,
+        env: Env,
+        key: String,
+        value: Unknown,
+        options: Option<SetOptions>,
+    ) -> Result<()> {
+        let value = js_value(&env, value)?;
+        let options = entry_options(&env, options)?;
+        self.cache
+            .insert(&key, value, options)
+            .map_err(|e| range_error(&env, e.code(), e.to_string()))
+    }
+
+    /// Whether `key` holds a live entry (not counted as a read).
+    #[napi(catch_unwind)]
+    pub fn has(&self, key: String) -> bool {
+        self.cache.contains(&key)
+    }
+
+    /// Removes `key`; true if it held a live entry.
+    #[napi(catch_unwind)]
+    pub fn delete(&self, key: String) -> bool {
+        self.cache.remove(&key)
+    }
+
+    /// Removes every entry (statistics are kept).
+    #[napi(catch_unwind)]
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+
+    /// Number of entries held.
+    #[napi(getter, catch_unwind)]
+    pub fn size(&self) -> u32 {
+        self.cache.len() as u32
+    }
+
+    /// Keys of the live entries.
+    #[napi(catch_unwind)]
+    pub fn keys(&self) -> Vec<String> {
+        self.cache.keys()
+    }
+
+    /// Values of many keys (undefined where missing), read under one lock.
+    #[napi(catch_unwind, ts_return_type = "Array<CacheValue | undefined>")]
+    pub fn get_many(&self, keys: Vec<String>) -> Vec<MaybeCached> {
+        self.cache
+            .get_many(keys.iter().map(String::as_str))
+            .into_iter()
+            .map(MaybeCached)
+            .collect()
+    }
+
+    /// Reads Float32 vectors of equal length into one row-major
+    /// Float32Array, the shape a model's input batch wants; missed keys get
+    /// zero rows and are listed in `missing`.
+    #[napi(catch_unwind)]
+    pub fn get_many_packed(&self, env: Env, keys: Vec<String>) -> Result<PackedRows> {
+        let values = self.cache.get_many(keys.iter().map(String::as_str));
+        let width =
+            packed_width(&values).map_err(|e| type_error(&env, INVALID_ARG_TYPE, e.to_string()))?;
+        let mut missing = Vec::new();
+        let data = unsafe {
+            new_float32_array(env.raw(), width * values.len(), |out| {
+                missing = pack_rows(&values, width, out);
+            })?
+        };
+        Ok(PackedRows {
+            data: RawValue(data),
+            width: width as u32,
+            missing,
+        })
+    }
+
+    /// Stores many `[key, value]` pairs with shared options. Every value is
+    /// checked first: if one is refused, none is stored. Returns the count stored.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "entries: Array<[string, CacheValue]>, options?: SetOptions | undefined | null"
+    )]
+    pub fn set_many(
+        &self,
+        env: Env,
+        entries: Vec<Object>,
+        options: Option<SetOptions>,
+    ) -> Result<u32> {
+        let options = entry_options(&env, options)?;
+        let max_bytes = self.cache.config().max_bytes;
+        let mut parsed = Vec::with_capacity(entries.len());
+        for (i, pair) in entries.iter().enumerate() {
+            if !pair.is_array()? || pair.get_array_length()? < 2 {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    format!("entries[{i}] must be a [key, value] pair"),
+                ));
+            }
+            let key: Unknown = pair.get_element(0)?;
+            if key.get_type()? != napi::ValueType::String {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    format!("entries[{i}][0] must be a string key"),
+                ));
+            }
+            let key: String = unsafe { key.cast()? };
+            let value = js_value(&env, pair.get_element(1)?)?;
+            let weight = super::Store::weight_of(&key, &value, &options.tags);
+            if weight > max_bytes {
+                let e = super::CacheError::TooLarge {
+                    key,
+                    bytes: weight,
+                    max_bytes,
+                };
+                return Err(range_error(&env, e.code(), e.to_string()));
+            }
+            parsed.push((key, value));
+        }
+        let count = parsed.len() as u32;
+        for (key, value) in parsed {
+            self.cache
+                .insert(&key, value, options.clone())
+                .map_err(|e| range_error(&env, e.code(), e.to_string()))?;
+        }
+        Ok(count)
+    }
+
+    /// The cached value of `key`, or the value `compute()` returns (sync or
+    /// async), stored with `options`. Concurrent calls for one missing key
+    /// share one `compute` call and its result or rejection; a rejection is
+    /// not cached. The compute time counts towards `estimatedTimeSavedMs`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "key: string, compute: () => CacheValue | Promise<CacheValue>, options?: SetOptions | undefined | null",
+        ts_return_type = "Promise<CacheValue>"
+    )]
+    pub fn get_or_compute<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        compute: Function<'env, (), Produced>,
+        options: Option<SetOptions>,
+    ) -> Result<PromiseRaw<'env, CachedValueOut>> {
+        if let Some(value) = self.cache.get(&key) {
+            return PromiseRaw::resolve(env, CachedValueOut(value));
+        }
+        let mut options = entry_options(env, options)?;
+        let flight = match self.flights.get(&key) {
+            Some(flight) => flight,
+            None => {
+                let started = Instant::now();
+                let pending = match compute.call(()) {
+                    Err(e) => return PromiseRaw::reject(env, e),
+                    Ok(Produced::Ready(Err(why))) => {
+                        return PromiseRaw::reject(env, type_error(env, INVALID_ARG_TYPE, why))
+                    }
+                    Ok(Produced::Ready(Ok(value))) => {
+                        options.compute_cost = started.elapsed();
+                        // A value too large to cache is still the caller's result.
+                        let _ = self.cache.insert(&key, value.clone(), options);
+                        return PromiseRaw::resolve(env, CachedValueOut(value));
+                    }
+                    Ok(Produced::Pending(pending)) => pending,
+                };
+                let cache = self.cache.clone();
+                let owned_key = key.clone();
+                self.flights
+                    .join_or_start(&key, move || async move {
+                        let value = match pending.await {
+                            Ok(read) => read.0.map_err(Failure::Refused)?,
+                            Err(e) => return Err(Failure::Rejected(Arc::new(e))),
+                        };
+                        options.compute_cost = started.elapsed();
+                        // A value too large to cache is still the caller's result.
+                        let _ = cache.insert(&owned_key, value.clone(), options);
+                        Ok(value)
+                    })
+                    .0
+            }
+        };
+        // Settle on the JS thread, where a shared JS rejection can be handed
+        // to every caller as the same error object.
+        env.spawn_future_with_callback(async move { Ok(flight.await) }, |env, computed| {
+            computed.map(CachedValueOut).map_err(|f| f.into_error(env))
+        })
+    }
+
+    /// Loads the keys not yet cached with `loader(key)` (sync or async), at
+    /// most `concurrency` at a time. Failures are reported, not thrown. With
+    /// `enableWarming: false` nothing is loaded and `enabled` is false.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "keys: string[], loader: (key: string) => CacheValue | Promise<CacheValue>, options?: WarmOptions | undefined | null",
+        ts_return_type = "Promise<WarmResult>"
+    )]
+    pub fn warm<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<String>,
+        loader: Function<'env, String, Produced>,
+        options: Option<WarmOptions>,
+    ) -> Result<PromiseRaw<'env, WarmResult>> {
+        let started = Instant::now();
+        let mut unique = hashbrown::HashSet::new();
+        let keys: Vec<String> = keys
+            .into_iter()
+            .filter(|k| unique.insert(k.clone()))
+            .collect();
+        if !self.cache.config().enable_warming {
+            return PromiseRaw::resolve(
+                env,
+                WarmResult {
+                    enabled: false,
+                    loaded: 0,
+                    skipped: keys.len() as u32,
+                    failed: 0,
+                    errors: vec![],
+                    duration_ms: 0.0,
+                },
+            );
+        }
+        let (concurrency, entry) = match options {
+            Some(o) => (
+                match o.concurrency {
+                    Some(c) => integer_option(env, "concurrency", c, 1.0, 1024.0)? as usize,
+                    None => 4,
+                },
+                entry_options(
+                    env,
+                    Some(SetOptions {
+                        ttl: o.ttl,
+                        tags: o.tags,
+                    }),
+                )?,
+            ),
+            None => (4, EntryOptions::default()),
+        };
+        let (todo, cached): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| !self.cache.contains(k));
+        let loader: ThreadsafeFunction<String, Produced, String, Status, false> = loader
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .build()?;
+        let loader = Arc::new(loader);
+        let cache = self.cache.clone();
+        env.spawn_future(async move {
+            let outcomes: Vec<(String, std::result::Result<(), String>)> =
+                futures::stream::iter(todo)
+                    .map(|key| {
+                        let loader = Arc::clone(&loader);
+                        let cache = cache.clone();
+                        let mut entry = entry.clone();
+                        async move {
+                            let began = Instant::now();
+                            let loaded = match loader.call_async_catch(key.clone()).await {
+                                Ok(Produced::Pending(pending)) => {
+                                    pending.await.map_err(|e| e.reason).and_then(|v| v.0)
+                                }
+                                Ok(Produced::Ready(v)) => v,
+                                Err(e) => Err(e.reason),
+                            };
+                            let stored = loaded.and_then(|value| {
+                                entry.compute_cost = began.elapsed();
+                                cache.insert(&key, value, entry).map_err(|e| e.to_string())
+                            });
+                            (key, stored)
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+            let errors: Vec<WarmFailure> = outcomes
+                .iter()
+                .filter_map(|(key, r)| {
+                    r.as_ref().err().map(|m| WarmFailure {
+                        key: key.clone(),
+                        message: m.clone(),
+                    })
+                })
+                .collect();
+            Ok(WarmResult {
+                enabled: true,
+                loaded: (outcomes.len() - errors.len()) as u32,
+                skipped: cached.len() as u32,
+                failed: errors.len() as u32,
+                errors,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            })
+        })
+    }
+
+    /// Removes every entry with `tag`, or whose key starts with `prefix`;
+    /// returns how many were removed.
+    #[napi(catch_unwind)]
+    pub fn invalidate(&self, env: Env, options: InvalidateOptions) -> Result<u32> {
+        let what = match (options.tag, options.prefix) {
+            (Some(tag), None) => Invalidation::Tag(tag),
+            (None, Some(prefix)) => Invalidation::Prefix(prefix),
+            _ => {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    "invalidate needs exactly one of { tag } or { prefix }",
+                ))
+            }
+        };
+        Ok(self.cache.invalidate(&what) as u32)
+    }
+
+    /// Hit, miss, eviction and memory statistics.
+    #[napi(catch_unwind)]
+    pub fn get_stats(&self) -> AudioFeatureCacheStats {
+        let s = self.cache.stats();
+        let c = &s.counters;
+        AudioFeatureCacheStats {
+            hits: c.hits as f64,
+            misses: c.misses as f64,
+            hit_rate: s.hit_rate(),
+            sets: c.inserts as f64,
+            evictions: c.evictions as f64,
+            expirations: c.expirations as f64,
+            entries: s.entries as f64,
+            bytes: s.bytes as f64,
+            max_bytes: s.max_bytes as f64,
+            max_entries: s.max_entries as f64,
+            average_access_time_ms: s.average_access_time().as_secs_f64() * 1000.0,
+            estimated_time_saved_ms: c.time_saved.as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Zeroes the counters of `getStats` (entries are kept).
+    #[napi(catch_unwind)]
+    pub fn reset_stats(&self) {
+        self.cache.reset_stats();
+    }
+
+    /// A stable content key for audio samples and the parameters used on
+    /// them: 32 hex digits, independent of the order of object keys.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "audio: Float32Array | Float64Array | Int16Array | Uint8Array | Buffer, params?: Record<string, unknown>"
+    )]
+    pub fn key_for(env: Env, audio: Unknown, params: Option<serde_json::Value>) -> Result<String> {
+        let (element, bytes) = typed_bytes(&env, &audio)?;
+        Ok(content_key(element, bytes, params.as_ref()))
+    }
+}
+
+/// The element type name and bytes of a typed array, without copying.
+fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Result<(&'static str, &'a [u8])> {
+    let mut is_typed = false;
+    unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) };
+    if !is_typed {
+        return Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            "audio must be a typed array such as Float32Array",
+        ));
+    }
+    let mut kind = 0;
+    let mut len = 0usize;
+    let mut data = std::ptr::null_mut();
+    let mut buffer = std::ptr::null_mut();
+    let mut offset = 0usize;
+    unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            value.raw(),
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut buffer,
+            &mut offset,
+        )
+    };
+    use sys::TypedarrayType as T;
+    let (name, size) = match kind {
+        T::int8_array => ("i8", 1),
+        T::uint8_array | T::uint8_clamped_array => ("u8", 1),
+        T::int16_array => ("i16", 2),
+        T::uint16_array => ("u16", 2),
+        T::int32_array => ("i32", 4),
+        T::uint32_array => ("u32", 4),
+        T::float32_array => ("f32", 4),
+        T::float64_array => ("f64", 8),
+        T::bigint64_array => ("i64", 8),
+        T::biguint64_array => ("u64", 8),
+        _ => ("bytes", 1),
+    };
+    let bytes = if data.is_null() || len == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(data as *const u8, len * size) }
+    };
+    Ok((name, bytes))
+}
+
+/// Installs the fast read path when the module loads.
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    fast_path::install(&env, &exports)
+}

@@ -1,0 +1,48 @@
+//! Values a cache holds: typed-array samples or serialised JSON, kept in Rust
+//! memory. Each variant is one shared allocation, so cloning a value is a
+//! reference-count bump and reading it touches one block of memory.
+
+use std::sync::Arc;
+
+/// A cached value. Typed arrays keep their element type so a read gives back
+/// the same kind of array; JSON values are stored as their serialised text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheValue {
+    /// A `Float32Array`.
+    Float32(Arc<[f32]>),
+    /// A `Float64Array`.
+    Float64(Arc<[f64]>),
+    /// An `Int16Array`.
+    Int16(Arc<[i16]>),
+    /// A `Uint8Array`.
+    Uint8(Arc<[u8]>),
+    /// A Node.js `Buffer`.
+    Buffer(Arc<[u8]>),
+    /// A JSON-serialisable value, stored as its JSON text.
+    Json(Arc<str>),
+}
+
+impl CacheValue {
+    /// Bytes of payload the value occupies.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            CacheValue::Float32(v) => std::mem::size_of_val::<[f32]>(v),
+            CacheValue::Float64(v) => std::mem::size_of_val::<[f64]>(v),
+            CacheValue::Int16(v) => std::mem::size_of_val::<[i16]>(v),
+            CacheValue::Uint8(v) | CacheValue::Buffer(v) => v.len(),
+            CacheValue::Json(s) => s.len(),
+        }
+    }
+
+    /// The value's kind as users name it (`"Float32Array"`, `"json"`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CacheValue::Float32(_) => "Float32Array",
+            CacheValue::Float64(_) => "Float64Array",
+            CacheValue::Int16(_) => "Int16Array",
+            CacheValue::Uint8(_) => "Uint8Array",
+            CacheValue::Buffer(_) => "Buffer",
+            CacheValue::Json(_) => "json",
+        }
+    }
+}

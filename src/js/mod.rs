@@ -1,0 +1,7 @@
+//! Helpers shared by the napi bindings: JS errors with codes, option
+//! parsing and value conversion. The capability bindings live beside their
+//! cores (`cache::js`, ...).
+
+pub mod errors;
+pub mod options;
+pub mod value;

@@ -1,0 +1,42 @@
+//! Validation of numeric and size options, shared by every class.
+
+use napi::{Either, Env, Result};
+
+use super::errors::{range_error, OUT_OF_RANGE};
+use crate::memory::{bytes_from_number, parse_size};
+
+/// A size given as a byte count or a string such as "512MB".
+pub type SizeInput = Either<f64, String>;
+
+/// Parses a size option into bytes; `name` appears in the error.
+pub fn size_option(env: &Env, name: &str, value: &SizeInput) -> Result<u64> {
+    let parsed = match value {
+        Either::A(n) => bytes_from_number(*n),
+        Either::B(s) => parse_size(s),
+    };
+    parsed.map_err(|e| range_error(env, OUT_OF_RANGE, format!("{name}: {e}")))
+}
+
+/// A whole number in `min..=max`; `name` appears in the error.
+pub fn integer_option(env: &Env, name: &str, value: f64, min: f64, max: f64) -> Result<u64> {
+    if !value.is_finite() || value.fract() != 0.0 || value < min || value > max {
+        return Err(range_error(
+            env,
+            OUT_OF_RANGE,
+            format!("{name} must be a whole number from {min} to {max}, got {value}"),
+        ));
+    }
+    Ok(value as u64)
+}
+
+/// A duration in milliseconds, finite and not negative; `name` appears in the error.
+pub fn millis_option(env: &Env, name: &str, value: f64) -> Result<std::time::Duration> {
+    if !value.is_finite() || value < 0.0 {
+        return Err(range_error(
+            env,
+            OUT_OF_RANGE,
+            format!("{name} must be a finite number of milliseconds >= 0, got {value}"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(value / 1000.0))
+}

@@ -1,0 +1,362 @@
+//! Conversion between JS values and `CacheValue`: typed arrays are copied
+//! into Rust memory (off the V8 heap) and back into fresh arrays of the same
+//! type; other values go through `JSON.stringify` / `JSON.parse`.
+
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue};
+use napi::{sys, Error, Result, Status, ValueType};
+
+use crate::cache::CacheValue;
+
+fn check(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), what.to_string()))
+    }
+}
+
+/// Type names users see in errors.
+const SUPPORTED: &str =
+    "Float32Array, Float64Array, Int16Array, Uint8Array, Buffer or a JSON-serialisable value";
+
+/// Copies `len` elements at `data` into a boxed slice (empty when `data` is null).
+unsafe fn copy_elements<T: Copy>(data: *const std::ffi::c_void, len: usize) -> Arc<[T]> {
+    if data.is_null() || len == 0 {
+        return Arc::new([]);
+    }
+    std::slice::from_raw_parts(data.cast::<T>(), len).into()
+}
+
+/// Why a JS value cannot be cached (becomes a `TypeError` where an `Env` is at hand).
+pub type Refusal = String;
+
+/// Reads a JS value as a cache value, copying typed-array bytes. The outer
+/// error is a failed N-API call; the inner one a value the cache refuses.
+///
+/// # Safety
+/// `env` and `value` must be live handles of the current call.
+pub unsafe fn from_js(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> Result<std::result::Result<CacheValue, Refusal>> {
+    let mut is_typed = false;
+    check(
+        sys::napi_is_typedarray(env, value, &mut is_typed),
+        "napi_is_typedarray",
+    )?;
+    if is_typed {
+        let mut kind = 0;
+        let mut len = 0usize;
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        let mut offset = 0usize;
+        check(
+            sys::napi_get_typedarray_info(
+                env,
+                value,
+                &mut kind,
+                &mut len,
+                &mut data,
+                &mut buffer,
+                &mut offset,
+            ),
+            "napi_get_typedarray_info",
+        )?;
+        let data = data as *const std::ffi::c_void;
+        return Ok(Ok(match kind {
+            sys::TypedarrayType::uint8_array if is_node_buffer(env, value)? => {
+                CacheValue::Buffer(copy_elements(data, len))
+            }
+            sys::TypedarrayType::uint8_array => CacheValue::Uint8(copy_elements(data, len)),
+            sys::TypedarrayType::float32_array => CacheValue::Float32(copy_elements(data, len)),
+            sys::TypedarrayType::float64_array => CacheValue::Float64(copy_elements(data, len)),
+            sys::TypedarrayType::int16_array => CacheValue::Int16(copy_elements(data, len)),
+            _ => {
+                return Ok(Err(format!(
+                    "this typed array type cannot be cached; use {SUPPORTED}"
+                )))
+            }
+        }));
+    }
+    let mut kind = 0;
+    check(sys::napi_typeof(env, value, &mut kind), "napi_typeof")?;
+    match kind {
+        sys::ValueType::napi_undefined
+        | sys::ValueType::napi_function
+        | sys::ValueType::napi_symbol
+        | sys::ValueType::napi_bigint
+        | sys::ValueType::napi_external => {
+            let name = ValueType::from(kind);
+            return Ok(Err(format!(
+                "a value of type {name} cannot be cached; use {SUPPORTED}"
+            )));
+        }
+        _ => {}
+    }
+    let text = match json_call(env, c"stringify", value) {
+        Ok(text) => text,
+        Err(e) => {
+            return Ok(Err(format!(
+                "value is not JSON-serialisable ({}); use {SUPPORTED}",
+                e.reason
+            )))
+        }
+    };
+    let mut kind = 0;
+    check(sys::napi_typeof(env, text, &mut kind), "napi_typeof")?;
+    if kind != sys::ValueType::napi_string {
+        return Ok(Err(format!("value has no JSON form; use {SUPPORTED}")));
+    }
+    let text = String::from_napi_value(env, text)?;
+    Ok(Ok(CacheValue::Json(text.into())))
+}
+
+/// Whether a Uint8Array is a Node.js `Buffer` (`napi_is_buffer` accepts any Uint8Array).
+unsafe fn is_node_buffer(env: sys::napi_env, value: sys::napi_value) -> Result<bool> {
+    let mut global = ptr::null_mut();
+    check(sys::napi_get_global(env, &mut global), "napi_get_global")?;
+    let mut buffer_class = ptr::null_mut();
+    check(
+        sys::napi_get_named_property(env, global, c"Buffer".as_ptr(), &mut buffer_class),
+        "Buffer",
+    )?;
+    let mut result = false;
+    check(
+        sys::napi_instanceof(env, value, buffer_class, &mut result),
+        "napi_instanceof",
+    )?;
+    Ok(result)
+}
+
+/// Calls `JSON[method](arg)`; a JS exception becomes an `Err` and is cleared.
+unsafe fn json_call(
+    env: sys::napi_env,
+    method: &std::ffi::CStr,
+    arg: sys::napi_value,
+) -> Result<sys::napi_value> {
+    let mut global = ptr::null_mut();
+    check(sys::napi_get_global(env, &mut global), "napi_get_global")?;
+    let mut json = ptr::null_mut();
+    check(
+        sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
+        "JSON",
+    )?;
+    let mut func = ptr::null_mut();
+    check(
+        sys::napi_get_named_property(env, json, method.as_ptr(), &mut func),
+        "JSON method",
+    )?;
+    let mut result = ptr::null_mut();
+    let status = sys::napi_call_function(env, json, func, 1, [arg].as_ptr(), &mut result);
+    if status == sys::Status::napi_pending_exception {
+        let mut exception = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exception);
+        let message =
+            String::from_napi_value(env, coerce_to_string(env, exception)).unwrap_or_default();
+        return Err(Error::new(Status::GenericFailure, message));
+    }
+    check(status, "JSON call")?;
+    Ok(result)
+}
+
+unsafe fn coerce_to_string(env: sys::napi_env, value: sys::napi_value) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    sys::napi_coerce_to_string(env, value, &mut out);
+    out
+}
+
+/// Creates a `Float32Array` of `len` elements in V8-managed memory and lets
+/// `fill` write all of it (one allocation, no external buffer to finalize).
+///
+/// # Safety
+/// `env` must be the live environment of the current call.
+pub unsafe fn new_float32_array(env: sys::napi_env, len: usize, fill: impl FnOnce(&mut [f32])) -> Result<sys::napi_value> {
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    check(sys::napi_create_arraybuffer(env, len * 4, &mut data, &mut buffer), "napi_create_arraybuffer")?;
+    let out: &mut [f32] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data.cast::<f32>(), len) };
+    fill(out);
+    let mut array = ptr::null_mut();
+    check(sys::napi_create_typedarray(env, sys::TypedarrayType::float32_array, len, buffer, 0, &mut array), "napi_create_typedarray")?;
+    Ok(array)
+}
+
+/// Creates a fresh typed array of `kind` holding a copy of `bytes`.
+unsafe fn typed_array(
+    env: sys::napi_env,
+    kind: sys::napi_typedarray_type,
+    bytes: &[u8],
+    element: usize,
+) -> Result<sys::napi_value> {
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    check(
+        sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut buffer),
+        "napi_create_arraybuffer",
+    )?;
+    if !bytes.is_empty() {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
+    }
+    let mut array = ptr::null_mut();
+    check(
+        sys::napi_create_typedarray(env, kind, bytes.len() / element, buffer, 0, &mut array),
+        "napi_create_typedarray",
+    )?;
+    Ok(array)
+}
+
+fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: plain numeric element types have no padding or invalid bit patterns.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// Builds a fresh JS value from a cache value.
+///
+/// # Safety
+/// `env` must be the live environment of the current call.
+pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_value> {
+    use sys::TypedarrayType as T;
+    match value {
+        CacheValue::Float32(v) => typed_array(env, T::float32_array, as_bytes(v), 4),
+        CacheValue::Float64(v) => typed_array(env, T::float64_array, as_bytes(v), 8),
+        CacheValue::Int16(v) => typed_array(env, T::int16_array, as_bytes(v), 2),
+        CacheValue::Uint8(v) => typed_array(env, T::uint8_array, v, 1),
+        CacheValue::Buffer(v) => {
+            let mut data = ptr::null_mut();
+            let mut buffer = ptr::null_mut();
+            check(
+                sys::napi_create_buffer_copy(
+                    env,
+                    v.len(),
+                    v.as_ptr().cast(),
+                    &mut data,
+                    &mut buffer,
+                ),
+                "napi_create_buffer_copy",
+            )?;
+            Ok(buffer)
+        }
+        CacheValue::Json(text) => {
+            let text = String::to_napi_value(env, text.to_string())?;
+            json_call(env, c"parse", text)
+        }
+    }
+}
+
+/// A value taken from JS for the cache (a resolved promise's value), or why it was refused.
+pub struct JsCacheValue(pub std::result::Result<CacheValue, Refusal>);
+
+/// What a user callback gave for the cache: a value, or a promise of one.
+pub enum Produced {
+    /// A value returned directly, or why it was refused.
+    Ready(std::result::Result<CacheValue, Refusal>),
+    /// A promise; its value is converted on the JS thread when it resolves.
+    Pending(napi::bindgen_prelude::Promise<JsCacheValue>),
+}
+
+impl FromNapiValue for Produced {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut is_promise = false;
+        check(
+            sys::napi_is_promise(env, value, &mut is_promise),
+            "napi_is_promise",
+        )?;
+        if is_promise {
+            napi::bindgen_prelude::Promise::from_napi_value(env, value).map(Produced::Pending)
+        } else {
+            from_js(env, value).map(Produced::Ready)
+        }
+    }
+}
+
+impl TypeName for Produced {
+    fn type_name() -> &'static str {
+        "CacheValue | Promise<CacheValue>"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ValidateNapiValue for Produced {
+    unsafe fn validate(_env: sys::napi_env, _value: sys::napi_value) -> Result<sys::napi_value> {
+        Ok(ptr::null_mut())
+    }
+}
+
+impl FromNapiValue for JsCacheValue {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        from_js(env, value).map(JsCacheValue)
+    }
+}
+
+impl TypeName for JsCacheValue {
+    fn type_name() -> &'static str {
+        "CacheValue"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+/// A cached value handed back to JS as a fresh copy.
+pub struct CachedValueOut(pub CacheValue);
+
+/// A cache read handed back to JS: a fresh copy, or `undefined` on a miss.
+pub struct MaybeCached(pub Option<CacheValue>);
+
+impl ToNapiValue for MaybeCached {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        match value.0 {
+            Some(v) => to_js(env, &v),
+            None => {
+                let mut undefined = ptr::null_mut();
+                check(
+                    sys::napi_get_undefined(env, &mut undefined),
+                    "napi_get_undefined",
+                )?;
+                Ok(undefined)
+            }
+        }
+    }
+}
+
+impl ToNapiValue for CachedValueOut {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        to_js(env, &value.0)
+    }
+}
+
+impl TypeName for CachedValueOut {
+    fn type_name() -> &'static str {
+        "CacheValue"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+/// A JS value built by raw N-API calls, returned as is.
+pub struct RawValue(pub sys::napi_value);
+
+impl ToNapiValue for RawValue {
+    unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+impl TypeName for RawValue {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}

@@ -1,0 +1,9 @@
+//! gama-native: the native performance core for TypeScript audio-AI
+//! orchestration. Each capability is a plain Rust module; its `js` submodule
+//! is the thin napi-rs binding.
+
+#![deny(clippy::all)]
+
+pub mod cache;
+mod js;
+pub mod memory;
