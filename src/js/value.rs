@@ -173,14 +173,35 @@ unsafe fn coerce_to_string(env: sys::napi_env, value: sys::napi_value) -> sys::n
 ///
 /// # Safety
 /// `env` must be the live environment of the current call.
-pub unsafe fn new_float32_array(env: sys::napi_env, len: usize, fill: impl FnOnce(&mut [f32])) -> Result<sys::napi_value> {
+pub unsafe fn new_float32_array(
+    env: sys::napi_env,
+    len: usize,
+    fill: impl FnOnce(&mut [f32]),
+) -> Result<sys::napi_value> {
     let mut data = ptr::null_mut();
     let mut buffer = ptr::null_mut();
-    check(sys::napi_create_arraybuffer(env, len * 4, &mut data, &mut buffer), "napi_create_arraybuffer")?;
-    let out: &mut [f32] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data.cast::<f32>(), len) };
+    check(
+        sys::napi_create_arraybuffer(env, len * 4, &mut data, &mut buffer),
+        "napi_create_arraybuffer",
+    )?;
+    let out: &mut [f32] = if len == 0 {
+        &mut []
+    } else {
+        std::slice::from_raw_parts_mut(data.cast::<f32>(), len)
+    };
     fill(out);
     let mut array = ptr::null_mut();
-    check(sys::napi_create_typedarray(env, sys::TypedarrayType::float32_array, len, buffer, 0, &mut array), "napi_create_typedarray")?;
+    check(
+        sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::float32_array,
+            len,
+            buffer,
+            0,
+            &mut array,
+        ),
+        "napi_create_typedarray",
+    )?;
     Ok(array)
 }
 

@@ -18,7 +18,9 @@ use super::{
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::options::{integer_option, millis_option, size_option, SizeInput};
-use crate::js::value::{from_js, new_float32_array, CachedValueOut, MaybeCached, Produced, RawValue};
+use crate::js::value::{
+    from_js, new_float32_array, CachedValueOut, MaybeCached, Produced, RawValue,
+};
 
 /// Eviction policy of an `AudioFeatureCache`.
 #[napi(string_enum = "lowercase")]
