@@ -42,13 +42,13 @@ export declare class AudioFeatureCache {
   /** Keys of the live entries. */
   keys(): Array<string>
   /** Values of many keys (undefined where missing), read under one lock. */
-  getMany(keys: Array<string>): Array<CacheValue | undefined>
+  getMany(keys: string[]): Array<CacheValue | undefined>
   /**
    * Reads Float32 vectors of equal length into one row-major
    * Float32Array, the shape a model's input batch wants; missed keys get
    * zero rows and are listed in `missing`.
    */
-  getManyPacked(keys: Array<string>): PackedRows
+  getManyPacked(keys: string[]): PackedRows
   /**
    * Stores many `[key, value]` pairs with shared options. Every value is
    * checked first: if one is refused, none is stored. Returns the count stored.

@@ -15,6 +15,21 @@ function measure(args, nodeFlags = []) {
   return JSON.parse(out);
 }
 
+/**
+ * Throughput `field` of a workload for gama-native and its peer: best of
+ * `runs` processes each, alternating, since this machine is shared and noisy.
+ */
+function duel(workload, field, runs = 3) {
+  const best = { gama: null, lru: null };
+  for (let r = 0; r < runs; r++) {
+    for (const [side, lib] of [['gama', 'gama'], ['lru', 'lru-cache']]) {
+      const m = measure([workload, lib]);
+      if (!best[side] || m[field] > best[side][field]) best[side] = m;
+    }
+  }
+  return best;
+}
+
 const fmt = (n, digits = 2) => (n >= 1e6 ? `${(n / 1e6).toFixed(digits)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(digits));
 const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
@@ -22,11 +37,11 @@ async function run() {
   const results = {};
   const line = (text) => console.log(`cache  ${text}`);
 
-  const get = { gama: measure(['get', 'gama']), lru: measure(['get', 'lru-cache']) };
+  const get = duel('get', 'opsPerSec');
   results.get = get;
   line(`get 128-float vector, 10k keys, random order: gama-native ${fmt(get.gama.opsPerSec)} gets/s | lru-cache ${fmt(get.lru.opsPerSec)} gets/s | ratio ${(get.gama.opsPerSec / get.lru.opsPerSec).toFixed(2)}x (goal >= 2M gets/s)`);
 
-  const packed = { gama: measure(['packed', 'gama']), lru: measure(['packed', 'lru-cache']) };
+  const packed = duel('packed', 'batchesPerSec');
   results.packed = packed;
   line(`packed read 64 keys x 128 floats into one Float32Array: gama-native getManyPacked ${fmt(packed.gama.batchesPerSec)} batches/s | lru-cache 64 gets + pack ${fmt(packed.lru.batchesPerSec)} batches/s | ratio ${(packed.gama.batchesPerSec / packed.lru.batchesPerSec).toFixed(2)}x (goal >= 1.5x)`);
 

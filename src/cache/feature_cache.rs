@@ -71,10 +71,10 @@ impl FeatureCache {
     }
 
     /// Reads many keys under one lock; `None` where a key missed.
-    pub fn get_many<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<CacheValue>> {
+    pub fn get_many(&self, keys: &[&str]) -> Vec<Option<CacheValue>> {
         let started = Instant::now();
         let mut store = self.shared.store.lock();
-        let values: Vec<_> = keys.into_iter().map(|k| store.get(k)).collect();
+        let values = store.get_many(keys);
         if !values.is_empty() {
             let per_read = started.elapsed() / values.len() as u32;
             store.record_access_time(per_read);

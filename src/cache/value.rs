@@ -34,6 +34,17 @@ impl CacheValue {
         }
     }
 
+    /// Address of the first payload byte (for prefetching).
+    pub fn data_ptr(&self) -> *const u8 {
+        match self {
+            CacheValue::Float32(v) => v.as_ptr().cast(),
+            CacheValue::Float64(v) => v.as_ptr().cast(),
+            CacheValue::Int16(v) => v.as_ptr().cast(),
+            CacheValue::Uint8(v) | CacheValue::Buffer(v) => v.as_ptr(),
+            CacheValue::Json(s) => s.as_ptr(),
+        }
+    }
+
     /// The value's kind as users name it (`"Float32Array"`, `"json"`, ...).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -3,5 +3,6 @@
 //! cores (`cache::js`, ...).
 
 pub mod errors;
+pub mod keys;
 pub mod options;
 pub mod value;

@@ -168,8 +168,9 @@ unsafe fn coerce_to_string(env: sys::napi_env, value: sys::napi_value) -> sys::n
     out
 }
 
-/// Creates a `Float32Array` of `len` elements in V8-managed memory and lets
-/// `fill` write all of it (one allocation, no external buffer to finalize).
+/// Creates a `Float32Array` of `len` elements and lets `fill` write all of
+/// it. The memory is a Node `Buffer`'s: V8-managed (no external buffer to
+/// finalize) and not zero-filled first, since `fill` writes every element.
 ///
 /// # Safety
 /// `env` must be the live environment of the current call.
@@ -179,25 +180,47 @@ pub unsafe fn new_float32_array(
     fill: impl FnOnce(&mut [f32]),
 ) -> Result<sys::napi_value> {
     let mut data = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
+    let mut node_buffer = ptr::null_mut();
     check(
-        sys::napi_create_arraybuffer(env, len * 4, &mut data, &mut buffer),
-        "napi_create_arraybuffer",
+        sys::napi_create_buffer(env, len * 4, &mut data, &mut node_buffer),
+        "napi_create_buffer",
     )?;
-    let out: &mut [f32] = if len == 0 {
-        &mut []
+    let mut kind = 0;
+    let mut bytes = 0usize;
+    let mut base = ptr::null_mut();
+    let mut array_buffer = ptr::null_mut();
+    let mut offset = 0usize;
+    check(
+        sys::napi_get_typedarray_info(
+            env,
+            node_buffer,
+            &mut kind,
+            &mut bytes,
+            &mut base,
+            &mut array_buffer,
+            &mut offset,
+        ),
+        "napi_get_typedarray_info",
+    )?;
+    if len > 0 {
+        if data.is_null() || !(data as usize).is_multiple_of(4) {
+            return Err(Error::new(
+                Status::GenericFailure,
+                "buffer memory is not aligned for floats",
+            ));
+        }
+        fill(std::slice::from_raw_parts_mut(data.cast::<f32>(), len));
     } else {
-        std::slice::from_raw_parts_mut(data.cast::<f32>(), len)
-    };
-    fill(out);
+        fill(&mut []);
+    }
     let mut array = ptr::null_mut();
     check(
         sys::napi_create_typedarray(
             env,
             sys::TypedarrayType::float32_array,
             len,
-            buffer,
-            0,
+            array_buffer,
+            offset,
             &mut array,
         ),
         "napi_create_typedarray",

@@ -10,6 +10,7 @@ use napi::{sys, Env, JsValue, Result};
 
 use super::AudioFeatureCache;
 use crate::cache::{CacheValue, FeatureCache};
+use crate::js::keys::read_key;
 use crate::js::value::to_js;
 
 /// Bytes of each pooled slab that reads are copied into.
@@ -130,38 +131,6 @@ fn slab_layout(value: &CacheValue) -> Option<(u8, &[u8])> {
         CacheValue::Buffer(v) => Some((4, v)),
         CacheValue::Json(_) => None,
     }
-}
-
-/// Reads a JS string into `buf` when it fits, else into a fresh String.
-/// Returns None if `value` is not a string.
-pub(crate) unsafe fn read_key<'b>(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    buf: &'b mut [u8; 256],
-) -> Option<std::borrow::Cow<'b, str>> {
-    let mut len = 0usize;
-    if sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), buf.len(), &mut len)
-        != sys::Status::napi_ok
-    {
-        return None;
-    }
-    if len + 1 < buf.len() {
-        return Some(std::borrow::Cow::Borrowed(std::str::from_utf8_unchecked(
-            &buf[..len],
-        )));
-    }
-    let mut full = 0usize;
-    sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut full);
-    let mut owned = vec![0u8; full + 1];
-    sys::napi_get_value_string_utf8(
-        env,
-        value,
-        owned.as_mut_ptr().cast(),
-        owned.len(),
-        &mut full,
-    );
-    owned.truncate(full);
-    Some(std::borrow::Cow::Owned(String::from_utf8_unchecked(owned)))
 }
 
 /// Copies `value` into `slab` at `offset` if it is a typed value of at most

@@ -17,6 +17,7 @@ use super::{
     Invalidation, PolicyKind, SingleFlight, Ttl,
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::keys::read_keys;
 use crate::js::options::{integer_option, millis_option, size_option, SizeInput};
 use crate::js::value::{
     from_js, new_float32_array, CachedValueOut, MaybeCached, Produced, RawValue,
@@ -309,21 +310,28 @@ impl AudioFeatureCache {
     }
 
     /// Values of many keys (undefined where missing), read under one lock.
-    #[napi(catch_unwind, ts_return_type = "Array<CacheValue | undefined>")]
-    pub fn get_many(&self, keys: Vec<String>) -> Vec<MaybeCached> {
-        self.cache
-            .get_many(keys.iter().map(String::as_str))
+    #[napi(
+        catch_unwind,
+        ts_args_type = "keys: string[]",
+        ts_return_type = "Array<CacheValue | undefined>"
+    )]
+    pub fn get_many(&self, env: Env, keys: Unknown) -> Result<Vec<MaybeCached>> {
+        let keys = unsafe { read_keys(&env, keys.raw(), "keys")? };
+        Ok(self
+            .cache
+            .get_many(&keys.as_strs())
             .into_iter()
             .map(MaybeCached)
-            .collect()
+            .collect())
     }
 
     /// Reads Float32 vectors of equal length into one row-major
     /// Float32Array, the shape a model's input batch wants; missed keys get
     /// zero rows and are listed in `missing`.
-    #[napi(catch_unwind)]
-    pub fn get_many_packed(&self, env: Env, keys: Vec<String>) -> Result<PackedRows> {
-        let values = self.cache.get_many(keys.iter().map(String::as_str));
+    #[napi(catch_unwind, ts_args_type = "keys: string[]")]
+    pub fn get_many_packed(&self, env: Env, keys: Unknown) -> Result<PackedRows> {
+        let keys = unsafe { read_keys(&env, keys.raw(), "keys")? };
+        let values = self.cache.get_many(&keys.as_strs());
         let width =
             packed_width(&values).map_err(|e| type_error(&env, INVALID_ARG_TYPE, e.to_string()))?;
         let mut missing = Vec::new();
