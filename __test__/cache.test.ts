@@ -271,6 +271,19 @@ test('every policy keeps working under churn', () => {
   }
 })
 
+test('sizes accept bytes or strings with decimal and binary units', () => {
+  const cases: Array<[number | string, number]> = [
+    [1024, 1024],
+    ['512MB', 512_000_000],
+    ['4GB', 4_000_000_000],
+    ['1.5GiB', 1_610_612_736],
+    ['64 KiB', 65_536],
+  ]
+  for (const [maxMemory, bytes] of cases) {
+    assert.equal(new AudioFeatureCache({ maxMemory }).getStats().maxBytes, bytes, String(maxMemory))
+  }
+})
+
 test('bad options and arguments throw clear errors', () => {
   const bad: Array<[unknown, RegExp]> = [
     [{ maxEntries: 0 }, /maxEntries/],

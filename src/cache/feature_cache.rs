@@ -55,17 +55,23 @@ impl FeatureCache {
 
     /// Reads one key, counting a hit or a miss.
     pub fn get(&self, key: &str) -> Option<CacheValue> {
+        self.get_with(key, CacheValue::clone)
+    }
+
+    /// Reads one key like `get`, lending the value to `f` under the lock
+    /// instead of cloning it (keep `f` short: it blocks other threads).
+    pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&CacheValue) -> R) -> Option<R> {
         let sampled = self
             .shared
             .reads
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(ACCESS_SAMPLE_EVERY);
         if !sampled {
-            return self.shared.store.lock().get(key);
+            return self.shared.store.lock().get_with(key, f);
         }
         let started = Instant::now();
         let mut store = self.shared.store.lock();
-        let value = store.get(key);
+        let value = store.get_with(key, f);
         store.record_access_time(started.elapsed());
         value
     }

@@ -115,9 +115,14 @@ impl Store {
     /// Reads `key`, counting a hit or a miss. An entry whose TTL has passed
     /// is removed and counts as a miss.
     pub fn get(&mut self, key: &str) -> Option<CacheValue> {
+        self.get_with(key, CacheValue::clone)
+    }
+
+    /// Reads `key` like `get`, but lends the value to `f` instead of cloning it.
+    pub fn get_with<R>(&mut self, key: &str, f: impl FnOnce(&CacheValue) -> R) -> Option<R> {
         let hash = hash_key(key);
         let slot = self.find(hash, key);
-        self.read(slot, hash)
+        self.read(slot, hash, f)
     }
 
     /// Reads many keys, as `get` does for each. The lookups are split in
@@ -148,12 +153,17 @@ impl Store {
         slots
             .into_iter()
             .zip(hashes)
-            .map(|(slot, hash)| self.read(slot, hash))
+            .map(|(slot, hash)| self.read(slot, hash, CacheValue::clone))
             .collect()
     }
 
     /// Counts and returns the read of `slot` (a miss when `None` or expired).
-    fn read(&mut self, slot: Option<Slot>, hash: u64) -> Option<CacheValue> {
+    fn read<R>(
+        &mut self,
+        slot: Option<Slot>,
+        hash: u64,
+        f: impl FnOnce(&CacheValue) -> R,
+    ) -> Option<R> {
         let Some(slot) = slot else {
             self.counters.misses += 1;
             return None;
@@ -164,7 +174,7 @@ impl Store {
             self.counters.misses += 1;
             return None;
         }
-        let value = entry.value.clone();
+        let value = f(&entry.value);
         let saved = entry.compute_cost;
         self.counters.hits += 1;
         self.counters.time_saved += saved;

@@ -172,14 +172,14 @@ unsafe extern "C" fn read_into(
         let Some(key) = read_key(env, key, &mut buf) else {
             return throw_type_error(env, c"key must be a string");
         };
-        let Some(value) = handle.cache.get(&key) else {
-            return number(env, -1.0);
-        };
-        let code = place(env, slab, offset, &value);
-        if code < 0.0 {
-            *handle.pending.borrow_mut() = Some(value);
-        }
-        number(env, code)
+        let placed = handle.cache.get_with(&key, |value| {
+            let code = place(env, slab, offset, value);
+            if code < 0.0 {
+                *handle.pending.borrow_mut() = Some(value.clone());
+            }
+            code
+        });
+        number(env, placed.unwrap_or(-1.0))
     })
 }
 
