@@ -50,6 +50,20 @@ test('JSON values round-trip as fresh objects', () => {
   assert.equal(cache.has('nil'), true)
 })
 
+test('long and non-ASCII keys work on every path', () => {
+  const cache = new AudioFeatureCache()
+  const long = 'k'.repeat(1000) + 'é'
+  const unicode = 'ключ-🎵-音'
+  cache.set(long, vector(3, 1))
+  cache.set(unicode, vector(3, 2))
+  assert.deepEqual(Array.from(cache.get(long) as Float32Array), [1, 2, 3])
+  assert.deepEqual(Array.from(cache.get(unicode) as Float32Array), [2, 3, 4])
+  assert.equal(cache.get('k'.repeat(1000)), undefined)
+  assert.deepEqual(cache.getManyPacked([unicode, long]).missing, [])
+  assert.deepEqual(cache.keys().sort(), [long, unicode].sort())
+  assert.equal(cache.invalidate({ prefix: 'ключ' }), 1)
+})
+
 test('has, delete, clear, size, keys', () => {
   const cache = new AudioFeatureCache({ maxEntries: 100 })
   cache.set('a', vector(4))
@@ -212,8 +226,15 @@ test('warm loads missing keys with bounded concurrency and reports failures', as
   assert.ok(peak <= 2, `peak concurrency ${peak}`)
   assert.deepEqual(Array.from(cache.get('k3') as Float32Array), [3, 4, 5, 6])
   assert.equal(cache.invalidate({ tag: 'warm' }), 4)
-  const sync = await cache.warm(['s'], (key) => key.toUpperCase())
+  const sync = await cache.warm(['s', 'throws', 'fn'], (key) => {
+    if (key === 'throws') throw new Error('sync failure')
+    if (key === 'fn') return (() => 1) as unknown as string
+    return key.toUpperCase()
+  })
   assert.equal(sync.loaded, 1)
+  assert.equal(sync.failed, 2)
+  assert.deepEqual(sync.errors.map((e) => e.key).sort(), ['fn', 'throws'])
+  assert.match(sync.errors.find((e) => e.key === 'throws')!.message, /sync failure/)
   assert.equal(cache.get('s'), 'S')
 })
 
