@@ -57,8 +57,9 @@ export declare class AudioFeatureCache {
   /**
    * The cached value of `key`, or the value `compute()` returns (sync or
    * async), stored with `options`. Concurrent calls for one missing key
-   * share one `compute` call and its result or rejection; a rejection is
-   * not cached. The compute time counts towards `estimatedTimeSavedMs`.
+   * share one `compute` call: they get the same promise, so its result or
+   * its rejection; a rejection is not cached. The compute time counts
+   * towards `estimatedTimeSavedMs`.
    */
   getOrCompute(key: string, compute: () => CacheValue | Promise<CacheValue>, options?: SetOptions | undefined | null): Promise<CacheValue>
   /**

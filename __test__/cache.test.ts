@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { AudioFeatureCache } from '../index.js'
@@ -183,6 +184,17 @@ test('getOrCompute calls compute once for concurrent misses', async () => {
   assert.deepEqual(await cache.getOrCompute('sync', () => ({ ok: false })), { ok: true }, 'second call is a hit')
 })
 
+test('a compute that never settles does not keep Node alive', () => {
+  const script = `
+    const { AudioFeatureCache } = require(${JSON.stringify(require.resolve('../index.js'))})
+    const cache = new AudioFeatureCache()
+    cache.getOrCompute('k', () => new Promise(() => {}))
+    cache.warm(['a', 'b'], () => new Promise(() => {}))
+  `
+  const run = spawnSync(process.execPath, ['-e', script], { timeout: 10_000 })
+  assert.equal(run.status, 0, `exit status ${run.status}, signal ${run.signal}`)
+})
+
 test('getOrCompute shares a rejection and does not cache it', async () => {
   const cache = new AudioFeatureCache()
   let calls = 0
@@ -197,6 +209,8 @@ test('getOrCompute shares a rejection and does not cache it', async () => {
     assert.equal(s.status, 'rejected')
     assert.match(String((s as PromiseRejectedResult).reason?.message ?? s), /model offline/)
   }
+  const [a, b] = settled as PromiseRejectedResult[]
+  assert.equal(a.reason, b.reason, 'every caller gets the same rejection')
   assert.equal(cache.has('k'), false)
   await assert.rejects(cache.getOrCompute('k', () => { throw new TypeError('sync throw') }), /sync throw/)
   await assert.rejects(cache.getOrCompute('k', async () => (() => 1) as unknown as Float32Array), TypeError)

@@ -5,7 +5,7 @@
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue};
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName};
 use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::cache::CacheValue;
@@ -287,64 +287,6 @@ pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_
             let text = String::to_napi_value(env, text.to_string())?;
             json_call(env, c"parse", text)
         }
-    }
-}
-
-/// A value taken from JS for the cache (a resolved promise's value), or why it was refused.
-pub struct JsCacheValue(pub std::result::Result<CacheValue, Refusal>);
-
-/// What a user callback gave for the cache: a value, or a promise of one.
-pub enum Produced {
-    /// A value returned directly, or why it was refused.
-    Ready(std::result::Result<CacheValue, Refusal>),
-    /// A promise; its value is converted on the JS thread when it resolves.
-    Pending(napi::bindgen_prelude::Promise<JsCacheValue>),
-}
-
-impl FromNapiValue for Produced {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut is_promise = false;
-        check(
-            sys::napi_is_promise(env, value, &mut is_promise),
-            "napi_is_promise",
-        )?;
-        if is_promise {
-            napi::bindgen_prelude::Promise::from_napi_value(env, value).map(Produced::Pending)
-        } else {
-            from_js(env, value).map(Produced::Ready)
-        }
-    }
-}
-
-impl TypeName for Produced {
-    fn type_name() -> &'static str {
-        "CacheValue | Promise<CacheValue>"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
-}
-
-impl ValidateNapiValue for Produced {
-    unsafe fn validate(_env: sys::napi_env, _value: sys::napi_value) -> Result<sys::napi_value> {
-        Ok(ptr::null_mut())
-    }
-}
-
-impl FromNapiValue for JsCacheValue {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        from_js(env, value).map(JsCacheValue)
-    }
-}
-
-impl TypeName for JsCacheValue {
-    fn type_name() -> &'static str {
-        "CacheValue"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
     }
 }
 

@@ -1,27 +1,23 @@
 //! The `AudioFeatureCache` class as JS sees it: argument checks, value
 //! conversion and error mapping around `FeatureCache`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
-use napi::threadsafe_function::ThreadsafeFunction;
-use napi::{sys, Env, Error, JsValue, Result, Status};
+use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 
+mod compute;
 mod fast_path;
 
 use super::{
     content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
-    Invalidation, PolicyKind, SingleFlight, Ttl,
+    Invalidation, PolicyKind, Ttl,
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::keys::read_keys;
 use crate::js::options::{integer_option, millis_option, size_option, SizeInput};
-use crate::js::value::{
-    from_js, new_float32_array, CachedValueOut, MaybeCached, Produced, RawValue,
-};
+use crate::js::value::{from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue};
 
 /// Eviction policy of an `AudioFeatureCache`.
 #[napi(string_enum = "lowercase")]
@@ -162,14 +158,15 @@ pub struct AudioFeatureCacheStats {
     pub estimated_time_saved_ms: f64,
 }
 
-type Computed = std::result::Result<CacheValue, Failure>;
-
 /// A memory-bounded, off-heap cache of audio features.
 #[napi]
 pub struct AudioFeatureCache {
     cache: FeatureCache,
-    flights: SingleFlight<Computed>,
+    flights: compute::Flights,
 }
+
+/// Loader calls `warm` keeps pending at once unless told otherwise.
+const DEFAULT_WARM_CONCURRENCY: usize = 4;
 
 fn ttl_option(env: &Env, name: &str, ttl: Option<f64>) -> Result<Ttl> {
     Ok(match ttl {
@@ -193,26 +190,9 @@ fn entry_options(env: &Env, options: Option<SetOptions>) -> Result<EntryOptions>
     })
 }
 
-fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
+pub(super) fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
     let read = unsafe { from_js(env.raw(), value.raw()) }?;
     read.map_err(|why| type_error(env, INVALID_ARG_TYPE, why))
-}
-
-/// Why a shared computation failed: a JS rejection, or a value the cache refuses.
-#[derive(Clone)]
-enum Failure {
-    Rejected(Arc<Error>),
-    Refused(String),
-}
-
-impl Failure {
-    /// The error to reject with; on the JS thread, a rejection keeps its JS object.
-    fn into_error(self, env: &Env) -> Error {
-        match self {
-            Failure::Rejected(e) => e.try_clone().unwrap_or_else(|c| c),
-            Failure::Refused(why) => type_error(env, INVALID_ARG_TYPE, why),
-        }
-    }
 }
 
 #[napi]
@@ -248,7 +228,7 @@ impl AudioFeatureCache {
         }
         Ok(AudioFeatureCache {
             cache: FeatureCache::new(config),
-            flights: SingleFlight::default(),
+            flights: compute::Flights::default(),
         })
     }
 
@@ -402,8 +382,9 @@ impl AudioFeatureCache {
 
     /// The cached value of `key`, or the value `compute()` returns (sync or
     /// async), stored with `options`. Concurrent calls for one missing key
-    /// share one `compute` call and its result or rejection; a rejection is
-    /// not cached. The compute time counts towards `estimatedTimeSavedMs`.
+    /// share one `compute` call: they get the same promise, so its result or
+    /// its rejection; a rejection is not cached. The compute time counts
+    /// towards `estimatedTimeSavedMs`.
     #[napi(
         catch_unwind,
         ts_args_type = "key: string, compute: () => CacheValue | Promise<CacheValue>, options?: SetOptions | undefined | null",
@@ -413,51 +394,22 @@ impl AudioFeatureCache {
         &self,
         env: &'env Env,
         key: String,
-        compute: Function<'env, (), Produced>,
+        compute: Function<'env, (), Unknown<'env>>,
         options: Option<SetOptions>,
-    ) -> Result<PromiseRaw<'env, CachedValueOut>> {
+    ) -> Result<Unknown<'env>> {
         if let Some(value) = self.cache.get(&key) {
-            return PromiseRaw::resolve(env, CachedValueOut(value));
+            let resolved = PromiseRaw::resolve(env, CachedValueOut(value))?;
+            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
         }
-        let mut options = entry_options(env, options)?;
-        let flight = match self.flights.get(&key) {
-            Some(flight) => flight,
-            None => {
-                let started = Instant::now();
-                let pending = match compute.call(()) {
-                    Err(e) => return PromiseRaw::reject(env, e),
-                    Ok(Produced::Ready(Err(why))) => {
-                        return PromiseRaw::reject(env, type_error(env, INVALID_ARG_TYPE, why))
-                    }
-                    Ok(Produced::Ready(Ok(value))) => {
-                        options.compute_cost = started.elapsed();
-                        // A value too large to cache is still the caller's result.
-                        let _ = self.cache.insert(&key, value.clone(), options);
-                        return PromiseRaw::resolve(env, CachedValueOut(value));
-                    }
-                    Ok(Produced::Pending(pending)) => pending,
-                };
-                let cache = self.cache.clone();
-                let owned_key = key.clone();
-                self.flights
-                    .join_or_start(&key, move || async move {
-                        let value = match pending.await {
-                            Ok(read) => read.0.map_err(Failure::Refused)?,
-                            Err(e) => return Err(Failure::Rejected(Arc::new(e))),
-                        };
-                        options.compute_cost = started.elapsed();
-                        // A value too large to cache is still the caller's result.
-                        let _ = cache.insert(&owned_key, value.clone(), options);
-                        Ok(value)
-                    })
-                    .0
-            }
-        };
-        // Settle on the JS thread, where a shared JS rejection can be handed
-        // to every caller as the same error object.
-        env.spawn_future_with_callback(async move { Ok(flight.await) }, |env, computed| {
-            computed.map(CachedValueOut).map_err(|f| f.into_error(env))
-        })
+        let options = entry_options(env, options)?;
+        compute::get_or_compute(
+            env,
+            &self.cache,
+            &self.flights,
+            key,
+            || compute.call(()),
+            options,
+        )
     }
 
     /// Loads the keys not yet cached with `loader(key)` (sync or async), at
@@ -472,33 +424,27 @@ impl AudioFeatureCache {
         &self,
         env: &'env Env,
         keys: Vec<String>,
-        loader: Function<'env, String, Produced>,
+        loader: Function<'env, String, Unknown<'static>>,
         options: Option<WarmOptions>,
-    ) -> Result<PromiseRaw<'env, WarmResult>> {
-        let started = Instant::now();
-        let mut unique = hashbrown::HashSet::new();
-        let keys: Vec<String> = keys
-            .into_iter()
-            .filter(|k| unique.insert(k.clone()))
-            .collect();
+    ) -> Result<Unknown<'env>> {
         if !self.cache.config().enable_warming {
-            return PromiseRaw::resolve(
-                env,
-                WarmResult {
-                    enabled: false,
-                    loaded: 0,
-                    skipped: keys.len() as u32,
-                    failed: 0,
-                    errors: vec![],
-                    duration_ms: 0.0,
-                },
-            );
+            let unique: hashbrown::HashSet<&String> = keys.iter().collect();
+            let result = WarmResult {
+                enabled: false,
+                loaded: 0,
+                skipped: unique.len() as u32,
+                failed: 0,
+                errors: vec![],
+                duration_ms: 0.0,
+            };
+            let resolved = PromiseRaw::resolve(env, result)?;
+            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
         }
         let (concurrency, entry) = match options {
             Some(o) => (
                 match o.concurrency {
                     Some(c) => integer_option(env, "concurrency", c, 1.0, 1024.0)? as usize,
-                    None => 4,
+                    None => DEFAULT_WARM_CONCURRENCY,
                 },
                 entry_options(
                     env,
@@ -508,60 +454,16 @@ impl AudioFeatureCache {
                     }),
                 )?,
             ),
-            None => (4, EntryOptions::default()),
+            None => (DEFAULT_WARM_CONCURRENCY, EntryOptions::default()),
         };
-        let (todo, cached): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|k| !self.cache.contains(k));
-        let loader: ThreadsafeFunction<String, Produced, String, Status, false> = loader
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .build()?;
-        let loader = Arc::new(loader);
-        let cache = self.cache.clone();
-        env.spawn_future(async move {
-            let outcomes: Vec<(String, std::result::Result<(), String>)> =
-                futures::stream::iter(todo)
-                    .map(|key| {
-                        let loader = Arc::clone(&loader);
-                        let cache = cache.clone();
-                        let mut entry = entry.clone();
-                        async move {
-                            let began = Instant::now();
-                            let loaded = match loader.call_async_catch(key.clone()).await {
-                                Ok(Produced::Pending(pending)) => {
-                                    pending.await.map_err(|e| e.reason).and_then(|v| v.0)
-                                }
-                                Ok(Produced::Ready(v)) => v,
-                                Err(e) => Err(e.reason),
-                            };
-                            let stored = loaded.and_then(|value| {
-                                entry.compute_cost = began.elapsed();
-                                cache.insert(&key, value, entry).map_err(|e| e.to_string())
-                            });
-                            (key, stored)
-                        }
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect()
-                    .await;
-            let errors: Vec<WarmFailure> = outcomes
-                .iter()
-                .filter_map(|(key, r)| {
-                    r.as_ref().err().map(|m| WarmFailure {
-                        key: key.clone(),
-                        message: m.clone(),
-                    })
-                })
-                .collect();
-            Ok(WarmResult {
-                enabled: true,
-                loaded: (outcomes.len() - errors.len()) as u32,
-                skipped: cached.len() as u32,
-                failed: errors.len() as u32,
-                errors,
-                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            })
-        })
+        compute::warm(
+            env,
+            &self.cache,
+            keys,
+            loader.create_ref()?,
+            concurrency,
+            entry,
+        )
     }
 
     /// Removes every entry with `tag`, or whose key starts with `prefix`;
