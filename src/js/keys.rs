@@ -58,11 +58,19 @@ impl KeyList {
     }
 }
 
-/// Reads an array of string keys; `name` appears in errors.
+/// Reads an array of string keys; `name` appears in errors. `joined` may be
+/// the same keys joined with NUL characters by the JS side (one string to read
+/// instead of one per key); it is used only if it splits into exactly as many
+/// keys as the array holds, which fails when a key itself contains a NUL.
 ///
 /// # Safety
 /// `env` and `array` must be live handles of the current call.
-pub unsafe fn read_keys(env: &Env, array: sys::napi_value, name: &str) -> Result<KeyList> {
+pub unsafe fn read_keys(
+    env: &Env,
+    array: sys::napi_value,
+    joined: Option<String>,
+    name: &str,
+) -> Result<KeyList> {
     let raw = env.raw();
     let mut is_array = false;
     sys::napi_is_array(raw, array, &mut is_array);
@@ -75,6 +83,9 @@ pub unsafe fn read_keys(env: &Env, array: sys::napi_value, name: &str) -> Result
     }
     let mut len = 0u32;
     sys::napi_get_array_length(raw, array, &mut len);
+    if let Some(list) = joined.and_then(|text| split_joined(text, len as usize)) {
+        return Ok(list);
+    }
     let mut list = KeyList {
         text: String::with_capacity(len as usize * 16),
         ends: Vec::with_capacity(len as usize),
@@ -94,4 +105,32 @@ pub unsafe fn read_keys(env: &Env, array: sys::napi_value, name: &str) -> Result
         list.ends.push(list.text.len());
     }
     Ok(list)
+}
+
+/// Splits NUL-joined keys, if they are exactly `count` keys.
+fn split_joined(text: String, count: usize) -> Option<KeyList> {
+    if count == 0 {
+        return None;
+    }
+    let mut ends = Vec::with_capacity(count);
+    let mut kept = String::with_capacity(text.len());
+    for key in text.split('\0') {
+        kept.push_str(key);
+        ends.push(kept.len());
+    }
+    (ends.len() == count).then_some(KeyList { text: kept, ends })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_keys_split_only_when_the_count_matches() {
+        let list = split_joined("a\0bc\0\0d".to_string(), 4).unwrap();
+        assert_eq!(list.as_strs(), vec!["a", "bc", "", "d"]);
+        // A key holding a NUL splits into too many parts: fall back.
+        assert!(split_joined("a\0b".to_string(), 1).is_none());
+        assert!(split_joined(String::new(), 0).is_none());
+    }
 }

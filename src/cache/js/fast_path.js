@@ -11,6 +11,10 @@
 // arrays returned never alias one another; like pooled Buffers, their
 // `.buffer` is the shared slab (use `.slice()` for a standalone buffer).
 //
+// getMany and getManyPacked pass their keys a second time joined with NUL
+// characters, so native code reads one string instead of one per key (it
+// falls back to the array when a key contains a NUL itself).
+//
 // readInto(handle, key, slab, offset) returns -1 on a miss, -2 when the
 // value waits in takePending (JSON or larger than POOLED_MAX), -3 when it
 // waits in placePending (it did not fit the slab's remaining room), else
@@ -41,6 +45,19 @@
     }
     s.offset = (offset + out.byteLength + 7) & ~7;
     return out;
+  }
+
+  for (const name of ['getMany', 'getManyPacked']) {
+    const native = Cache.prototype[name];
+    Object.defineProperty(Cache.prototype, name, {
+      configurable: true,
+      writable: true,
+      value: {
+        [name](keys) {
+          return native.call(this, keys, Array.isArray(keys) ? keys.join('\0') : undefined);
+        },
+      }[name],
+    });
   }
 
   const nativeGet = Cache.prototype.get;

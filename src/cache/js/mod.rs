@@ -295,8 +295,13 @@ impl AudioFeatureCache {
         ts_args_type = "keys: string[]",
         ts_return_type = "Array<CacheValue | undefined>"
     )]
-    pub fn get_many(&self, env: Env, keys: Unknown) -> Result<Vec<MaybeCached>> {
-        let keys = unsafe { read_keys(&env, keys.raw(), "keys")? };
+    pub fn get_many(
+        &self,
+        env: Env,
+        keys: Unknown,
+        joined: Option<String>,
+    ) -> Result<Vec<MaybeCached>> {
+        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
         Ok(self
             .cache
             .get_many(&keys.as_strs())
@@ -309,8 +314,13 @@ impl AudioFeatureCache {
     /// Float32Array, the shape a model's input batch wants; missed keys get
     /// zero rows and are listed in `missing`.
     #[napi(catch_unwind, ts_args_type = "keys: string[]")]
-    pub fn get_many_packed(&self, env: Env, keys: Unknown) -> Result<PackedRows> {
-        let keys = unsafe { read_keys(&env, keys.raw(), "keys")? };
+    pub fn get_many_packed(
+        &self,
+        env: Env,
+        keys: Unknown,
+        joined: Option<String>,
+    ) -> Result<PackedRows> {
+        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
         let values = self.cache.get_many(&keys.as_strs());
         let width =
             packed_width(&values).map_err(|e| type_error(&env, INVALID_ARG_TYPE, e.to_string()))?;
