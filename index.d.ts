@@ -11,6 +11,51 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  */
 export type CacheValue = Float32Array | Float64Array | Int16Array | Uint8Array | Buffer | JsonValue | object
 
+/** A feature `extractFeatures` can compute. */
+export type FeatureName =
+  | 'stft'
+  | 'power'
+  | 'mel'
+  | 'logMel'
+  | 'mfcc'
+  | 'rms'
+  | 'zcr'
+  | 'spectralCentroid'
+  | 'spectralBandwidth'
+  | 'spectralRolloff'
+  | 'spectralFlatness'
+  | 'chroma'
+
+/** A feature over time: `frames` rows of `bins` values, frame-major (row f is data[f*bins .. (f+1)*bins]). */
+export interface FeatureMatrix {
+  data: Float32Array
+  frames: number
+  bins: number
+}
+
+/** What `extractFeatures` returns: the features asked for, by name. */
+export interface ExtractedFeatures {
+  /** Magnitude spectrogram, bins = nFft / 2 + 1. */
+  stft?: FeatureMatrix
+  /** Power spectrogram, bins = nFft / 2 + 1. */
+  power?: FeatureMatrix
+  /** Mel spectrogram, bins = nMels. */
+  mel?: FeatureMatrix
+  /** Log-mel spectrogram in dB, bins = nMels. */
+  logMel?: FeatureMatrix
+  /** MFCCs, bins = nMfcc. */
+  mfcc?: FeatureMatrix
+  /** Chromagram, bins = 12 (C first). */
+  chroma?: FeatureMatrix
+  /** One value per frame. */
+  rms?: Float32Array
+  zcr?: Float32Array
+  spectralCentroid?: Float32Array
+  spectralBandwidth?: Float32Array
+  spectralRolloff?: Float32Array
+  spectralFlatness?: Float32Array
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -131,6 +176,55 @@ export interface AudioFeatureCacheStats {
 
 /** Eviction policy of an `AudioFeatureCache`. */
 export type CachePolicy = 'lru' | 'lfu' | 'ttl' | 'tinylfu' | 'hybrid'
+
+/**
+ * Computes features of one clip on the calling thread. Every spectral
+ * feature asked for shares one STFT; results match librosa for the same
+ * parameters. Throws a RangeError naming the bad parameter or input.
+ */
+export declare function extractFeatures(audio: Float32Array, options: ExtractOptions): ExtractedFeatures
+
+/**
+ * Computes features of many clips in parallel on the Rust thread pool.
+ * The arrays are read in place: do not modify them until the promise settles.
+ */
+export declare function extractFeaturesBatch(clips: Array<Float32Array>, options: ExtractOptions): Promise<ExtractedFeatures[]>
+
+/** Options of `extractFeatures`, named as librosa's parameters in camelCase. */
+export interface ExtractOptions {
+  /** Samples per second of the input (required). */
+  sampleRate: number
+  /** Features to compute (default ['logMel', 'mfcc']). */
+  features?: FeatureName[]
+  /** FFT size (default 2048). */
+  nFft?: number
+  /** Samples between frames (default nFft / 4). */
+  hopLength?: number
+  /** Window length, zero-padded to nFft (default nFft). */
+  winLength?: number
+  /** 'hann' (default), 'hamming' or 'rectangular'. */
+  window?: string
+  /** Centre frames by padding nFft / 2 each side (default true). */
+  center?: boolean
+  /** 'constant' (default) or 'reflect'. */
+  padMode?: string
+  /** Mel bands (default 128). */
+  nMels?: number
+  /** Lowest mel frequency in Hz (default 0). */
+  fmin?: number
+  /** Highest mel frequency in Hz (default sampleRate / 2). */
+  fmax?: number
+  /** HTK mel scale instead of Slaney's (default false). */
+  htk?: boolean
+  /** 'slaney' (default) or null for unnormalised mel filters. */
+  norm?: 'slaney' | null
+  /** Exponent of the magnitude fed to the mel filters (default 2). */
+  power?: number
+  /** MFCC coefficients (default 20). */
+  nMfcc?: number
+  /** Range kept below the log-mel maximum, in dB (default 80; null keeps all). */
+  topDb?: number | null
+}
 
 /** What `invalidate` removes. */
 export interface InvalidateOptions {

@@ -837,3 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.AudioFeatureCache = nativeBinding.AudioFeatureCache
 module.exports.CachePolicy = nativeBinding.CachePolicy
+module.exports.extractFeatures = nativeBinding.extractFeatures
+module.exports.extractFeaturesBatch = nativeBinding.extractFeaturesBatch

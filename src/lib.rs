@@ -5,5 +5,6 @@
 #![deny(clippy::all)]
 
 pub mod cache;
+pub mod features;
 mod js;
 pub mod memory;

@@ -10,3 +10,48 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  * (returned as fresh parsed copies).
  */
 export type CacheValue = Float32Array | Float64Array | Int16Array | Uint8Array | Buffer | JsonValue | object
+
+/** A feature `extractFeatures` can compute. */
+export type FeatureName =
+  | 'stft'
+  | 'power'
+  | 'mel'
+  | 'logMel'
+  | 'mfcc'
+  | 'rms'
+  | 'zcr'
+  | 'spectralCentroid'
+  | 'spectralBandwidth'
+  | 'spectralRolloff'
+  | 'spectralFlatness'
+  | 'chroma'
+
+/** A feature over time: `frames` rows of `bins` values, frame-major (row f is data[f*bins .. (f+1)*bins]). */
+export interface FeatureMatrix {
+  data: Float32Array
+  frames: number
+  bins: number
+}
+
+/** What `extractFeatures` returns: the features asked for, by name. */
+export interface ExtractedFeatures {
+  /** Magnitude spectrogram, bins = nFft / 2 + 1. */
+  stft?: FeatureMatrix
+  /** Power spectrogram, bins = nFft / 2 + 1. */
+  power?: FeatureMatrix
+  /** Mel spectrogram, bins = nMels. */
+  mel?: FeatureMatrix
+  /** Log-mel spectrogram in dB, bins = nMels. */
+  logMel?: FeatureMatrix
+  /** MFCCs, bins = nMfcc. */
+  mfcc?: FeatureMatrix
+  /** Chromagram, bins = 12 (C first). */
+  chroma?: FeatureMatrix
+  /** One value per frame. */
+  rms?: Float32Array
+  zcr?: Float32Array
+  spectralCentroid?: Float32Array
+  spectralBandwidth?: Float32Array
+  spectralRolloff?: Float32Array
+  spectralFlatness?: Float32Array
+}

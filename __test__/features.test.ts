@@ -1,0 +1,139 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { extractFeatures, extractFeaturesBatch, type ExtractOptions, type FeatureMatrix, type FeatureName } from '../index.js'
+
+interface FixtureFeature { frames: number; bins: number; data: string }
+interface FixtureCase { name: string; params: Record<string, unknown>; audio: string; features: Record<string, FixtureFeature> }
+const fixtures: { librosa: string; cases: FixtureCase[] } = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'librosa.json'), 'utf8'))
+
+const decode = (b64: string) => {
+  const bytes = Buffer.from(b64, 'base64')
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+}
+
+const ALL: FeatureName[] = ['stft', 'power', 'mel', 'logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid', 'spectralBandwidth', 'spectralRolloff', 'spectralFlatness', 'chroma']
+
+/** Largest |a - b| over the range of b. */
+function relativeError(actual: Float32Array, expected: Float32Array) {
+  let max = -Infinity
+  let min = Infinity
+  let err = 0
+  for (let i = 0; i < expected.length; i++) {
+    max = Math.max(max, expected[i])
+    min = Math.min(min, expected[i])
+    err = Math.max(err, Math.abs(actual[i] - expected[i]))
+  }
+  return { abs: err, rel: err / (max - min || 1) }
+}
+
+// Tolerances: the issue's for stft/power/mel (1e-4 of the range), logMel
+// (1e-3 dB) and mfcc (1e-3); spectral statistics computed in f32 may differ
+// by rounding; the rolloff by one FFT bin where cumulative sums tie.
+const tolerance: Record<FeatureName, { rel?: number; abs?: number }> = {
+  stft: { rel: 1e-4 },
+  power: { rel: 1e-4 },
+  mel: { rel: 1e-4 },
+  logMel: { abs: 1e-3 },
+  mfcc: { abs: 1e-3 },
+  chroma: { rel: 1e-4 },
+  rms: { rel: 1e-4 },
+  zcr: { abs: 1e-6 },
+  spectralCentroid: { rel: 1e-4 },
+  spectralBandwidth: { rel: 1e-4 },
+  spectralFlatness: { rel: 1e-4 },
+  spectralRolloff: {},
+}
+
+for (const c of fixtures.cases) {
+  test(`matches librosa ${fixtures.librosa}: ${c.name}`, () => {
+    const audio = decode(c.audio)
+    const out = extractFeatures(audio, { ...(c.params as unknown as ExtractOptions), features: ALL })
+    for (const name of ALL) {
+      const want = c.features[name]
+      const expected = decode(want.data)
+      const got = out[name]
+      assert.ok(got, `${name} missing`)
+      const data = got instanceof Float32Array ? got : (got as FeatureMatrix).data
+      if (!(got instanceof Float32Array)) {
+        assert.equal((got as FeatureMatrix).frames, want.frames, `${name} frames`)
+        assert.equal((got as FeatureMatrix).bins, want.bins, `${name} bins`)
+      }
+      assert.equal(data.length, expected.length, `${name} length`)
+      if (name === 'spectralRolloff') {
+        const binHz = (c.params.sampleRate as number) / (c.params.nFft as number)
+        const off = data.filter((v, i) => Math.abs(v - expected[i]) > binHz * 1.01).length
+        const near = data.filter((v, i) => Math.abs(v - expected[i]) > 1e-3).length
+        assert.equal(off, 0, 'rolloff is never more than one bin off')
+        assert.ok(near <= Math.max(1, data.length * 0.02), `rolloff differs by a bin in ${near} of ${data.length} frames`)
+        continue
+      }
+      const { abs, rel } = relativeError(data, expected)
+      const tol = tolerance[name]
+      if (tol.rel !== undefined) assert.ok(rel <= tol.rel, `${name}: relative error ${rel}`)
+      if (tol.abs !== undefined) assert.ok(abs <= tol.abs, `${name}: absolute error ${abs}`)
+    }
+  })
+}
+
+test('only the asked features are returned, in shapes that follow the options', () => {
+  const audio = decode(fixtures.cases[0].audio)
+  const out = extractFeatures(audio, { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['mfcc', 'rms'] })
+  assert.deepEqual(Object.keys(out).sort(), ['mfcc', 'rms'])
+  assert.equal(out.mfcc!.frames, 1 + Math.floor(16000 / 160))
+  assert.equal(out.mfcc!.bins, 13)
+  assert.equal(out.rms!.length, out.mfcc!.frames)
+  const defaults = extractFeatures(audio, { sampleRate: 16000 })
+  assert.deepEqual(Object.keys(defaults).sort(), ['logMel', 'mfcc'])
+  assert.equal(defaults.logMel!.bins, 128)
+  assert.equal(defaults.mfcc!.bins, 20)
+  assert.equal(defaults.logMel!.frames, 1 + Math.floor(16000 / 512))
+})
+
+test('extractFeaturesBatch equals one-by-one extraction', async () => {
+  const clips = fixtures.cases.filter((c) => c.params.sampleRate === 16000).map((c) => decode(c.audio))
+  const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'zcr'] }
+  const batch = await extractFeaturesBatch(clips, options)
+  assert.equal(batch.length, clips.length)
+  clips.forEach((clip, i) => assert.deepEqual(batch[i], extractFeatures(clip, options)))
+})
+
+test('bad input gets clear errors that name the parameter', async () => {
+  const audio = new Float32Array(1600).fill(0.1)
+  const cases: Array<[Float32Array, Record<string, unknown>, RegExp, string]> = [
+    [new Float32Array(0), { sampleRate: 16000 }, /empty/, 'E_EMPTY_AUDIO'],
+    [Float32Array.from([0, NaN, 1]), { sampleRate: 16000 }, /NaN at sample 1/, 'E_NOT_FINITE'],
+    [Float32Array.from([0, Infinity]), { sampleRate: 16000 }, /Infinity at sample 1/, 'E_NOT_FINITE'],
+    [audio, { sampleRate: 0 }, /sampleRate/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: -8000 }, /sampleRate/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: NaN }, /sampleRate/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nFft: 0 }, /nFft/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nFft: -512 }, /nFft/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nFft: 512.5 }, /nFft/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, hopLength: 0 }, /hopLength/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nFft: 512, winLength: 1024 }, /winLength/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, fmax: 9000 }, /fmax .*Nyquist/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, fmin: 5000, fmax: 4000 }, /fmax/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nMels: 0 }, /nMels/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, nMels: 20, nMfcc: 40 }, /nMfcc/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, features: ['mfcc', 'loudness'] }, /unknown feature 'loudness'/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, features: [] }, /features/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, window: 'kaiser' }, /window/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, padMode: 'wrap' }, /padMode/, 'ERR_OUT_OF_RANGE'],
+    [audio, { sampleRate: 16000, topDb: -1 }, /topDb/, 'ERR_OUT_OF_RANGE'],
+    [new Float32Array(100), { sampleRate: 16000, nFft: 512, center: false }, /fewer than one frame/, 'E_TOO_SHORT'],
+  ]
+  for (const [input, options, message, code] of cases) {
+    assert.throws(() => extractFeatures(input, options as unknown as ExtractOptions), (err: Error & { code?: string }) => {
+      assert.match(err.message, message)
+      assert.equal(err.code, code)
+      return true
+    }, `${JSON.stringify(options)} on ${input.length} samples`)
+  }
+  assert.throws(() => extractFeatures([0.1, 0.2] as unknown as Float32Array, { sampleRate: 16000 }))
+  assert.throws(() => extractFeatures(audio, undefined as unknown as ExtractOptions))
+  await assert.rejects(extractFeaturesBatch([audio, new Float32Array(0)], { sampleRate: 16000 }), /clips\[1\]: audio is empty/)
+  assert.throws(() => extractFeaturesBatch([], { sampleRate: 16000 }), TypeError)
+})

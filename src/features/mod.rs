@@ -1,0 +1,18 @@
+//! Native audio feature extraction matching librosa: STFT, mel, log-mel,
+//! MFCC, RMS, zero-crossing rate, spectral statistics and chroma; plus WAV
+//! loading. Plain Rust, usable from any thread; `js` is the binding.
+
+mod chroma;
+mod dct;
+mod error;
+mod extract;
+pub mod js;
+mod mel;
+mod options;
+mod plans;
+mod window;
+
+pub use error::ExtractError;
+pub use extract::{Extractor, FeatureMatrix, Features};
+pub use mel::{hz_to_mel, mel_to_hz};
+pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
