@@ -154,12 +154,17 @@ fn feature_options(env: &Env, o: &ExtractOptions) -> Result<FeatureOptions> {
     Ok(f)
 }
 
-fn extract_error(env: &Env, e: ExtractError) -> napi::Error {
+/// The JS error for `e`; `clip` names the batch position it happened at.
+fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error {
+    let message = match clip {
+        Some(i) => format!("clips[{i}]: {e}"),
+        None => e.to_string(),
+    };
     match e {
         ExtractError::Empty | ExtractError::NotFinite { .. } | ExtractError::TooShort { .. } => {
-            range_error(env, e.code(), e.to_string())
+            range_error(env, e.code(), message)
         }
-        ExtractError::Cancelled => coded_error(env, e.code(), e.to_string()),
+        ExtractError::Cancelled => coded_error(env, e.code(), message),
     }
 }
 
@@ -200,7 +205,7 @@ pub fn extract_features(
         shared_extractor(&o).map_err(|e| range_error(&env, OUT_OF_RANGE, e.to_string()))?;
     let features = extractor
         .extract(&audio)
-        .map_err(|e| extract_error(&env, e))?;
+        .map_err(|e| extract_error(&env, e, None))?;
     to_js(&env, features)
 }
 
@@ -228,11 +233,7 @@ impl Task for BatchExtract {
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
         let mut array = env.create_array(output.len() as u32)?;
         for (i, result) in output.into_iter().enumerate() {
-            let features = result.map_err(|e| {
-                let mut err = extract_error(&env, e);
-                err.reason = format!("clips[{i}]: {}", err.reason);
-                err
-            })?;
+            let features = result.map_err(|e| extract_error(&env, e, Some(i)))?;
             array.set(i as u32, to_js(&env, features)?)?;
         }
         Ok(RawValue(array.raw()))
