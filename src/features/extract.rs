@@ -10,6 +10,7 @@ use realfft::{RealFftPlanner, RealToComplex};
 use super::chroma::{chroma_filters, N_CHROMA};
 use super::dct::dct2_ortho;
 use super::error::ExtractError;
+use super::math::{all_finite, dot, ln, sum};
 use super::mel::{mel_filters, Filter};
 use super::options::{Feature, FeatureOptions, OptionError, PadMode};
 use super::window::window;
@@ -150,7 +151,8 @@ impl Extractor {
         if audio.is_empty() {
             return Err(ExtractError::Empty);
         }
-        if let Some(index) = audio.iter().position(|x| !x.is_finite()) {
+        let bad = (!all_finite(audio)).then(|| audio.iter().position(|x| !x.is_finite()));
+        if let Some(Some(index)) = bad {
             return Err(ExtractError::NotFinite {
                 index,
                 value: audio[index],
@@ -161,7 +163,11 @@ impl Extractor {
         let (n, hop, bins) = (o.n_fft, o.hop_length, o.n_fft / 2 + 1);
         let padded = pad(audio, if o.center { n / 2 } else { 0 }, o.pad_mode);
 
-        let wants = |f| o.wants(f);
+        let mut asked = [false; Feature::ALL.len()];
+        for f in &o.features {
+            asked[*f as usize] = true;
+        }
+        let wants = |f: Feature| asked[f as usize];
         let needs_mel = wants(Feature::Mel) || wants(Feature::LogMel) || wants(Feature::Mfcc);
         let needs_spectrum = needs_mel
             || [
@@ -181,7 +187,6 @@ impl Extractor {
         let mut power = matrix(wants(Feature::Power), bins);
         let mut mel = matrix(needs_mel, o.n_mels);
         let mut chroma = matrix(wants(Feature::Chroma), N_CHROMA);
-        let mut rms = matrix(wants(Feature::Rms), 1);
         let mut centroid = matrix(wants(Feature::SpectralCentroid), 1);
         let mut bandwidth = matrix(wants(Feature::SpectralBandwidth), 1);
         let mut rolloff = matrix(wants(Feature::SpectralRolloff), 1);
@@ -203,14 +208,10 @@ impl Extractor {
             if f % 256 == 0 && f > 0 && !keep_going(f) {
                 return Err(ExtractError::Cancelled);
             }
-            let frame = &padded[f * hop..f * hop + n];
-            if wants(Feature::Rms) {
-                let energy: f32 = frame.iter().map(|x| x * x).sum();
-                rms.data[f] = (energy / n as f32).sqrt();
-            }
             if !needs_spectrum {
                 continue;
             }
+            let frame = &padded[f * hop..f * hop + n];
             for ((x, s), w) in input.iter_mut().zip(frame).zip(&self.window) {
                 *x = s * w;
             }
@@ -252,18 +253,13 @@ impl Extractor {
                 }
             }
             if wants(Feature::SpectralCentroid) || wants(Feature::SpectralBandwidth) {
-                let total: f32 = mag_row.iter().sum();
+                let total = sum(&mag_row);
                 let norm = if total > f32::MIN_POSITIVE {
                     total
                 } else {
                     1.0
                 };
-                let c: f32 = mag_row
-                    .iter()
-                    .zip(&self.freqs)
-                    .map(|(m, fr)| m * fr)
-                    .sum::<f32>()
-                    / norm;
+                let c = dot(&mag_row, &self.freqs) / norm;
                 if wants(Feature::SpectralCentroid) {
                     centroid.data[f] = c;
                 }
@@ -302,8 +298,7 @@ impl Extractor {
             if wants(Feature::Chroma) {
                 let out = &mut chroma.data[f * N_CHROMA..(f + 1) * N_CHROMA];
                 for (c, value) in out.iter_mut().enumerate() {
-                    let weights = &self.chroma[c * bins..(c + 1) * bins];
-                    *value = weights.iter().zip(&pow_row).map(|(w, p)| w * p).sum();
+                    *value = dot(&self.chroma[c * bins..(c + 1) * bins], &pow_row);
                 }
                 let peak = out.iter().fold(0f32, |m, v| m.max(v.abs()));
                 if peak > f32::MIN_POSITIVE {
@@ -315,6 +310,7 @@ impl Extractor {
             return Err(ExtractError::Cancelled);
         }
 
+        let rms = wants(Feature::Rms).then(|| frame_rms(&padded, frames, o));
         let zcr = wants(Feature::Zcr).then(|| zero_crossing_rate(audio, frames, o));
         let log_mel =
             (wants(Feature::LogMel) || wants(Feature::Mfcc)).then(|| power_to_db(&mel, o.top_db));
@@ -324,8 +320,8 @@ impl Extractor {
             for f in 0..frames {
                 let row = &log_mel.data[f * o.n_mels..(f + 1) * o.n_mels];
                 for k in 0..o.n_mfcc {
-                    let basis = &self.dct[k * o.n_mels..(k + 1) * o.n_mels];
-                    out.data[f * o.n_mfcc + k] = basis.iter().zip(row).map(|(b, x)| b * x).sum();
+                    out.data[f * o.n_mfcc + k] =
+                        dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
                 }
             }
             out
@@ -337,7 +333,7 @@ impl Extractor {
             (Feature::Mel, Some(mel)),
             (Feature::LogMel, log_mel),
             (Feature::Mfcc, mfcc),
-            (Feature::Rms, Some(rms)),
+            (Feature::Rms, rms),
             (Feature::Zcr, zcr),
             (Feature::SpectralCentroid, Some(centroid)),
             (Feature::SpectralBandwidth, Some(bandwidth)),
@@ -393,28 +389,44 @@ fn pad(audio: &[f32], width: usize, mode: PadMode) -> Vec<f32> {
     out
 }
 
+/// Root mean square of each frame of the (padded) signal.
+fn frame_rms(padded: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
+    let n = o.n_fft;
+    let mut out = FeatureMatrix::zeros(frames, 1);
+    for (f, value) in out.data.iter_mut().enumerate() {
+        let frame = &padded[f * o.hop_length..f * o.hop_length + n];
+        *value = (dot(frame, frame) / n as f32).sqrt();
+    }
+    out
+}
+
 /// librosa's `zero_crossing_rate`: frames of the edge-padded signal (when
 /// centred), crossings where the sign bit changes, values within 1e-10 of
-/// zero counting as +0.
+/// zero counting as +0. Sign flags and crossings are computed once per
+/// sample in branch-free passes, then summed per frame.
 fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
     let n = o.n_fft;
-    let offset = if o.center { (n / 2) as isize } else { 0 };
-    let last = audio.len() as isize - 1;
-    let negative = |t: isize| {
-        let x = audio[t.clamp(0, last) as usize];
-        x.abs() > ZC_THRESHOLD && x.is_sign_negative()
-    };
+    let offset = if o.center { n / 2 } else { 0 };
+    let span = (frames - 1) * o.hop_length + n;
+    let (first, last) = (audio[0], audio[audio.len() - 1]);
+    let mut edge_padded = Vec::with_capacity(span);
+    edge_padded.resize(offset, first);
+    edge_padded.extend_from_slice(&audio[..audio.len().min(span - offset)]);
+    edge_padded.resize(span, last);
+    let negative: Vec<u8> = edge_padded
+        .iter()
+        .map(|x| (x.abs() > ZC_THRESHOLD && x.is_sign_negative()) as u8)
+        .collect();
+    // crossing[t] = 1 when the sign changes between samples t and t + 1.
+    let crossing: Vec<u8> = negative.windows(2).map(|w| w[0] ^ w[1]).collect();
     let mut out = FeatureMatrix::zeros(frames, 1);
-    for f in 0..frames {
-        let start = (f * o.hop_length) as isize - offset;
-        let mut previous = negative(start);
-        let mut crossings = 0u32;
-        for t in start + 1..start + n as isize {
-            let current = negative(t);
-            crossings += (current != previous) as u32;
-            previous = current;
-        }
-        out.data[f] = crossings as f32 / n as f32;
+    for (f, value) in out.data.iter_mut().enumerate() {
+        let start = f * o.hop_length;
+        let count: u32 = crossing[start..start + n - 1]
+            .iter()
+            .map(|&c| c as u32)
+            .sum();
+        *value = count as f32 / n as f32;
     }
     out
 }
@@ -422,11 +434,11 @@ fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> Featu
 /// `power_to_db(S, ref=1, amin=1e-10, top_db)` over the whole matrix.
 fn power_to_db(mel: &FeatureMatrix, top_db: Option<f64>) -> FeatureMatrix {
     let mut out = mel.clone();
-    let mut peak = f32::NEG_INFINITY;
+    let db_per_neper = 10.0 / std::f32::consts::LN_10;
     for v in out.data.iter_mut() {
-        *v = 10.0 * v.max(AMIN).log10();
-        peak = peak.max(*v);
+        *v = db_per_neper * ln(v.max(AMIN));
     }
+    let peak = out.data.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     if let Some(top) = top_db {
         let floor = peak - top as f32;
         out.data.iter_mut().for_each(|v| *v = v.max(floor));

@@ -48,8 +48,10 @@ impl Filter {
     /// Weighted sum of `spectrum` under this filter.
     #[inline]
     pub fn apply(&self, spectrum: &[f32]) -> f32 {
-        let bins = &spectrum[self.start..self.start + self.weights.len()];
-        bins.iter().zip(&self.weights).map(|(s, w)| s * w).sum()
+        super::math::dot(
+            &spectrum[self.start..self.start + self.weights.len()],
+            &self.weights,
+        )
     }
 }
 

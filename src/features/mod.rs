@@ -7,6 +7,7 @@ mod dct;
 mod error;
 mod extract;
 pub mod js;
+mod math;
 mod mel;
 mod options;
 mod plans;
