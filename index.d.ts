@@ -234,6 +234,41 @@ export interface InvalidateOptions {
   prefix?: string
 }
 
+/**
+ * Reads a WAV file off the JS thread: `{ samples, sampleRate, channels,
+ * durationSec }`. `mono` (default true) averages the channels, otherwise
+ * samples are interleaved; `sampleRate` resamples with a band-limited FFT
+ * resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
+ * corrupt or truncated files 'E_BAD_WAV'.
+ */
+export declare function loadAudio(path: string, options?: LoadAudioOptions | undefined | null): Promise<LoadedAudio>
+
+/** Options of `loadAudio`. */
+export interface LoadAudioOptions {
+  /** Resample to this rate (default: the file's own). */
+  sampleRate?: number
+  /** Average the channels into one (default true). */
+  mono?: boolean
+}
+
+/**
+ * Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
+ * thread; see `loadAudio`.
+ */
+export declare function loadAudioSync(path: string, options?: LoadAudioOptions | undefined | null): LoadedAudio
+
+/** Samples read by `loadAudio`. */
+export interface LoadedAudio {
+  /** Samples in [-1, 1]; interleaved when `channels > 1`. */
+  samples: Float32Array
+  /** Samples per second per channel. */
+  sampleRate: number
+  /** Channels in `samples`. */
+  channels: number
+  /** Length in seconds. */
+  durationSec: number
+}
+
 /** Rows read by `getManyPacked`. */
 export interface PackedRows {
   /** keys.length rows of `width` floats, row-major; rows of missed keys are zero. */

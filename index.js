@@ -839,3 +839,5 @@ module.exports.AudioFeatureCache = nativeBinding.AudioFeatureCache
 module.exports.CachePolicy = nativeBinding.CachePolicy
 module.exports.extractFeatures = nativeBinding.extractFeatures
 module.exports.extractFeaturesBatch = nativeBinding.extractFeaturesBatch
+module.exports.loadAudio = nativeBinding.loadAudio
+module.exports.loadAudioSync = nativeBinding.loadAudioSync

@@ -6,7 +6,12 @@ use napi_derive::napi;
 use rayon::prelude::*;
 
 use super::plans::shared_extractor;
-use super::{ExtractError, Feature, FeatureOptions, Features, PadMode, WindowKind};
+use std::path::Path;
+
+use super::{
+    load_wav, AudioError, DecodedAudio, ExtractError, Feature, FeatureOptions, Features, PadMode,
+    WindowKind,
+};
 use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::options::integer_option;
 use crate::js::value::{new_float32_array, RawValue};
@@ -257,4 +262,107 @@ pub fn extract_features_batch(
         ));
     }
     Ok(AsyncTask::new(BatchExtract { clips, options }))
+}
+
+/// Options of `loadAudio`.
+#[napi(object)]
+pub struct LoadAudioOptions {
+    /// Resample to this rate (default: the file's own).
+    pub sample_rate: Option<f64>,
+    /// Average the channels into one (default true).
+    pub mono: Option<bool>,
+}
+
+/// Samples read by `loadAudio`.
+#[napi(object, object_from_js = false)]
+pub struct LoadedAudio {
+    /// Samples in [-1, 1]; interleaved when `channels > 1`.
+    #[napi(ts_type = "Float32Array")]
+    pub samples: RawValue,
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// Channels in `samples`.
+    pub channels: u32,
+    /// Length in seconds.
+    pub duration_sec: f64,
+}
+
+fn load_request(env: &Env, options: Option<LoadAudioOptions>) -> Result<(Option<u32>, bool)> {
+    let options = options.unwrap_or(LoadAudioOptions {
+        sample_rate: None,
+        mono: None,
+    });
+    let rate = match options.sample_rate {
+        None => None,
+        Some(r) => Some(integer_option(env, "sampleRate", r, 1.0, 768_000.0)? as u32),
+    };
+    Ok((rate, options.mono.unwrap_or(true)))
+}
+
+fn audio_error(env: &Env, e: AudioError) -> napi::Error {
+    coded_error(env, e.code(), e.to_string())
+}
+
+fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
+    let duration_sec = audio.duration_secs();
+    let samples = unsafe {
+        new_float32_array(env.raw(), audio.samples.len(), |out| {
+            out.copy_from_slice(&audio.samples)
+        })?
+    };
+    Ok(LoadedAudio {
+        samples: RawValue(samples),
+        sample_rate: audio.sample_rate,
+        channels: audio.channels as u32,
+        duration_sec,
+    })
+}
+
+/// Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
+/// thread; see `loadAudio`.
+#[napi(catch_unwind)]
+pub fn load_audio_sync(
+    env: Env,
+    path: String,
+    options: Option<LoadAudioOptions>,
+) -> Result<LoadedAudio> {
+    let (rate, mono) = load_request(&env, options)?;
+    let audio = load_wav(Path::new(&path), rate, mono).map_err(|e| audio_error(&env, e))?;
+    loaded_to_js(&env, audio)
+}
+
+/// Reading and decoding of `loadAudio`, off the JS thread.
+pub struct LoadAudio {
+    path: String,
+    rate: Option<u32>,
+    mono: bool,
+}
+
+impl Task for LoadAudio {
+    type Output = std::result::Result<DecodedAudio, AudioError>;
+    type JsValue = LoadedAudio;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(load_wav(Path::new(&self.path), self.rate, self.mono))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<LoadedAudio> {
+        let audio = output.map_err(|e| audio_error(&env, e))?;
+        loaded_to_js(&env, audio)
+    }
+}
+
+/// Reads a WAV file off the JS thread: `{ samples, sampleRate, channels,
+/// durationSec }`. `mono` (default true) averages the channels, otherwise
+/// samples are interleaved; `sampleRate` resamples with a band-limited FFT
+/// resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
+/// corrupt or truncated files 'E_BAD_WAV'.
+#[napi(catch_unwind, ts_return_type = "Promise<LoadedAudio>")]
+pub fn load_audio(
+    env: Env,
+    path: String,
+    options: Option<LoadAudioOptions>,
+) -> Result<AsyncTask<LoadAudio>> {
+    let (rate, mono) = load_request(&env, options)?;
+    Ok(AsyncTask::new(LoadAudio { path, rate, mono }))
 }

@@ -11,9 +11,11 @@ mod math;
 mod mel;
 mod options;
 mod plans;
+mod wav;
 mod window;
 
 pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features};
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
+pub use wav::{load_wav, AudioError, DecodedAudio};

@@ -1,0 +1,105 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { loadAudio, loadAudioSync } from '../index.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'gama-wav-'))
+
+/** A WAV file of interleaved `samples` in [-1, 1]. */
+function wav(samples: number[], { rate = 16000, channels = 1, bits = 16, float = false } = {}): Buffer {
+  const bytes = bits / 8
+  const data = Buffer.alloc(samples.length * bytes)
+  samples.forEach((s, i) => {
+    const o = i * bytes
+    if (float) data.writeFloatLE(s, o)
+    else if (bits === 8) data.writeUInt8(Math.round(s * 127) + 128, o)
+    else if (bits === 16) data.writeInt16LE(Math.round(s * 32767), o)
+    else if (bits === 24) data.writeIntLE(Math.round(s * 8388607), o, 3)
+    else data.writeInt32LE(Math.round(s * 2147483647), o)
+  })
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0)
+  header.writeUInt32LE(36 + data.length, 4)
+  header.write('WAVEfmt ', 8)
+  header.writeUInt32LE(16, 16)
+  header.writeUInt16LE(float ? 3 : 1, 20)
+  header.writeUInt16LE(channels, 22)
+  header.writeUInt32LE(rate, 24)
+  header.writeUInt32LE(rate * channels * bytes, 28)
+  header.writeUInt16LE(channels * bytes, 32)
+  header.writeUInt16LE(bits, 34)
+  header.write('data', 36)
+  header.writeUInt32LE(data.length, 40)
+  return Buffer.concat([header, data])
+}
+
+function file(name: string, content: Buffer) {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+const ramp = [0, 0.25, -0.5, 0.75, -1, 0.5]
+
+test('reads PCM 8/16/24/32-bit and float32 WAV files', () => {
+  for (const [bits, float, tolerance] of [[8, false, 1 / 120], [16, false, 1e-4], [24, false, 1e-6], [32, false, 1e-8], [32, true, 0]] as const) {
+    const path = file(`ramp-${bits}${float ? 'f' : ''}.wav`, wav(ramp, { bits, float }))
+    const audio = loadAudioSync(path)
+    assert.equal(audio.sampleRate, 16000)
+    assert.equal(audio.channels, 1)
+    assert.equal(audio.samples.length, ramp.length)
+    audio.samples.forEach((s, i) => assert.ok(Math.abs(s - ramp[i]) <= tolerance + 1e-7, `${bits}-bit sample ${i}: ${s}`))
+    assert.ok(Math.abs(audio.durationSec - ramp.length / 16000) < 1e-12)
+  }
+})
+
+test('stereo files are averaged to mono, or kept interleaved', async () => {
+  const path = file('stereo.wav', wav([0.5, -0.5, 0.25, 0.75], { channels: 2 }))
+  const mono = await loadAudio(path)
+  assert.equal(mono.channels, 1)
+  assert.deepEqual(Array.from(mono.samples, (v) => Math.round(v * 1000) / 1000), [0, 0.5])
+  const both = loadAudioSync(path, { mono: false })
+  assert.equal(both.channels, 2)
+  assert.equal(both.samples.length, 4)
+})
+
+test('resamples to the requested rate, keeping the tone', () => {
+  const rate = 48000
+  const tone = Array.from({ length: rate }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 1000 * i) / rate))
+  const path = file('tone48k.wav', wav(tone, { rate, float: true, bits: 32 }))
+  const audio = loadAudioSync(path, { sampleRate: 16000 })
+  assert.equal(audio.sampleRate, 16000)
+  assert.equal(audio.samples.length, 16000)
+  // A 1 kHz tone crosses zero about 2000 times a second, at the same amplitude.
+  let crossings = 0
+  let peak = 0
+  for (let i = 1000; i < 15000; i++) {
+    if ((audio.samples[i] < 0) !== (audio.samples[i - 1] < 0)) crossings++
+    peak = Math.max(peak, Math.abs(audio.samples[i]))
+  }
+  assert.ok(Math.abs(crossings - 1750) <= 4, `${crossings} crossings`)
+  assert.ok(Math.abs(peak - 0.5) < 0.01, `peak ${peak}`)
+})
+
+test('bad files and paths get clear errors with codes', async () => {
+  const cases: Array<[string, string, RegExp]> = [
+    [join(dir, 'missing.wav'), 'ENOENT', /cannot read/],
+    [dir, 'EISDIR', /is a directory/],
+    [file('noise.wav', Buffer.from('this is not a wav file at all, just text')), 'E_BAD_WAV', /not a valid WAV/],
+    [file('truncated.wav', wav(ramp.concat(ramp, ramp)).subarray(0, 44 + 10)), 'E_BAD_WAV', /truncated|not a valid/],
+    [file('empty.wav', Buffer.alloc(0)), 'E_BAD_WAV', /not a valid WAV/],
+  ]
+  for (const [path, code, message] of cases) {
+    assert.throws(() => loadAudioSync(path), (err: Error & { code?: string }) => {
+      assert.equal(err.code, code, path)
+      assert.match(err.message, message)
+      return true
+    })
+    await assert.rejects(loadAudio(path), { code })
+  }
+  assert.throws(() => loadAudioSync(join(dir, 'ramp-16.wav'), { sampleRate: 0 }), RangeError)
+  assert.throws(() => loadAudioSync(join(dir, 'ramp-16.wav'), { sampleRate: 44100.5 }), RangeError)
+})
