@@ -1,11 +1,13 @@
 //! The extractor: one planned FFT, window and filterbanks per set of options,
 //! then a single pass over the frames that feeds every spectral feature asked
-//! for from the same spectrum. The frame loop allocates nothing.
+//! for from the same spectrum. Frames are transformed two at a time, one as
+//! the real and one as the imaginary part of a complex FFT, which halves the
+//! FFT work; the frame loop allocates nothing.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 
 use super::chroma::{chroma_filters, N_CHROMA};
 use super::dct::dct2_ortho;
@@ -21,6 +23,8 @@ const AMIN: f32 = 1e-10;
 const ROLL_PERCENT: f32 = 0.85;
 /// Values this close to zero count as zero for zero crossings (librosa's threshold).
 const ZC_THRESHOLD: f32 = 1e-10;
+/// Frames between two calls of the progress / cancellation callback.
+const CHECK_EVERY: usize = 256;
 
 /// One computed feature: `frames` rows of `bins` values, frame-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +44,10 @@ impl FeatureMatrix {
             bins,
             data: vec![0.0; frames * bins],
         }
+    }
+
+    fn row_mut(&mut self, f: usize) -> &mut [f32] {
+        &mut self.data[f * self.bins..(f + 1) * self.bins]
     }
 }
 
@@ -62,15 +70,56 @@ impl Features {
     }
 }
 
-fn planner() -> &'static Mutex<RealFftPlanner<f32>> {
-    static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
-    PLANNER.get_or_init(|| Mutex::new(RealFftPlanner::new()))
+fn planner() -> &'static Mutex<FftPlanner<f32>> {
+    static PLANNER: OnceLock<Mutex<FftPlanner<f32>>> = OnceLock::new();
+    PLANNER.get_or_init(|| Mutex::new(FftPlanner::new()))
+}
+
+/// Which stages the requested features need.
+#[derive(Clone, Copy)]
+struct Stages {
+    asked: [bool; Feature::ALL.len()],
+    mel: bool,
+    spectrum: bool,
+    magnitude: bool,
+}
+
+impl Stages {
+    fn of(o: &FeatureOptions) -> Self {
+        let mut asked = [false; Feature::ALL.len()];
+        for f in &o.features {
+            asked[*f as usize] = true;
+        }
+        let wants = |f: Feature| asked[f as usize];
+        let mel = wants(Feature::Mel) || wants(Feature::LogMel) || wants(Feature::Mfcc);
+        let centroid = wants(Feature::SpectralCentroid) || wants(Feature::SpectralBandwidth);
+        let magnitude = wants(Feature::Stft)
+            || centroid
+            || wants(Feature::SpectralRolloff)
+            || (mel && o.power != 2.0);
+        let spectrum = magnitude
+            || mel
+            || wants(Feature::Power)
+            || wants(Feature::SpectralFlatness)
+            || wants(Feature::Chroma);
+        Stages {
+            asked,
+            mel,
+            spectrum,
+            magnitude,
+        }
+    }
+
+    fn wants(&self, f: Feature) -> bool {
+        self.asked[f as usize]
+    }
 }
 
 /// Everything planned for one set of options; shareable across threads.
 pub struct Extractor {
     options: FeatureOptions,
-    fft: Arc<dyn RealToComplex<f32>>,
+    stages: Stages,
+    fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
     mel: Vec<Filter>,
     dct: Vec<f32>,
@@ -79,30 +128,48 @@ pub struct Extractor {
     freqs: Vec<f32>,
 }
 
+/// Per-frame outputs of the spectral features being computed.
+struct SpectralOutputs {
+    stft: FeatureMatrix,
+    power: FeatureMatrix,
+    mel: FeatureMatrix,
+    chroma: FeatureMatrix,
+    centroid: FeatureMatrix,
+    bandwidth: FeatureMatrix,
+    rolloff: FeatureMatrix,
+    flatness: FeatureMatrix,
+}
+
+/// Scratch rows reused for every frame.
+struct Rows {
+    magnitude: Vec<f32>,
+    mel_source: Vec<f32>,
+}
+
 impl Extractor {
     /// Plans an extraction; fails on invalid options.
     pub fn new(options: FeatureOptions) -> Result<Self, OptionError> {
         options.validate()?;
         let o = &options;
+        let stages = Stages::of(o);
         let fft = planner()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .plan_fft_forward(o.n_fft);
-        let needs_mel = o.wants(Feature::Mel) || o.wants(Feature::LogMel) || o.wants(Feature::Mfcc);
         Ok(Extractor {
             fft,
             window: window(o.window, o.win_length, o.n_fft),
-            mel: if needs_mel {
+            mel: if stages.mel {
                 mel_filters(o)
             } else {
                 Vec::new()
             },
-            dct: if o.wants(Feature::Mfcc) {
+            dct: if stages.wants(Feature::Mfcc) {
                 dct2_ortho(o.n_mels, o.n_mfcc)
             } else {
                 Vec::new()
             },
-            chroma: if o.wants(Feature::Chroma) {
+            chroma: if stages.wants(Feature::Chroma) {
                 chroma_filters(o)
             } else {
                 Vec::new()
@@ -110,6 +177,7 @@ impl Extractor {
             freqs: (0..=o.n_fft / 2)
                 .map(|i| (i as f64 * o.sample_rate / o.n_fft as f64) as f32)
                 .collect(),
+            stages,
             options,
         })
     }
@@ -141,9 +209,37 @@ impl Extractor {
         self.extract_with(audio, &mut |_| true)
     }
 
-    /// Like `extract`, calling `keep_going(frames_done)` every 256 frames;
-    /// when it returns false the extraction stops with `ExtractError::Cancelled`.
+    /// Like `extract`, calling `keep_going(frames_done)` every 256 frames and
+    /// at the end; when it returns false the extraction stops with
+    /// `ExtractError::Cancelled`.
     pub fn extract_with(
+        &self,
+        audio: &[f32],
+        keep_going: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Features, ExtractError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports every feature the function is compiled for.
+            return unsafe { self.extract_avx2(audio, keep_going) };
+        }
+        self.extract_portable(audio, keep_going)
+    }
+
+    /// `extract_portable` compiled for AVX2 and FMA: the same code, with the
+    /// kernels inlined into it vectorised eight lanes wide.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn extract_avx2(
+        &self,
+        audio: &[f32],
+        keep_going: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Features, ExtractError> {
+        self.extract_portable(audio, keep_going)
+    }
+
+    #[inline(always)]
+    fn extract_portable(
         &self,
         audio: &[f32],
         keep_going: &mut dyn FnMut(usize) -> bool,
@@ -151,195 +247,104 @@ impl Extractor {
         if audio.is_empty() {
             return Err(ExtractError::Empty);
         }
-        let bad = (!all_finite(audio)).then(|| audio.iter().position(|x| !x.is_finite()));
-        if let Some(Some(index)) = bad {
+        if !all_finite(audio) {
+            let index = audio.iter().position(|x| !x.is_finite()).unwrap_or(0);
             return Err(ExtractError::NotFinite {
                 index,
                 value: audio[index],
             });
         }
         let o = &self.options;
+        let st = self.stages;
         let frames = self.frame_count(audio.len())?;
         let (n, hop, bins) = (o.n_fft, o.hop_length, o.n_fft / 2 + 1);
         let padded = pad(audio, if o.center { n / 2 } else { 0 }, o.pad_mode);
 
-        let mut asked = [false; Feature::ALL.len()];
-        for f in &o.features {
-            asked[*f as usize] = true;
-        }
-        let wants = |f: Feature| asked[f as usize];
-        let needs_mel = wants(Feature::Mel) || wants(Feature::LogMel) || wants(Feature::Mfcc);
-        let needs_spectrum = needs_mel
-            || [
-                Feature::Stft,
-                Feature::Power,
-                Feature::SpectralCentroid,
-                Feature::SpectralBandwidth,
-                Feature::SpectralRolloff,
-                Feature::SpectralFlatness,
-                Feature::Chroma,
-            ]
-            .into_iter()
-            .any(wants);
         let matrix =
             |on: bool, width: usize| FeatureMatrix::zeros(if on { frames } else { 0 }, width);
-        let mut stft = matrix(wants(Feature::Stft), bins);
-        let mut power = matrix(wants(Feature::Power), bins);
-        let mut mel = matrix(needs_mel, o.n_mels);
-        let mut chroma = matrix(wants(Feature::Chroma), N_CHROMA);
-        let mut centroid = matrix(wants(Feature::SpectralCentroid), 1);
-        let mut bandwidth = matrix(wants(Feature::SpectralBandwidth), 1);
-        let mut rolloff = matrix(wants(Feature::SpectralRolloff), 1);
-        let mut flatness = matrix(wants(Feature::SpectralFlatness), 1);
-
-        let mut input = self.fft.make_input_vec();
-        let mut spectrum: Vec<Complex<f32>> = self.fft.make_output_vec();
-        let mut scratch = self.fft.make_scratch_vec();
-        let mut pow_row = vec![0f32; bins];
-        let mut mag_row = vec![0f32; bins];
-        let mut mel_source = vec![0f32; bins];
-        let needs_magnitude = wants(Feature::Stft)
-            || wants(Feature::SpectralCentroid)
-            || wants(Feature::SpectralBandwidth)
-            || wants(Feature::SpectralRolloff)
-            || (needs_mel && o.power != 2.0);
-
-        for f in 0..frames {
-            if f % 256 == 0 && f > 0 && !keep_going(f) {
-                return Err(ExtractError::Cancelled);
-            }
-            if !needs_spectrum {
-                continue;
-            }
-            let frame = &padded[f * hop..f * hop + n];
-            for ((x, s), w) in input.iter_mut().zip(frame).zip(&self.window) {
-                *x = s * w;
-            }
-            self.fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .expect("buffers come from the plan");
-            for (p, c) in pow_row.iter_mut().zip(&spectrum) {
-                *p = c.re * c.re + c.im * c.im;
-            }
-            if needs_magnitude {
-                for (m, p) in mag_row.iter_mut().zip(&pow_row) {
-                    *m = p.sqrt();
+        let mut out = SpectralOutputs {
+            stft: matrix(st.wants(Feature::Stft), bins),
+            power: matrix(st.wants(Feature::Power), bins),
+            mel: matrix(st.mel, o.n_mels),
+            chroma: matrix(st.wants(Feature::Chroma), N_CHROMA),
+            centroid: matrix(st.wants(Feature::SpectralCentroid), 1),
+            bandwidth: matrix(st.wants(Feature::SpectralBandwidth), 1),
+            rolloff: matrix(st.wants(Feature::SpectralRolloff), 1),
+            flatness: matrix(st.wants(Feature::SpectralFlatness), 1),
+        };
+        if st.spectrum {
+            let mut buffer = vec![Complex::new(0f32, 0f32); n];
+            let mut scratch = vec![Complex::new(0f32, 0f32); self.fft.get_inplace_scratch_len()];
+            let (mut pow_a, mut pow_b) = (vec![0f32; bins], vec![0f32; bins]);
+            let mut rows = Rows {
+                magnitude: vec![0f32; bins],
+                mel_source: vec![0f32; bins],
+            };
+            let mut f = 0;
+            while f < frames {
+                if f % CHECK_EVERY < 2 && f > 0 && !keep_going(f) {
+                    return Err(ExtractError::Cancelled);
                 }
-            }
-            let row = f * bins..(f + 1) * bins;
-            if wants(Feature::Stft) {
-                stft.data[row.clone()].copy_from_slice(&mag_row);
-            }
-            if wants(Feature::Power) {
-                power.data[row].copy_from_slice(&pow_row);
-            }
-            if needs_mel {
-                let source: &[f32] = if o.power == 2.0 {
-                    &pow_row
-                } else if o.power == 1.0 {
-                    &mag_row
-                } else {
-                    let exponent = o.power as f32;
-                    for (s, m) in mel_source.iter_mut().zip(&mag_row) {
-                        *s = m.powf(exponent);
+                let a = &padded[f * hop..f * hop + n];
+                let b = (f + 1 < frames).then(|| &padded[(f + 1) * hop..(f + 1) * hop + n]);
+                match b {
+                    Some(b) => {
+                        for (((z, x), y), w) in buffer.iter_mut().zip(a).zip(b).zip(&self.window) {
+                            *z = Complex::new(x * w, y * w);
+                        }
                     }
-                    &mel_source
-                };
-                for (out, filter) in mel.data[f * o.n_mels..(f + 1) * o.n_mels]
-                    .iter_mut()
-                    .zip(&self.mel)
-                {
-                    *out = filter.apply(source);
-                }
-            }
-            if wants(Feature::SpectralCentroid) || wants(Feature::SpectralBandwidth) {
-                let total = sum(&mag_row);
-                let norm = if total > f32::MIN_POSITIVE {
-                    total
-                } else {
-                    1.0
-                };
-                let c = dot(&mag_row, &self.freqs) / norm;
-                if wants(Feature::SpectralCentroid) {
-                    centroid.data[f] = c;
-                }
-                if wants(Feature::SpectralBandwidth) {
-                    let spread: f32 = mag_row
-                        .iter()
-                        .zip(&self.freqs)
-                        .map(|(m, fr)| (m / norm) * (fr - c) * (fr - c))
-                        .sum();
-                    bandwidth.data[f] = spread.sqrt();
-                }
-            }
-            if wants(Feature::SpectralRolloff) {
-                let total: f32 = mag_row.iter().sum();
-                let threshold = ROLL_PERCENT * total;
-                let mut cumulative = 0f32;
-                let mut at = 0;
-                for (i, m) in mag_row.iter().enumerate() {
-                    cumulative += m;
-                    if cumulative >= threshold {
-                        at = i;
-                        break;
+                    None => {
+                        for ((z, x), w) in buffer.iter_mut().zip(a).zip(&self.window) {
+                            *z = Complex::new(x * w, 0.0);
+                        }
                     }
                 }
-                rolloff.data[f] = self.freqs[at];
-            }
-            if wants(Feature::SpectralFlatness) {
-                let (mut log_sum, mut sum) = (0f64, 0f64);
-                for p in &pow_row {
-                    let p = p.max(AMIN) as f64;
-                    log_sum += p.ln();
-                    sum += p;
+                self.fft.process_with_scratch(&mut buffer, &mut scratch);
+                split_powers(&buffer, &mut pow_a, &mut pow_b);
+                self.frame_features(f, &pow_a, &mut rows, &mut out);
+                if b.is_some() {
+                    self.frame_features(f + 1, &pow_b, &mut rows, &mut out);
                 }
-                flatness.data[f] = ((log_sum / bins as f64).exp() / (sum / bins as f64)) as f32;
-            }
-            if wants(Feature::Chroma) {
-                let out = &mut chroma.data[f * N_CHROMA..(f + 1) * N_CHROMA];
-                for (c, value) in out.iter_mut().enumerate() {
-                    *value = dot(&self.chroma[c * bins..(c + 1) * bins], &pow_row);
-                }
-                let peak = out.iter().fold(0f32, |m, v| m.max(v.abs()));
-                if peak > f32::MIN_POSITIVE {
-                    out.iter_mut().for_each(|v| *v /= peak);
-                }
+                f += 2;
             }
         }
         if !keep_going(frames) {
             return Err(ExtractError::Cancelled);
         }
 
-        let rms = wants(Feature::Rms).then(|| frame_rms(&padded, frames, o));
-        let zcr = wants(Feature::Zcr).then(|| zero_crossing_rate(audio, frames, o));
-        let log_mel =
-            (wants(Feature::LogMel) || wants(Feature::Mfcc)).then(|| power_to_db(&mel, o.top_db));
-        let mfcc = wants(Feature::Mfcc).then(|| {
+        let rms = st
+            .wants(Feature::Rms)
+            .then(|| frame_rms(&padded, frames, o));
+        let zcr = st
+            .wants(Feature::Zcr)
+            .then(|| zero_crossing_rate(audio, frames, o));
+        let log_mel = (st.wants(Feature::LogMel) || st.wants(Feature::Mfcc))
+            .then(|| power_to_db(&out.mel, o.top_db));
+        let mfcc = st.wants(Feature::Mfcc).then(|| {
             let log_mel = log_mel.as_ref().expect("computed for mfcc");
-            let mut out = FeatureMatrix::zeros(frames, o.n_mfcc);
+            let mut m = FeatureMatrix::zeros(frames, o.n_mfcc);
             for f in 0..frames {
                 let row = &log_mel.data[f * o.n_mels..(f + 1) * o.n_mels];
-                for k in 0..o.n_mfcc {
-                    out.data[f * o.n_mfcc + k] =
-                        dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
+                for (k, value) in m.row_mut(f).iter_mut().enumerate() {
+                    *value = dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
                 }
             }
-            out
+            m
         });
 
         let mut slots = [
-            (Feature::Stft, Some(stft)),
-            (Feature::Power, Some(power)),
-            (Feature::Mel, Some(mel)),
+            (Feature::Stft, Some(out.stft)),
+            (Feature::Power, Some(out.power)),
+            (Feature::Mel, Some(out.mel)),
             (Feature::LogMel, log_mel),
             (Feature::Mfcc, mfcc),
             (Feature::Rms, rms),
             (Feature::Zcr, zcr),
-            (Feature::SpectralCentroid, Some(centroid)),
-            (Feature::SpectralBandwidth, Some(bandwidth)),
-            (Feature::SpectralRolloff, Some(rolloff)),
-            (Feature::SpectralFlatness, Some(flatness)),
-            (Feature::Chroma, Some(chroma)),
+            (Feature::SpectralCentroid, Some(out.centroid)),
+            (Feature::SpectralBandwidth, Some(out.bandwidth)),
+            (Feature::SpectralRolloff, Some(out.rolloff)),
+            (Feature::SpectralFlatness, Some(out.flatness)),
+            (Feature::Chroma, Some(out.chroma)),
         ];
         let mut items = Vec::with_capacity(o.features.len());
         for &feature in &o.features {
@@ -357,9 +362,115 @@ impl Extractor {
         }
         Ok(Features { frames, items })
     }
+
+    /// Every per-frame spectral feature of frame `f`, from its power spectrum.
+    #[inline(always)]
+    fn frame_features(&self, f: usize, pow: &[f32], rows: &mut Rows, out: &mut SpectralOutputs) {
+        let st = &self.stages;
+        let o = &self.options;
+        let mag = &mut rows.magnitude;
+        if st.magnitude {
+            for (m, p) in mag.iter_mut().zip(pow) {
+                *m = p.sqrt();
+            }
+        }
+        if st.wants(Feature::Stft) {
+            out.stft.row_mut(f).copy_from_slice(mag);
+        }
+        if st.wants(Feature::Power) {
+            out.power.row_mut(f).copy_from_slice(pow);
+        }
+        if st.mel {
+            let source: &[f32] = if o.power == 2.0 {
+                pow
+            } else if o.power == 1.0 {
+                mag
+            } else {
+                let exponent = o.power as f32;
+                for (s, m) in rows.mel_source.iter_mut().zip(mag.iter()) {
+                    *s = m.powf(exponent);
+                }
+                &rows.mel_source
+            };
+            for (value, filter) in out.mel.row_mut(f).iter_mut().zip(&self.mel) {
+                *value = filter.apply(source);
+            }
+        }
+        if st.wants(Feature::SpectralCentroid) || st.wants(Feature::SpectralBandwidth) {
+            let total = sum(mag);
+            let norm = if total > f32::MIN_POSITIVE {
+                total
+            } else {
+                1.0
+            };
+            let c = dot(mag, &self.freqs) / norm;
+            if st.wants(Feature::SpectralCentroid) {
+                out.centroid.data[f] = c;
+            }
+            if st.wants(Feature::SpectralBandwidth) {
+                let spread: f32 = mag
+                    .iter()
+                    .zip(&self.freqs)
+                    .map(|(m, fr)| (m / norm) * (fr - c) * (fr - c))
+                    .sum();
+                out.bandwidth.data[f] = spread.sqrt();
+            }
+        }
+        if st.wants(Feature::SpectralRolloff) {
+            let threshold = ROLL_PERCENT * mag.iter().sum::<f32>();
+            let mut cumulative = 0f32;
+            let mut at = 0;
+            for (i, m) in mag.iter().enumerate() {
+                cumulative += m;
+                if cumulative >= threshold {
+                    at = i;
+                    break;
+                }
+            }
+            out.rolloff.data[f] = self.freqs[at];
+        }
+        if st.wants(Feature::SpectralFlatness) {
+            let (mut log_sum, mut total) = (0f64, 0f64);
+            for p in pow {
+                let p = p.max(AMIN) as f64;
+                log_sum += p.ln();
+                total += p;
+            }
+            let bins = pow.len() as f64;
+            out.flatness.data[f] = ((log_sum / bins).exp() / (total / bins)) as f32;
+        }
+        if st.wants(Feature::Chroma) {
+            let bins = pow.len();
+            let row = out.chroma.row_mut(f);
+            for (c, value) in row.iter_mut().enumerate() {
+                *value = dot(&self.chroma[c * bins..(c + 1) * bins], pow);
+            }
+            let peak = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if peak > f32::MIN_POSITIVE {
+                row.iter_mut().for_each(|v| *v /= peak);
+            }
+        }
+    }
+}
+
+/// Power spectra of the two real frames packed into one complex FFT `z`:
+/// X_a[k] = (Z[k] + conj Z[N-k]) / 2 and X_b[k] = (Z[k] - conj Z[N-k]) / 2i.
+#[inline(always)]
+fn split_powers(z: &[Complex<f32>], pow_a: &mut [f32], pow_b: &mut [f32]) {
+    let n = z.len();
+    let split = |p: Complex<f32>, q: Complex<f32>| {
+        let (a_re, a_im) = (0.5 * (p.re + q.re), 0.5 * (p.im - q.im));
+        let (b_re, b_im) = (0.5 * (p.im + q.im), 0.5 * (q.re - p.re));
+        (a_re * a_re + a_im * a_im, b_re * b_re + b_im * b_im)
+    };
+    (pow_a[0], pow_b[0]) = split(z[0], z[0]);
+    for k in 1..pow_a.len() {
+        (pow_a[k], pow_b[k]) = split(z[k], z[n - k]);
+    }
 }
 
 /// The signal padded by `width` samples on each side.
+#[inline(always)]
 fn pad(audio: &[f32], width: usize, mode: PadMode) -> Vec<f32> {
     let mut out = Vec::with_capacity(audio.len() + 2 * width);
     match mode {
@@ -390,6 +501,7 @@ fn pad(audio: &[f32], width: usize, mode: PadMode) -> Vec<f32> {
 }
 
 /// Root mean square of each frame of the (padded) signal.
+#[inline(always)]
 fn frame_rms(padded: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
     let n = o.n_fft;
     let mut out = FeatureMatrix::zeros(frames, 1);
@@ -404,6 +516,7 @@ fn frame_rms(padded: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix
 /// centred), crossings where the sign bit changes, values within 1e-10 of
 /// zero counting as +0. Sign flags and crossings are computed once per
 /// sample in branch-free passes, then summed per frame.
+#[inline(always)]
 fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
     let n = o.n_fft;
     let offset = if o.center { n / 2 } else { 0 };
@@ -432,6 +545,7 @@ fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> Featu
 }
 
 /// `power_to_db(S, ref=1, amin=1e-10, top_db)` over the whole matrix.
+#[inline(always)]
 fn power_to_db(mel: &FeatureMatrix, top_db: Option<f64>) -> FeatureMatrix {
     let mut out = mel.clone();
     let db_per_neper = 10.0 / std::f32::consts::LN_10;

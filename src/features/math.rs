@@ -6,7 +6,7 @@
 const LANES: usize = 8;
 
 /// Σ a[i] * b[i] over the shorter length.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -23,7 +23,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Σ a[i].
-#[inline]
+#[inline(always)]
 pub fn sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = a.chunks_exact(LANES);
@@ -37,7 +37,7 @@ pub fn sum(a: &[f32]) -> f32 {
 }
 
 /// Whether every value is finite (no NaN or infinity), in one branch-free pass.
-#[inline]
+#[inline(always)]
 pub fn all_finite(a: &[f32]) -> bool {
     const EXPONENT: u32 = 0x7f80_0000;
     let mut acc = [0u32; LANES];
@@ -58,7 +58,7 @@ pub fn all_finite(a: &[f32]) -> bool {
 /// Splits x = 2^e * m with m in [0.75, 1.5), then ln m = 2 atanh(s) with
 /// s = (m - 1) / (m + 1), |s| <= 0.2, summed to the s^9 term (truncation
 /// error below 2e-9).
-#[inline]
+#[inline(always)]
 pub fn ln(x: f32) -> f32 {
     let bits = x.to_bits();
     let mut e = ((bits >> 23) & 0xff) as i32 - 127;

@@ -46,7 +46,7 @@ pub struct Filter {
 
 impl Filter {
     /// Weighted sum of `spectrum` under this filter.
-    #[inline]
+    #[inline(always)]
     pub fn apply(&self, spectrum: &[f32]) -> f32 {
         super::math::dot(
             &spectrum[self.start..self.start + self.weights.len()],
