@@ -361,36 +361,3 @@ fn a_dropped_cache_is_released() {
     };
     assert_eq!(Arc::strong_count(&data), 1);
 }
-
-#[test]
-#[ignore]
-fn microbench_get_many() {
-    for policy in [PolicyKind::Lru, PolicyKind::TinyLfu] {
-        let mut store = Store::new(config(policy, 10_000, 1 << 30));
-        let keys: Vec<String> = (0..10_000).map(|i| format!("feat:{i}")).collect();
-        for k in &keys {
-            store
-                .insert(k, floats(128, 1.0), EntryOptions::default())
-                .unwrap();
-        }
-        let mut rng = SmallRng::seed_from_u64(7);
-        let batches: Vec<Vec<&str>> = (0..1024)
-            .map(|_| {
-                (0..64)
-                    .map(|_| keys[rng.random_range(0..10_000)].as_str())
-                    .collect()
-            })
-            .collect();
-        let mut out = vec![0f32; 64 * 128];
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            for b in 0..20_000 {
-                let values = store.get_many(&batches[b & 1023]);
-                pack_rows(&values, 128, &mut out);
-            }
-            best = best.min(t.elapsed().as_secs_f64() / 20_000.0);
-        }
-        println!("{policy:?}: {:.2} us per 64-key batch", best * 1e6);
-    }
-}
