@@ -80,6 +80,7 @@ fn planner() -> &'static Mutex<FftPlanner<f32>> {
 struct Stages {
     asked: [bool; Feature::ALL.len()],
     mel: bool,
+    log_mel: bool,
     spectrum: bool,
     magnitude: bool,
 }
@@ -105,6 +106,7 @@ impl Stages {
         Stages {
             asked,
             mel,
+            log_mel: wants(Feature::LogMel) || wants(Feature::Mfcc),
             spectrum,
             magnitude,
         }
@@ -133,6 +135,10 @@ struct SpectralOutputs {
     stft: FeatureMatrix,
     power: FeatureMatrix,
     mel: FeatureMatrix,
+    /// Log-mel in dB before the `top_db` floor (needed by logMel and mfcc).
+    log_mel: FeatureMatrix,
+    /// Highest dB value seen so far.
+    peak_db: f32,
     chroma: FeatureMatrix,
     centroid: FeatureMatrix,
     bandwidth: FeatureMatrix,
@@ -144,6 +150,7 @@ struct SpectralOutputs {
 struct Rows {
     magnitude: Vec<f32>,
     mel_source: Vec<f32>,
+    mel: Vec<f32>,
 }
 
 impl Extractor {
@@ -265,7 +272,9 @@ impl Extractor {
         let mut out = SpectralOutputs {
             stft: matrix(st.wants(Feature::Stft), bins),
             power: matrix(st.wants(Feature::Power), bins),
-            mel: matrix(st.mel, o.n_mels),
+            mel: matrix(st.wants(Feature::Mel), o.n_mels),
+            log_mel: matrix(st.log_mel, o.n_mels),
+            peak_db: f32::NEG_INFINITY,
             chroma: matrix(st.wants(Feature::Chroma), N_CHROMA),
             centroid: matrix(st.wants(Feature::SpectralCentroid), 1),
             bandwidth: matrix(st.wants(Feature::SpectralBandwidth), 1),
@@ -279,6 +288,7 @@ impl Extractor {
             let mut rows = Rows {
                 magnitude: vec![0f32; bins],
                 mel_source: vec![0f32; bins],
+                mel: vec![0f32; o.n_mels],
             };
             let mut f = 0;
             while f < frames {
@@ -318,19 +328,26 @@ impl Extractor {
         let zcr = st
             .wants(Feature::Zcr)
             .then(|| zero_crossing_rate(audio, frames, o));
-        let log_mel = (st.wants(Feature::LogMel) || st.wants(Feature::Mfcc))
-            .then(|| power_to_db(&out.mel, o.top_db));
-        let mfcc = st.wants(Feature::Mfcc).then(|| {
-            let log_mel = log_mel.as_ref().expect("computed for mfcc");
-            let mut m = FeatureMatrix::zeros(frames, o.n_mfcc);
+        // power_to_db's top_db floor needs the peak of the whole matrix, so
+        // it (and the MFCCs of the floored rows) come in one pass afterwards.
+        let mut mfcc = st
+            .wants(Feature::Mfcc)
+            .then(|| FeatureMatrix::zeros(frames, o.n_mfcc));
+        if st.log_mel {
+            let floor = o
+                .top_db
+                .map_or(f32::NEG_INFINITY, |top| out.peak_db - top as f32);
             for f in 0..frames {
-                let row = &log_mel.data[f * o.n_mels..(f + 1) * o.n_mels];
-                for (k, value) in m.row_mut(f).iter_mut().enumerate() {
-                    *value = dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
+                let row = out.log_mel.row_mut(f);
+                row.iter_mut().for_each(|v| *v = v.max(floor));
+                if let Some(m) = mfcc.as_mut() {
+                    for (k, value) in m.row_mut(f).iter_mut().enumerate() {
+                        *value = dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
+                    }
                 }
             }
-            m
-        });
+        }
+        let log_mel = st.wants(Feature::LogMel).then_some(out.log_mel);
 
         let mut slots = [
             (Feature::Stft, Some(out.stft)),
@@ -392,8 +409,20 @@ impl Extractor {
                 }
                 &rows.mel_source
             };
-            for (value, filter) in out.mel.row_mut(f).iter_mut().zip(&self.mel) {
+            for (value, filter) in rows.mel.iter_mut().zip(&self.mel) {
                 *value = filter.apply(source);
+            }
+            if st.wants(Feature::Mel) {
+                out.mel.row_mut(f).copy_from_slice(&rows.mel);
+            }
+            if st.log_mel {
+                // A separate pass over the row so the logarithm vectorises.
+                let db_per_neper = 10.0 / std::f32::consts::LN_10;
+                let db = out.log_mel.row_mut(f);
+                for (d, v) in db.iter_mut().zip(&rows.mel) {
+                    *d = db_per_neper * ln(v.max(AMIN));
+                }
+                out.peak_db = db.iter().fold(out.peak_db, |m, &v| m.max(v));
             }
         }
         if st.wants(Feature::SpectralCentroid) || st.wants(Feature::SpectralBandwidth) {
@@ -540,22 +569,6 @@ fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> Featu
             .map(|&c| c as u32)
             .sum();
         *value = count as f32 / n as f32;
-    }
-    out
-}
-
-/// `power_to_db(S, ref=1, amin=1e-10, top_db)` over the whole matrix.
-#[inline(always)]
-fn power_to_db(mel: &FeatureMatrix, top_db: Option<f64>) -> FeatureMatrix {
-    let mut out = mel.clone();
-    let db_per_neper = 10.0 / std::f32::consts::LN_10;
-    for v in out.data.iter_mut() {
-        *v = db_per_neper * ln(v.max(AMIN));
-    }
-    let peak = out.data.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    if let Some(top) = top_db {
-        let floor = peak - top as f32;
-        out.data.iter_mut().for_each(|v| *v = v.max(floor));
     }
     out
 }
