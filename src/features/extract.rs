@@ -10,7 +10,7 @@ use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
 use super::chroma::{chroma_filters, N_CHROMA};
-use super::dct::dct2_ortho;
+use super::dct::Dct;
 use super::error::ExtractError;
 use super::math::{all_finite, dot, ln, sum};
 use super::mel::{mel_filters, Filter};
@@ -124,7 +124,7 @@ pub struct Extractor {
     fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
     mel: Vec<Filter>,
-    dct: Vec<f32>,
+    dct: Option<Dct>,
     chroma: Vec<f32>,
     /// Centre frequency of each FFT bin (Hz).
     freqs: Vec<f32>,
@@ -171,11 +171,9 @@ impl Extractor {
             } else {
                 Vec::new()
             },
-            dct: if stages.wants(Feature::Mfcc) {
-                dct2_ortho(o.n_mels, o.n_mfcc)
-            } else {
-                Vec::new()
-            },
+            dct: stages
+                .wants(Feature::Mfcc)
+                .then(|| Dct::new(o.n_mels, o.n_mfcc)),
             chroma: if stages.wants(Feature::Chroma) {
                 chroma_filters(o)
             } else {
@@ -340,10 +338,8 @@ impl Extractor {
             for f in 0..frames {
                 let row = out.log_mel.row_mut(f);
                 row.iter_mut().for_each(|v| *v = v.max(floor));
-                if let Some(m) = mfcc.as_mut() {
-                    for (k, value) in m.row_mut(f).iter_mut().enumerate() {
-                        *value = dot(&self.dct[k * o.n_mels..(k + 1) * o.n_mels], row);
-                    }
+                if let (Some(m), Some(dct)) = (mfcc.as_mut(), &self.dct) {
+                    dct.apply(row, m.row_mut(f));
                 }
             }
         }
