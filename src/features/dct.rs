@@ -52,8 +52,8 @@ impl Dct {
                     }
                 }
             }
-            for i in quads * 4..input.len() {
-                let (x, b) = (input[i], basis(i));
+            for (i, &x) in input.iter().enumerate().skip(quads * 4) {
+                let b = basis(i);
                 for l in 0..LANES {
                     acc[0][l] += x * b[l];
                 }
