@@ -263,7 +263,13 @@ impl Extractor {
         let st = self.stages;
         let frames = self.frame_count(audio.len())?;
         let (n, hop, bins) = (o.n_fft, o.hop_length, o.n_fft / 2 + 1);
-        let padded = pad(audio, if o.center { n / 2 } else { 0 }, o.pad_mode);
+        let framer = Framer {
+            audio,
+            offset: if o.center { n / 2 } else { 0 },
+            n,
+            hop,
+            mode: o.pad_mode,
+        };
 
         let matrix =
             |on: bool, width: usize| FeatureMatrix::zeros(if on { frames } else { 0 }, width);
@@ -288,13 +294,14 @@ impl Extractor {
                 mel_source: vec![0f32; bins],
                 mel: vec![0f32; o.n_mels],
             };
+            let (mut edge_a, mut edge_b) = (vec![0f32; n], vec![0f32; n]);
             let mut f = 0;
             while f < frames {
                 if f % CHECK_EVERY < 2 && f > 0 && !keep_going(f) {
                     return Err(ExtractError::Cancelled);
                 }
-                let a = &padded[f * hop..f * hop + n];
-                let b = (f + 1 < frames).then(|| &padded[(f + 1) * hop..(f + 1) * hop + n]);
+                let a = framer.frame(f, &mut edge_a);
+                let b = (f + 1 < frames).then(|| framer.frame(f + 1, &mut edge_b));
                 match b {
                     Some(b) => {
                         for (((z, x), y), w) in buffer.iter_mut().zip(a).zip(b).zip(&self.window) {
@@ -320,9 +327,7 @@ impl Extractor {
             return Err(ExtractError::Cancelled);
         }
 
-        let rms = st
-            .wants(Feature::Rms)
-            .then(|| frame_rms(&padded, frames, o));
+        let rms = st.wants(Feature::Rms).then(|| frame_rms(&framer, frames));
         let zcr = st
             .wants(Feature::Zcr)
             .then(|| zero_crossing_rate(audio, frames, o));
@@ -494,45 +499,63 @@ fn split_powers(z: &[Complex<f32>], pow_a: &mut [f32], pow_b: &mut [f32]) {
     }
 }
 
-/// The signal padded by `width` samples on each side.
-#[inline(always)]
-fn pad(audio: &[f32], width: usize, mode: PadMode) -> Vec<f32> {
-    let mut out = Vec::with_capacity(audio.len() + 2 * width);
-    match mode {
-        PadMode::Constant => {
-            out.resize(width, 0.0);
-            out.extend_from_slice(audio);
-            out.resize(audio.len() + 2 * width, 0.0);
+/// Frames of the signal as if it were padded by `offset` samples on each
+/// side: frames inside the signal are slices of it (no copy); only frames
+/// that overlap an edge are assembled in a scratch buffer.
+struct Framer<'a> {
+    audio: &'a [f32],
+    offset: usize,
+    n: usize,
+    hop: usize,
+    mode: PadMode,
+}
+
+impl<'a> Framer<'a> {
+    /// Frame `f`, borrowed from the signal or built in `edge` (n samples).
+    #[inline(always)]
+    fn frame<'b>(&self, f: usize, edge: &'b mut [f32]) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        let start = (f * self.hop) as isize - self.offset as isize;
+        let len = self.audio.len() as isize;
+        if start >= 0 && start + self.n as isize <= len {
+            return &self.audio[start as usize..start as usize + self.n];
         }
-        PadMode::Reflect => {
+        for (i, value) in edge.iter_mut().enumerate() {
+            *value = self.sample(start + i as isize);
+        }
+        edge
+    }
+
+    /// The padded signal at position `t` (negative or past the end: padding).
+    fn sample(&self, t: isize) -> f32 {
+        let len = self.audio.len() as isize;
+        if (0..len).contains(&t) {
+            return self.audio[t as usize];
+        }
+        match self.mode {
+            PadMode::Constant => 0.0,
             // numpy's "reflect": mirror around the edge samples, repeating
             // the reflection when the padding is longer than the signal.
-            let len = audio.len() as isize;
-            let at = |t: isize| -> f32 {
-                if len == 1 {
-                    return audio[0];
-                }
+            PadMode::Reflect if len == 1 => self.audio[0],
+            PadMode::Reflect => {
                 let period = 2 * (len - 1);
                 let t = t.rem_euclid(period);
-                audio[(if t < len { t } else { period - t }) as usize]
-            };
-            let w = width as isize;
-            out.extend((-w..0).map(at));
-            out.extend_from_slice(audio);
-            out.extend((len..len + w).map(at));
+                self.audio[(if t < len { t } else { period - t }) as usize]
+            }
         }
     }
-    out
 }
 
 /// Root mean square of each frame of the (padded) signal.
 #[inline(always)]
-fn frame_rms(padded: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
-    let n = o.n_fft;
+fn frame_rms(framer: &Framer, frames: usize) -> FeatureMatrix {
+    let mut edge = vec![0f32; framer.n];
     let mut out = FeatureMatrix::zeros(frames, 1);
     for (f, value) in out.data.iter_mut().enumerate() {
-        let frame = &padded[f * o.hop_length..f * o.hop_length + n];
-        *value = (dot(frame, frame) / n as f32).sqrt();
+        let frame = framer.frame(f, &mut edge);
+        *value = (dot(frame, frame) / framer.n as f32).sqrt();
     }
     out
 }
