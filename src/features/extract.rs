@@ -522,8 +522,17 @@ impl<'a> Framer<'a> {
         if start >= 0 && start + self.n as isize <= len {
             return &self.audio[start as usize..start as usize + self.n];
         }
-        for (i, value) in edge.iter_mut().enumerate() {
-            *value = self.sample(start + i as isize);
+        if self.mode == PadMode::Constant {
+            // Zeros around the part of the frame that lies inside the signal.
+            let from = start.clamp(0, len) as usize;
+            let to = (start + self.n as isize).clamp(0, len) as usize;
+            let at = (from as isize - start) as usize;
+            edge.fill(0.0);
+            edge[at..at + (to - from)].copy_from_slice(&self.audio[from..to]);
+        } else {
+            for (i, value) in edge.iter_mut().enumerate() {
+                *value = self.sample(start + i as isize);
+            }
         }
         edge
     }
