@@ -11,6 +11,8 @@ mod math;
 mod mel;
 mod options;
 mod plans;
+#[cfg(test)]
+mod tests;
 mod wav;
 mod window;
 
