@@ -118,7 +118,8 @@ fn bad_audio_is_refused() {
 
 #[test]
 fn bad_options_name_the_parameter() {
-    let cases: [(&str, fn(&mut FeatureOptions)); 6] = [
+    type Spoil = fn(&mut FeatureOptions);
+    let cases: [(&str, Spoil); 6] = [
         ("nFft", |o| o.n_fft = 1),
         ("hopLength", |o| o.hop_length = 0),
         ("winLength", |o| o.win_length = 4096),
