@@ -142,9 +142,9 @@ impl Store {
                 let slot = self.find(hash, key);
                 if let Some(s) = slot {
                     let value = &self.entry(s).value;
-                    let len = value.byte_len().min(PREFETCH_VALUE_BYTES);
-                    for offset in (0..len).step_by(64) {
-                        prefetch(value.data_ptr().wrapping_add(offset));
+                    let bytes = value.as_bytes();
+                    for offset in (0..bytes.len().min(PREFETCH_VALUE_BYTES)).step_by(64) {
+                        prefetch(bytes.as_ptr().wrapping_add(offset));
                     }
                 }
                 slot

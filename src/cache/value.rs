@@ -23,26 +23,25 @@ pub enum CacheValue {
 }
 
 impl CacheValue {
-    /// Bytes of payload the value occupies.
-    pub fn byte_len(&self) -> usize {
+    /// The payload as raw bytes (native-endian elements, or the JSON text).
+    pub fn as_bytes(&self) -> &[u8] {
+        fn bytes<T: Copy>(v: &[T]) -> &[u8] {
+            // SAFETY: plain numeric element types have no padding and any
+            // byte pattern of them may be read as bytes.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+        }
         match self {
-            CacheValue::Float32(v) => std::mem::size_of_val::<[f32]>(v),
-            CacheValue::Float64(v) => std::mem::size_of_val::<[f64]>(v),
-            CacheValue::Int16(v) => std::mem::size_of_val::<[i16]>(v),
-            CacheValue::Uint8(v) | CacheValue::Buffer(v) => v.len(),
-            CacheValue::Json(s) => s.len(),
+            CacheValue::Float32(v) => bytes(v),
+            CacheValue::Float64(v) => bytes(v),
+            CacheValue::Int16(v) => bytes(v),
+            CacheValue::Uint8(v) | CacheValue::Buffer(v) => v,
+            CacheValue::Json(s) => s.as_bytes(),
         }
     }
 
-    /// Address of the first payload byte (for prefetching).
-    pub fn data_ptr(&self) -> *const u8 {
-        match self {
-            CacheValue::Float32(v) => v.as_ptr().cast(),
-            CacheValue::Float64(v) => v.as_ptr().cast(),
-            CacheValue::Int16(v) => v.as_ptr().cast(),
-            CacheValue::Uint8(v) | CacheValue::Buffer(v) => v.as_ptr(),
-            CacheValue::Json(s) => s.as_ptr(),
-        }
+    /// Bytes of payload the value occupies.
+    pub fn byte_len(&self) -> usize {
+        self.as_bytes().len()
     }
 
     /// The value's kind as users name it (`"Float32Array"`, `"json"`, ...).

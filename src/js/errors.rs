@@ -1,6 +1,6 @@
 //! JS errors that carry a `code`: `TypeError`, `RangeError` or `Error`.
 
-use napi::{Env, Error, JsError, JsRangeError, JsTypeError};
+use napi::{sys, Env, Error, JsError, JsRangeError, JsTypeError, Result, Status};
 
 /// Code of a wrong-type argument, as Node's own APIs use it.
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
@@ -23,4 +23,13 @@ pub fn range_error(env: &Env, code: &str, message: impl Into<String>) -> Error {
 pub fn coded_error(env: &Env, code: &str, message: impl Into<String>) -> Error {
     let err = JsError::from(Error::new(code, message.into()));
     Error::from(err.into_unknown(*env))
+}
+
+/// `Ok` when a raw N-API call succeeded, else an error naming `what`.
+pub fn check_status(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), what.to_string()))
+    }
 }

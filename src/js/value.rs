@@ -10,13 +10,7 @@ use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::cache::CacheValue;
 
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::from(status), what.to_string()))
-    }
-}
+use super::errors::check_status as check;
 
 /// Type names users see in errors.
 const SUPPORTED: &str =
@@ -252,11 +246,6 @@ unsafe fn typed_array(
     Ok(array)
 }
 
-fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
-    // SAFETY: plain numeric element types have no padding or invalid bit patterns.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
 /// Builds a fresh JS value from a cache value.
 ///
 /// # Safety
@@ -264,10 +253,10 @@ fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
 pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_value> {
     use sys::TypedarrayType as T;
     match value {
-        CacheValue::Float32(v) => typed_array(env, T::float32_array, as_bytes(v), 4),
-        CacheValue::Float64(v) => typed_array(env, T::float64_array, as_bytes(v), 8),
-        CacheValue::Int16(v) => typed_array(env, T::int16_array, as_bytes(v), 2),
-        CacheValue::Uint8(v) => typed_array(env, T::uint8_array, v, 1),
+        CacheValue::Float32(_) => typed_array(env, T::float32_array, value.as_bytes(), 4),
+        CacheValue::Float64(_) => typed_array(env, T::float64_array, value.as_bytes(), 8),
+        CacheValue::Int16(_) => typed_array(env, T::int16_array, value.as_bytes(), 2),
+        CacheValue::Uint8(_) => typed_array(env, T::uint8_array, value.as_bytes(), 1),
         CacheValue::Buffer(v) => {
             let mut data = ptr::null_mut();
             let mut buffer = ptr::null_mut();

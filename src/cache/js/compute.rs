@@ -13,18 +13,12 @@ use std::time::Instant;
 
 use hashbrown::HashMap;
 use napi::bindgen_prelude::{CallbackContext, FunctionRef, PromiseRaw, ToNapiValue, Unknown};
-use napi::{sys, Env, Error, JsValue, Result, Status};
+use napi::{sys, Env, Error, JsValue, Result};
 
 use super::{js_value, WarmFailure, WarmResult};
 use crate::cache::{EntryOptions, FeatureCache};
 
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::from(status), what.to_string()))
-    }
-}
+use crate::js::errors::check_status as check;
 
 fn is_promise(env: &Env, value: &Unknown) -> Result<bool> {
     let mut result = false;

@@ -119,18 +119,15 @@ unsafe extern "C" fn make_handle(
 
 /// Type tag (shared with `fast_path.js`) and bytes of a typed value.
 fn slab_layout(value: &CacheValue) -> Option<(u8, &[u8])> {
-    fn bytes<T>(v: &[T]) -> &[u8] {
-        // SAFETY: numeric element types have no padding.
-        unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
-    }
-    match value {
-        CacheValue::Float32(v) => Some((0, bytes(v))),
-        CacheValue::Float64(v) => Some((1, bytes(v))),
-        CacheValue::Int16(v) => Some((2, bytes(v))),
-        CacheValue::Uint8(v) => Some((3, v)),
-        CacheValue::Buffer(v) => Some((4, v)),
-        CacheValue::Json(_) => None,
-    }
+    let tag = match value {
+        CacheValue::Float32(_) => 0,
+        CacheValue::Float64(_) => 1,
+        CacheValue::Int16(_) => 2,
+        CacheValue::Uint8(_) => 3,
+        CacheValue::Buffer(_) => 4,
+        CacheValue::Json(_) => return None,
+    };
+    Some((tag, value.as_bytes()))
 }
 
 /// Copies `value` into `slab` at `offset` if it is a typed value of at most
