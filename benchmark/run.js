@@ -8,6 +8,7 @@ const path = require('node:path');
 const suites = {
   cache: () => require('./cache/index.js').run(),
   features: () => require('./features/index.js').run(),
+  memory: () => require('./memory/index.js').run(),
 };
 
 async function main() {
