@@ -1,6 +1,7 @@
-//! Memory: size parsing shared by every option that takes a size, and the
-//! sub-allocator the memory pools place blocks with.
+//! Memory: size parsing shared by every option that takes a size, the host
+//! buffer pool, and the sub-allocator the device pool places blocks with.
 
+pub mod host_pool;
 pub mod size;
 pub mod suballoc;
 
