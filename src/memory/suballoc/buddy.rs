@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Block;
+use super::{Block, Placer};
 
 /// Free blocks by size, then by (chunk, offset).
 pub struct Buddy {
@@ -42,9 +42,10 @@ impl Buddy {
         }
         removed
     }
+}
 
-    /// A new chunk (a power of two bytes), entirely free.
-    pub fn add_chunk(&mut self, chunk: usize, size: u64) {
+impl Placer for Buddy {
+    fn add_chunk(&mut self, chunk: usize, size: u64) {
         if self.chunk_sizes.len() <= chunk {
             self.chunk_sizes.resize(chunk + 1, 0);
         }
@@ -52,8 +53,7 @@ impl Buddy {
         self.insert(chunk, 0, size);
     }
 
-    /// Takes a block of `need` bytes (a power of two >= `smallest`).
-    pub fn take(&mut self, need: u64) -> Option<Block> {
+    fn take(&mut self, need: u64) -> Option<Block> {
         let (&size, set) = self.free.range(need..).next()?;
         let &(chunk, offset) = set.iter().next()?;
         self.remove(chunk, offset, size);
@@ -69,8 +69,7 @@ impl Buddy {
         })
     }
 
-    /// Returns a block, merging with its buddy while the buddy is free.
-    pub fn give_back(&mut self, block: Block) {
+    fn give_back(&mut self, block: Block) {
         let (chunk, mut offset, mut size) = (block.chunk, block.offset, block.size);
         while size < self.chunk_sizes[chunk] && self.remove(chunk, offset ^ size, size) {
             offset = offset.min(offset ^ size);
@@ -79,32 +78,18 @@ impl Buddy {
         self.insert(chunk, offset, size);
     }
 
-    /// Removes chunks that are one whole free block; returns them with their sizes.
-    pub fn drop_empty_chunks(&mut self, chunks: &[u64]) -> Vec<(usize, u64)> {
-        let empty: Vec<(usize, u64)> = chunks
-            .iter()
-            .enumerate()
-            .filter(|&(c, &size)| {
-                size > 0 && self.free.get(&size).is_some_and(|s| s.contains(&(c, 0)))
-            })
-            .map(|(c, &size)| (c, size))
-            .collect();
-        for &(c, size) in &empty {
-            self.remove(c, 0, size);
-        }
-        empty
+    fn take_whole_chunk(&mut self, chunk: usize, size: u64) -> bool {
+        self.remove(chunk, 0, size)
     }
 
-    /// (largest free block, total free bytes).
-    pub fn free_summary(&self) -> (u64, u64) {
+    fn free_summary(&self) -> (u64, u64) {
         (
             self.free.keys().next_back().copied().unwrap_or(0),
             self.total_free,
         )
     }
 
-    /// Free blocks in address order.
-    pub fn blocks(&self) -> Vec<Block> {
+    fn blocks(&self) -> Vec<Block> {
         let mut out: Vec<Block> = self
             .free
             .iter()

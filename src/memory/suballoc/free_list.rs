@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Block, Strategy};
+use super::{Block, Placer, Strategy};
 
 /// Free blocks of every chunk.
 pub struct FreeLists {
@@ -37,14 +37,14 @@ impl FreeLists {
         self.by_size.remove(&(size, chunk, offset));
         self.total_free -= size;
     }
+}
 
-    /// A new chunk, entirely free.
-    pub fn add_chunk(&mut self, chunk: usize, size: u64) {
+impl Placer for FreeLists {
+    fn add_chunk(&mut self, chunk: usize, size: u64) {
         self.insert(chunk, 0, size);
     }
 
-    /// Takes `need` bytes from the free block the strategy picks, splitting it.
-    pub fn take(&mut self, need: u64) -> Option<Block> {
+    fn take(&mut self, need: u64) -> Option<Block> {
         let (size, chunk, offset) = match self.strategy {
             Strategy::BestFit => self.by_size.range((need, 0, 0)..).next().copied()?,
             Strategy::WorstFit => self
@@ -69,8 +69,7 @@ impl FreeLists {
         })
     }
 
-    /// Returns a block, merging it with free neighbours in its chunk.
-    pub fn give_back(&mut self, block: Block) {
+    fn give_back(&mut self, block: Block) {
         let (chunk, mut offset, mut size) = (block.chunk, block.offset, block.size);
         let before = self
             .by_address
@@ -91,30 +90,22 @@ impl FreeLists {
         self.insert(chunk, offset, size);
     }
 
-    /// Removes chunks that are one whole free block; returns them with their sizes.
-    pub fn drop_empty_chunks(&mut self, chunks: &[u64]) -> Vec<(usize, u64)> {
-        let empty: Vec<(usize, u64)> = chunks
-            .iter()
-            .enumerate()
-            .filter(|&(c, &size)| size > 0 && self.by_address.get(&(c, 0)) == Some(&size))
-            .map(|(c, &size)| (c, size))
-            .collect();
-        for &(c, size) in &empty {
-            self.remove(c, 0, size);
+    fn take_whole_chunk(&mut self, chunk: usize, size: u64) -> bool {
+        let whole = self.by_address.get(&(chunk, 0)) == Some(&size);
+        if whole {
+            self.remove(chunk, 0, size);
         }
-        empty
+        whole
     }
 
-    /// (largest free block, total free bytes).
-    pub fn free_summary(&self) -> (u64, u64) {
+    fn free_summary(&self) -> (u64, u64) {
         (
             self.by_size.last().map_or(0, |&(s, _, _)| s),
             self.total_free,
         )
     }
 
-    /// Free blocks in address order.
-    pub fn blocks(&self) -> Vec<Block> {
+    fn blocks(&self) -> Vec<Block> {
         self.by_address
             .iter()
             .map(|(&(chunk, offset), &size)| Block {

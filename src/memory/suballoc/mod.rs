@@ -109,16 +109,26 @@ pub struct Stats {
     pub allocation_time: Duration,
 }
 
-/// The placement state, one implementation per family of strategies.
-enum Placement {
-    FreeLists(FreeLists),
-    Buddy(Buddy),
+/// Free-block bookkeeping of one family of strategies.
+trait Placer: Send {
+    /// A new chunk, entirely free.
+    fn add_chunk(&mut self, chunk: usize, size: u64);
+    /// A free block for `need` bytes (already rounded), split as needed.
+    fn take(&mut self, need: u64) -> Option<Block>;
+    /// Returns a block, merging it with free neighbours.
+    fn give_back(&mut self, block: Block);
+    /// Removes chunk `chunk` if it is one whole free block of `size` bytes.
+    fn take_whole_chunk(&mut self, chunk: usize, size: u64) -> bool;
+    /// (largest free block, total free bytes).
+    fn free_summary(&self) -> (u64, u64);
+    /// Free blocks in address order.
+    fn blocks(&self) -> Vec<Block>;
 }
 
 /// Hands out blocks of chunks, growing by chunks up to a limit.
 pub struct SubAllocator {
     config: Config,
-    placement: Placement,
+    placement: Box<dyn Placer>,
     /// Size of each chunk held (0 once released by `trim`).
     chunks: Vec<u64>,
     stats: Stats,
@@ -128,9 +138,9 @@ impl SubAllocator {
     /// An empty allocator; `alignment` is rounded up to a power of two.
     pub fn new(mut config: Config) -> Self {
         config.alignment = config.alignment.max(1).next_power_of_two();
-        let placement = match config.strategy {
-            Strategy::Buddy => Placement::Buddy(Buddy::new(config.alignment)),
-            s => Placement::FreeLists(FreeLists::new(s)),
+        let placement: Box<dyn Placer> = match config.strategy {
+            Strategy::Buddy => Box::new(Buddy::new(config.alignment)),
+            s => Box::new(FreeLists::new(s)),
         };
         SubAllocator {
             config,
@@ -161,7 +171,7 @@ impl SubAllocator {
         }
         let started = Instant::now();
         let need = self.rounded(size);
-        let block = match self.place(need) {
+        let block = match self.placement.take(need) {
             Some(block) => block,
             None => {
                 let chunk_bytes = match self.config.strategy {
@@ -180,11 +190,10 @@ impl SubAllocator {
                 self.chunks.push(chunk_bytes);
                 self.stats.reserved += chunk_bytes;
                 self.stats.chunks += 1;
-                match &mut self.placement {
-                    Placement::FreeLists(f) => f.add_chunk(chunk, chunk_bytes),
-                    Placement::Buddy(b) => b.add_chunk(chunk, chunk_bytes),
-                }
-                self.place(need).expect("a fresh chunk fits the request")
+                self.placement.add_chunk(chunk, chunk_bytes);
+                self.placement
+                    .take(need)
+                    .expect("a fresh chunk fits the request")
             }
         };
         self.stats.allocated += block.size;
@@ -194,43 +203,30 @@ impl SubAllocator {
         Ok(block)
     }
 
-    fn place(&mut self, need: u64) -> Option<Block> {
-        match &mut self.placement {
-            Placement::FreeLists(f) => f.take(need),
-            Placement::Buddy(b) => b.take(need),
-        }
-    }
-
     /// Returns a block; it must come from this allocator and be live.
     pub fn free(&mut self, block: Block) {
-        match &mut self.placement {
-            Placement::FreeLists(f) => f.give_back(block),
-            Placement::Buddy(b) => b.give_back(block),
-        }
+        self.placement.give_back(block);
         self.stats.allocated -= block.size;
         self.stats.blocks -= 1;
     }
 
     /// Releases every chunk that is entirely free; returns their indices and sizes.
     pub fn trim(&mut self) -> Vec<(usize, u64)> {
-        let released: Vec<(usize, u64)> = match &mut self.placement {
-            Placement::FreeLists(f) => f.drop_empty_chunks(&self.chunks),
-            Placement::Buddy(b) => b.drop_empty_chunks(&self.chunks),
-        };
-        for &(chunk, bytes) in &released {
-            self.chunks[chunk] = 0;
-            self.stats.reserved -= bytes;
-            self.stats.chunks -= 1;
+        let mut released = Vec::new();
+        for (chunk, size) in self.chunks.iter_mut().enumerate() {
+            if *size > 0 && self.placement.take_whole_chunk(chunk, *size) {
+                released.push((chunk, *size));
+                self.stats.reserved -= *size;
+                self.stats.chunks -= 1;
+                *size = 0;
+            }
         }
         released
     }
 
     /// Occupancy, fragmentation and allocation time.
     pub fn stats(&self) -> Stats {
-        let (largest, total_free) = match &self.placement {
-            Placement::FreeLists(f) => f.free_summary(),
-            Placement::Buddy(b) => b.free_summary(),
-        };
+        let (largest, total_free) = self.placement.free_summary();
         Stats {
             largest_free: largest,
             fragmentation: if total_free == 0 {
@@ -249,10 +245,7 @@ impl SubAllocator {
 
     /// Free blocks in address order.
     pub fn free_blocks(&self) -> Vec<Block> {
-        match &self.placement {
-            Placement::FreeLists(f) => f.blocks(),
-            Placement::Buddy(b) => b.blocks(),
-        }
+        self.placement.blocks()
     }
 }
 
