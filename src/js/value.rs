@@ -307,16 +307,6 @@ impl ToNapiValue for CachedValueOut {
     }
 }
 
-impl TypeName for CachedValueOut {
-    fn type_name() -> &'static str {
-        "CacheValue"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
-}
-
 /// A JS value built by raw N-API calls, returned as is.
 pub struct RawValue(pub sys::napi_value);
 
