@@ -350,6 +350,11 @@ test('bad options and arguments throw clear errors', () => {
   const circular: Record<string, unknown> = {}
   circular.self = circular
   assert.throws(() => cache.set('c', circular), { name: 'TypeError', message: /JSON/ })
+  assert.throws(() => cache.getOrCompute('k', 5 as unknown as () => number), { name: 'TypeError', message: /compute must be a function/ })
+  assert.throws(() => cache.warm('k' as unknown as string[], () => 1), { name: 'TypeError', message: /keys must be an array/ })
+  assert.throws(() => cache.warm(['k'], null as unknown as () => number), { name: 'TypeError', message: /loader must be a function/ })
+  assert.throws(() => cache.getMany([1] as unknown as string[]), { name: 'TypeError', message: /keys\[0\] must be a string/ })
+  assert.throws(() => cache.getManyPacked(['a', null] as unknown as string[]), { name: 'TypeError', message: /keys\[1\]/ })
   assert.throws(() => cache.set('t', vector(1), { ttl: -5 }), RangeError)
   assert.throws(() => cache.set('t', vector(1), { ttl: NaN }), RangeError)
   assert.equal(cache.size, 0)

@@ -1,8 +1,9 @@
 //! Validation of numeric and size options, shared by every class.
 
-use napi::{Either, Env, Result};
+use napi::bindgen_prelude::{FromNapiValue, Function, JsValuesTupleIntoVec, Unknown};
+use napi::{Either, Env, JsValue, Result, ValueType};
 
-use super::errors::{range_error, OUT_OF_RANGE};
+use super::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::memory::{bytes_from_number, parse_size};
 
 /// A size given as a byte count or a string such as "512MB".
@@ -39,4 +40,20 @@ pub fn millis_option(env: &Env, name: &str, value: f64) -> Result<std::time::Dur
         ));
     }
     Ok(std::time::Duration::from_secs_f64(value / 1000.0))
+}
+
+/// A callback argument; anything but a function is a TypeError naming `name`.
+pub fn function_arg<'env, Args: JsValuesTupleIntoVec, Return: FromNapiValue>(
+    env: &Env,
+    name: &str,
+    value: Unknown<'env>,
+) -> Result<Function<'env, Args, Return>> {
+    if value.get_type()? != ValueType::Function {
+        return Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!("{name} must be a function"),
+        ));
+    }
+    unsafe { Function::from_napi_value(env.raw(), value.raw()) }
 }

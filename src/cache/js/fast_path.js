@@ -54,7 +54,8 @@
       writable: true,
       value: {
         [name](keys) {
-          return native.call(this, keys, Array.isArray(keys) ? keys.join('\0') : undefined);
+          const joinable = Array.isArray(keys) && keys.every((k) => typeof k === 'string');
+          return native.call(this, keys, joinable ? keys.join('\0') : undefined);
         },
       }[name],
     });

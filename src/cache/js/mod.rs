@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::keys::read_keys;
-use crate::js::options::{integer_option, millis_option, size_option, SizeInput};
+use crate::js::options::{function_arg, integer_option, millis_option, size_option, SizeInput};
 use crate::js::value::{from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue};
 
 /// Eviction policy of an `AudioFeatureCache`.
@@ -404,14 +404,15 @@ impl AudioFeatureCache {
         &self,
         env: &'env Env,
         key: String,
-        compute: Function<'env, (), Unknown<'env>>,
+        compute: Unknown<'env>,
         options: Option<SetOptions>,
     ) -> Result<Unknown<'env>> {
+        let compute = function_arg::<(), Unknown>(env, "compute", compute)?;
+        let options = entry_options(env, options)?;
         if let Some(value) = self.cache.get(&key) {
             let resolved = PromiseRaw::resolve(env, CachedValueOut(value))?;
             return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
         }
-        let options = entry_options(env, options)?;
         compute::get_or_compute(
             env,
             &self.cache,
@@ -433,10 +434,16 @@ impl AudioFeatureCache {
     pub fn warm<'env>(
         &self,
         env: &'env Env,
-        keys: Vec<String>,
-        loader: Function<'env, String, Unknown<'static>>,
+        keys: Unknown<'env>,
+        loader: Unknown<'env>,
         options: Option<WarmOptions>,
     ) -> Result<Unknown<'env>> {
+        let keys: Vec<String> = unsafe { read_keys(env, keys.raw(), None, "keys")? }
+            .as_strs()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let loader = function_arg::<String, Unknown<'static>>(env, "loader", loader)?;
         if !self.cache.config().enable_warming {
             let unique: hashbrown::HashSet<&String> = keys.iter().collect();
             let result = WarmResult {
