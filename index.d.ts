@@ -129,6 +129,95 @@ export declare class AudioFeatureCache {
   static keyFor(audio: Float32Array | Float64Array | Int16Array | Uint8Array | Buffer, params?: Record<string, unknown>): string
 }
 
+/**
+ * A memory budget for host and GPU memory with pooled, reference-counted
+ * blocks, usage analytics, optimisation suggestions and batch sizing.
+ */
+export declare class GAMAMemoryManager {
+  /** A manager. Throws E_NO_GPU when `device: 'cuda'` finds no usable GPU. */
+  constructor(options?: MemoryManagerOptions | undefined | null)
+  /**
+   * A block of `size` bytes (a number or a string such as "4MB"). Over
+   * budget it first gives idle pooled memory back, then throws an Error
+   * with code E_BUDGET naming the request and what is free.
+   */
+  allocate(size: number | string, options?: AllocateOptions): MemoryBlock
+  /** Like `allocate`, but returns null when the budget has no room. */
+  tryAllocate(size: number | string, options?: AllocateOptions): MemoryBlock | null
+  /** Usage of the budgets, per operation, of the GPU (or null) and of the machine. */
+  getMemoryUsage(): MemoryUsage
+  /** Concrete findings, each with an estimated saving in bytes, largest first. */
+  getOptimizationOpportunities(): Array<OptimizationOpportunity>
+  /**
+   * How many items of `bytesPerItem` fit below the threshold now, using
+   * this operation's mean past request when larger, within `min..max`.
+   */
+  recommendBatchSize(operation: string, bytesPerItem: number | string, options?: RecommendOptions): number
+  /**
+   * Calls `listener` when usage crosses the threshold upwards and back
+   * down; returns a function that removes it. Listeners do not keep Node alive.
+   */
+  onPressure(listener: (event: PressureEvent) => void): () => void
+  /** Pool hits and misses, GPU fragmentation and latency, leaks and failures. */
+  getStats(): MemoryStats
+  /** Starts the peak figures again from current use. */
+  resetPeak(): void
+  /**
+   * Gives all pooled host memory back to the system and free GPU chunks
+   * back to the driver; returns the bytes given back.
+   */
+  trim(): TrimResult
+  /** Whether a GPU is in use. */
+  get hasGpu(): boolean
+}
+export type GamaMemoryManager = GAMAMemoryManager
+
+/**
+ * A block of host or GPU memory from `GAMAMemoryManager.allocate`.
+ * Reference-counted: `retain()` adds a holder, `release()` drops one, and
+ * the memory returns to its pool when the count reaches zero.
+ */
+export declare class MemoryBlock {
+  /** Bytes requested. */
+  get bytes(): number
+  /** 'host' or 'gpu'. */
+  get device(): 'host' | 'gpu'
+  /** The operation it was allocated for. */
+  get operation(): string
+  /** The tag given to `allocate`, if any. */
+  get tag(): string | null
+  /** Holders left; 0 once released. */
+  get refCount(): number
+  /** Whether the last reference was released. */
+  get released(): boolean
+  /** Adds a holder; returns the new count. Throws E_RELEASED after the last release. */
+  retain(): number
+  /**
+   * Drops a holder; at zero the view is detached and the memory returns
+   * to the pool. Returns the count left. Throws E_RELEASED when already 0.
+   */
+  release(): number
+  /**
+   * A typed array over the block's own memory (no copy), host blocks only.
+   * Every call views the same memory; all views go dead at the last release.
+   */
+  view(type?: 'float32' | 'float64' | 'int16' | 'int32' | 'uint8'): Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array
+  /** Copies a typed array's bytes into the block at `offset` bytes (host or GPU). */
+  copyFrom(source: ArrayBufferView, offset?: number): void
+  /** Copies bytes of the block from `offset` into a typed array, filling it. */
+  copyTo(target: ArrayBufferView, offset?: number): void
+}
+
+/** Options of `allocate`. */
+export interface AllocateOptions {
+  /** What the memory is for; usage is reported per operation (default 'general'). */
+  operation?: string
+  /** 'host' (default) or 'gpu'. */
+  device?: 'host' | 'gpu'
+  /** A label kept on the block. */
+  tag?: string
+}
+
 /** Options of `new AudioFeatureCache(options)`. */
 export interface AudioFeatureCacheOptions {
   /** Most entries held (default 10000). */
@@ -176,6 +265,27 @@ export interface AudioFeatureCacheStats {
 
 /** Eviction policy of an `AudioFeatureCache`. */
 export type CachePolicy = 'lru' | 'lfu' | 'ttl' | 'tinylfu' | 'hybrid'
+
+/** Whether a CUDA driver library can be loaded on this machine (never throws). */
+export declare function cudaAvailable(): boolean
+
+/** Usage of one budget. */
+export interface DeviceMemoryUsage {
+  /** Bytes in use. */
+  used: number
+  /** Usable bytes: the budget less the reserve. */
+  total: number
+  /** `total - used`. */
+  available: number
+  /** `used / total` in percent. */
+  percentage: number
+  /** Most bytes in use at once since creation or `resetPeak()`. */
+  peak: number
+  /** Bytes held in reserve. */
+  reserved: number
+  /** Bytes the pool keeps for reuse (not in use, not counted in `used`). */
+  pooled: number
+}
 
 /**
  * Computes features of one clip on the calling thread. Every spectral
@@ -226,6 +336,58 @@ export interface ExtractOptions {
   topDb?: number | null
 }
 
+/** Usage of the GPU. */
+export interface GpuMemoryUsage {
+  /** Device name. */
+  name: string
+  /** Device ordinal. */
+  ordinal: number
+  /** Bytes of device memory. */
+  deviceTotal: number
+  /** Bytes the driver reports free. */
+  deviceFree: number
+  /** The GPU budget. */
+  budget: DeviceMemoryUsage
+  /** Pool fragmentation: 1 - largest free block / free bytes. */
+  fragmentation: number
+  /** Largest free block in the pool. */
+  largestFreeBlock: number
+}
+
+/** GPU pool counters. */
+export interface GpuPoolStats {
+  /** Bytes in live blocks. */
+  allocated: number
+  /** Bytes of device memory the pool holds. */
+  reserved: number
+  /** Largest free block. */
+  largestFreeBlock: number
+  /** 1 - largest free block / free bytes. */
+  fragmentation: number
+  /** Live blocks. */
+  blocks: number
+  /** Chunks held. */
+  chunks: number
+  /** Allocations served. */
+  allocations: number
+  /** Mean time to place a block, in ns. */
+  meanAllocationNs: number
+}
+
+/** Host pool counters. */
+export interface HostPoolStats {
+  /** Requests served from pooled memory. */
+  hits: number
+  /** Requests that allocated fresh memory. */
+  misses: number
+  /** `hits / (hits + misses)`, 0 before any request. */
+  hitRate: number
+  /** Bytes pooled for reuse now. */
+  pooledBytes: number
+  /** Bytes given back to the system by trimming. */
+  trimmedBytes: number
+}
+
 /** What `invalidate` removes. */
 export interface InvalidateOptions {
   /** Remove entries carrying this tag. */
@@ -269,6 +431,104 @@ export interface LoadedAudio {
   durationSec: number
 }
 
+/**
+ * Options of `new GAMAMemoryManager(options)`. Every one has a default
+ * taken from the machine.
+ */
+export interface MemoryManagerOptions {
+  /** Host memory budget: bytes or a string such as "4GB" (default: half the machine's memory). */
+  maxMemory?: number | string
+  /** Part of maxMemory never handed out (default: an eighth of maxMemory). */
+  reservedMemory?: number | string
+  /** Usage percentage (1-100) at which pressure is reported and batches shrink (default 70). */
+  optimizationThreshold?: number
+  /** 'auto' uses a GPU when one is usable (default), 'cpu' never does, 'cuda' requires one. */
+  device?: 'auto' | 'cpu' | 'cuda'
+  /** GPU budget (default: 90% of the device's memory). */
+  gpuMaxMemory?: number | string
+  /** How the GPU pool places blocks (default 'best-fit'). */
+  allocationStrategy?: 'best-fit' | 'first-fit' | 'worst-fit' | 'buddy'
+  /** Alignment of GPU blocks in bytes, a power of two (default 256). */
+  alignment?: number
+  /** Bytes the GPU pool grows by (default "64MB"). */
+  gpuChunkSize?: number | string
+  /** Pooled host memory unused this many ms goes back to the system (default 30000). */
+  idleTrimMs?: number
+}
+
+/** What `getStats()` returns. */
+export interface MemoryStats {
+  /** Host pool counters. */
+  hostPool: HostPoolStats
+  /** GPU pool counters, or null without a GPU. */
+  gpuPool: GpuPoolStats | null
+  /** Blocks handed out. */
+  allocations: number
+  /** Requests refused (over budget, no GPU). */
+  failures: number
+  /** Blocks the garbage collector reclaimed without `release()`. */
+  leaks: number
+  /** Bytes of those blocks. */
+  leakedBytes: number
+  /** Mean time of a host allocation inside the manager, in ns. */
+  meanHostAllocationNs: number
+}
+
+/**
+ * What `getMemoryUsage()` returns. The top-level figures cover host and
+ * GPU budgets together (`peak` is the sum of each device's peak).
+ */
+export interface MemoryUsage {
+  /** Bytes in use. */
+  used: number
+  /** Usable bytes. */
+  total: number
+  /** `total - used`. */
+  available: number
+  /** `used / total` in percent (what a router compares with its limits). */
+  percentage: number
+  /** Most bytes in use at once. */
+  peak: number
+  /** Bytes held in reserve. */
+  reserved: number
+  /** Usage per operation name. */
+  byOperation: Record<string, OperationMemoryUsage>
+  /** The host budget. */
+  host: DeviceMemoryUsage
+  /** The GPU, or null without one. */
+  gpu: GpuMemoryUsage | null
+  /** The machine and this process. */
+  system: SystemMemoryUsage
+}
+
+/** Usage of one operation. */
+export interface OperationMemoryUsage {
+  /** Bytes it holds now. */
+  current: number
+  /** Most bytes it held at once. */
+  peak: number
+  /** Allocations and reservations it made. */
+  allocations: number
+  /** Mean bytes per request. */
+  meanRequest: number
+}
+
+/** One finding of `getOptimizationOpportunities()`. */
+export interface OptimizationOpportunity {
+  /** 'dominant-operation', 'over-threshold', 'fragmentation', 'leaked-blocks', 'low-pool-hit-rate' or 'idle-pool-memory'. */
+  kind: string
+  /** 'host' or 'gpu'. */
+  device: string
+  /** The operation concerned, if one. */
+  operation?: string
+  /** What was found and what to do. */
+  message: string
+  /** Bytes the suggested action would free or avoid allocating. */
+  estimatedSaving: number
+  /** 'high', 'medium' or 'low'. */
+  severity: string
+}
+
 /** Rows read by `getManyPacked`. */
 export interface PackedRows {
   /** keys.length rows of `width` floats, row-major; rows of missed keys are zero. */
@@ -279,12 +539,52 @@ export interface PackedRows {
   missing: Array<number>
 }
 
+/** A crossing of the optimisation threshold. */
+export interface PressureEvent {
+  /** 'host' or 'gpu'. */
+  device: string
+  /** 'rising' when usage reached the threshold, 'falling' when it dropped below. */
+  direction: 'rising' | 'falling'
+  /** Usage percentage after the crossing. */
+  percentage: number
+  /** The threshold. */
+  threshold: number
+}
+
+/** Options of `recommendBatchSize`. */
+export interface RecommendOptions {
+  /** Smallest size returned (default 1). */
+  min?: number
+  /** Largest size returned (default 1024). */
+  max?: number
+  /** Budget to size against: 'host' (default) or 'gpu'. */
+  device?: 'host' | 'gpu'
+}
+
 /** Options of one stored entry. */
 export interface SetOptions {
   /** Time to live in ms for this entry; 0 keeps it until evicted. Absent: the cache's default. */
   ttl?: number
   /** Tags for `invalidate({ tag })`. */
   tags?: Array<string>
+}
+
+/** The machine and this process. */
+export interface SystemMemoryUsage {
+  /** Physical memory. */
+  total: number
+  /** Memory available to new allocations. */
+  available: number
+  /** Resident set size of this process. */
+  processRss: number
+}
+
+/** Bytes `trim()` gave back. */
+export interface TrimResult {
+  /** Host bytes returned to the system. */
+  host: number
+  /** GPU bytes returned to the driver. */
+  gpu: number
 }
 
 /** One key `warm` could not load. */

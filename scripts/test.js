@@ -13,7 +13,7 @@ const steps = [
   'cargo fmt --check',
   'cargo clippy --release --all-targets -- -D warnings',
   'cargo test --release',
-  'node --import tsx --test --test-concurrency=1 __test__/*.test.ts',
+  'node --expose-gc --import tsx --test --test-concurrency=1 __test__/*.test.ts',
   'npx tsc --noEmit -p examples/tsconfig.json',
 ];
 if (fs.existsSync(path.join(root, '.git'))) {

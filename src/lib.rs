@@ -8,3 +8,4 @@ pub mod cache;
 pub mod features;
 mod js;
 pub mod memory;
+mod reaper;

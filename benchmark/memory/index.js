@@ -1,11 +1,56 @@
-// The memory benchmark. So far: the sub-allocator's placement latency and
-// fragmentation per strategy (a Rust benchmark, benchmark/memory/suballoc.rs,
-// run through cargo in release mode).
+// The memory benchmark: pooled host blocks from JS against fresh typed
+// arrays, and the sub-allocator's placement latency and fragmentation per
+// strategy (a Rust benchmark, benchmark/memory/suballoc.rs, run through cargo
+// in release mode). On a machine with a GPU (GAMA_BENCH_GPU=1) the same Rust
+// benchmark also times pooled GPU blocks against raw cuMemAlloc/cuMemFree.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
-async function run() {
+const { GAMAMemoryManager } = require('../../index.js');
+
+/** Operations per second of `op`, best of three timed rounds of `n`. */
+function rate(n, op) {
+  for (let i = 0; i < Math.min(n, 200); i++) op(i);
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) op(i);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    best = Math.max(best, n / seconds);
+  }
+  return best;
+}
+
+function fmt(x) {
+  return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0);
+}
+
+function hostBlocks() {
+  const mm = new GAMAMemoryManager({ maxMemory: '1GiB', device: 'cpu' });
+  const rows = [];
+  for (const [label, bytes, n] of [['64 KB', 64 * 1024, 100_000], ['4 MB', 4 * 1024 * 1024, 5_000]]) {
+    const floats = bytes / 4;
+    const pooled = rate(n, (i) => {
+      const block = mm.allocate(bytes, { operation: 'bench' });
+      const view = block.view();
+      view[i % floats] = i;
+      block.release();
+    });
+    const fresh = rate(n, (i) => {
+      const view = new Float32Array(floats);
+      view[i % floats] = i;
+    });
+    const goal = bytes >= 4 << 20 ? ` (goal >= 5x: ${pooled / fresh >= 5 ? 'met' : 'missed'})` : '';
+    console.log(`memory  host block ${label}, allocate + view + release: gama-native ${fmt(pooled)} ops/s | new Float32Array ${fmt(fresh)} ops/s | ratio ${(pooled / fresh).toFixed(1)}x${goal}`);
+    rows.push({ name: `host block ${label}`, gamaOpsPerSec: pooled, freshOpsPerSec: fresh, ratio: pooled / fresh });
+  }
+  const stats = mm.getStats();
+  console.log(`memory  host pool after the run: hit rate ${(stats.hostPool.hitRate * 100).toFixed(2)}% | mean allocation inside the manager ${stats.meanHostAllocationNs.toFixed(0)} ns`);
+  return rows;
+}
+
+function rustBench() {
   const out = execFileSync('cargo', ['bench', '--quiet', '--bench', 'suballoc'], {
     cwd: path.join(__dirname, '..', '..'),
     encoding: 'utf8',
@@ -13,10 +58,20 @@ async function run() {
   });
   const rows = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   for (const r of rows) {
-    const goal = r.strategy === 'best-fit' ? ` (goal p99 < 2000 ns: ${r.p99Ns < 2000 ? 'met' : 'missed'})` : '';
-    console.log(`memory  sub-allocator ${r.strategy}, 1M ops (log-uniform 256 B-64 MiB, half frees): mean ${r.meanNs.toFixed(0)} ns | p99 ${r.p99Ns} ns | fragmentation at end ${r.fragmentation.toFixed(3)}${goal}`);
+    if (r.strategy) {
+      const goal = r.strategy === 'best-fit' ? ` (goal p99 < 2000 ns: ${r.p99Ns < 2000 ? 'met' : 'missed'})` : '';
+      console.log(`memory  sub-allocator ${r.strategy}, 1M ops (log-uniform 256 B-64 MiB, half frees): mean ${r.meanNs.toFixed(0)} ns | p99 ${r.p99Ns} ns | fragmentation at end ${r.fragmentation.toFixed(3)}${goal}`);
+    } else if (r.gpuSize) {
+      console.log(`memory  GPU ${r.gpuSize} allocate/free pair: gama-native pool ${r.poolNs.toFixed(0)} ns | cuMemAlloc/cuMemFree ${r.rawNs.toFixed(0)} ns | ratio ${(r.rawNs / r.poolNs).toFixed(1)}x (goal >= 10x: ${r.rawNs / r.poolNs >= 10 ? 'met' : 'missed'})`);
+    } else if (r.gpu === 'skipped') {
+      console.log(`memory  GPU pool vs cuMemAlloc: skipped (${r.reason})`);
+    }
   }
   return rows;
+}
+
+async function run() {
+  return { host: hostBlocks(), rust: rustBench() };
 }
 
 module.exports = { run };

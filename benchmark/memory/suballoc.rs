@@ -2,9 +2,12 @@
 //! fixed-seed trace of 1,000,000 operations, sizes log-uniform from 256 B to
 //! 64 MiB, about half of them frees. Prints one JSON object per strategy:
 //! mean and p99 allocation latency (ns) and the fragmentation at the end.
+//! Then, where a CUDA GPU is usable, pooled GPU allocate/free pairs against
+//! raw cuMemAlloc/cuMemFree pairs for 1 MiB and 64 MiB (one JSON object each).
 
 use std::time::Instant;
 
+use gama_native::memory::gpu::{driver_present, GpuPool};
 use gama_native::memory::suballoc::{Config, Strategy, SubAllocator};
 
 /// xorshift64*: a small fixed-seed generator, so every strategy sees one trace.
@@ -20,6 +23,44 @@ impl Rng {
 
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Pooled vs raw device allocation pairs, or why they were skipped.
+fn gpu_pairs() {
+    if !driver_present() {
+        println!("{{\"gpu\":\"skipped\",\"reason\":\"no CUDA driver library\"}}");
+        return;
+    }
+    let pool = match GpuPool::open(
+        0,
+        Config {
+            strategy: Strategy::BestFit,
+            alignment: 256,
+            chunk_size: 64 << 20,
+            max_bytes: 1 << 30,
+        },
+    ) {
+        Ok(pool) => pool,
+        Err(e) => {
+            println!("{{\"gpu\":\"skipped\",\"reason\":\"{e}\"}}");
+            return;
+        }
+    };
+    for (label, size, pairs) in [
+        ("1 MiB", 1u64 << 20, 20_000u32),
+        ("64 MiB", 64 << 20, 2_000),
+    ] {
+        pool.free(pool.allocate(size).expect("warm-up"));
+        let started = Instant::now();
+        for _ in 0..pairs {
+            pool.free(pool.allocate(size).expect("the pool has room"));
+        }
+        let pool_ns = started.elapsed().as_nanos() as f64 / pairs as f64;
+        let raw_ns = pool
+            .time_raw_pairs(size, pairs / 10)
+            .expect("cuMemAlloc works");
+        println!("{{\"gpuSize\":\"{label}\",\"poolNs\":{pool_ns:.1},\"rawNs\":{raw_ns:.1}}}");
     }
 }
 
@@ -67,4 +108,5 @@ fn main() {
             stats.reserved
         );
     }
+    gpu_pairs();
 }

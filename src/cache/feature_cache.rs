@@ -8,10 +8,10 @@ use parking_lot::Mutex;
 
 use super::config::{CacheConfig, EntryOptions, Invalidation};
 use super::error::CacheError;
-use super::reaper::{self, Expiring};
 use super::stats::CacheStats;
 use super::store::Store;
 use super::value::CacheValue;
+use crate::reaper::{self, Expiring};
 
 /// One read in this many is timed for `averageAccessTime`.
 const ACCESS_SAMPLE_EVERY: u32 = 16;

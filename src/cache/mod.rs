@@ -8,7 +8,6 @@ mod feature_cache;
 pub mod js;
 mod pack;
 pub mod policy;
-mod reaper;
 mod stats;
 mod store;
 mod value;

@@ -18,6 +18,23 @@ pub fn size_option(env: &Env, name: &str, value: &SizeInput) -> Result<u64> {
     parsed.map_err(|e| range_error(env, OUT_OF_RANGE, format!("{name}: {e}")))
 }
 
+/// Parses a size argument given as any JS value: a number or a string such
+/// as "4MB"; anything else is a TypeError naming `name`.
+pub fn size_arg(env: &Env, name: &str, value: &Unknown) -> Result<u64> {
+    let input = match value.get_type()? {
+        ValueType::Number => Either::A(unsafe { f64::from_napi_value(env.raw(), value.raw())? }),
+        ValueType::String => Either::B(unsafe { String::from_napi_value(env.raw(), value.raw())? }),
+        _ => {
+            return Err(type_error(
+                env,
+                INVALID_ARG_TYPE,
+                format!("{name} must be a number of bytes or a string such as \"4MB\""),
+            ))
+        }
+    };
+    size_option(env, name, &input)
+}
+
 /// A whole number in `min..=max`; `name` appears in the error.
 pub fn integer_option(env: &Env, name: &str, value: f64, min: f64, max: f64) -> Result<u64> {
     if !value.is_finite() || value.fract() != 0.0 || value < min || value > max {

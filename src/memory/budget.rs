@@ -106,8 +106,14 @@ impl Budget {
         }
     }
 
-    fn total(&self) -> u64 {
+    /// Usable bytes: max less the reserve.
+    pub fn total(&self) -> u64 {
         self.max - self.reserved
+    }
+
+    /// Bytes in use now.
+    pub fn used(&self) -> u64 {
+        self.state.lock().used
     }
 
     fn threshold_bytes(&self) -> u64 {

@@ -45,6 +45,8 @@ pub struct PoolStats {
     pub pooled_bytes: u64,
     /// Bytes returned to the system by trimming.
     pub trimmed_bytes: u64,
+    /// Bytes allocated fresh on misses.
+    pub missed_bytes: u64,
 }
 
 struct Inner {
@@ -93,7 +95,9 @@ impl HostPool {
     /// A buffer of at least `size` bytes, reused when one of its class is free.
     pub fn acquire(&self, size: usize) -> HostBuffer {
         let Some(class) = class_of(size) else {
-            self.inner.lock().stats.misses += 1;
+            let mut inner = self.inner.lock();
+            inner.stats.misses += 1;
+            inner.stats.missed_bytes += size as u64;
             return HostBuffer {
                 bytes: vec![0u8; size].into_boxed_slice(),
             };
@@ -106,6 +110,7 @@ impl HostPool {
                 return buffer;
             }
             inner.stats.misses += 1;
+            inner.stats.missed_bytes += class_size(class) as u64;
         }
         HostBuffer {
             bytes: vec![0u8; class_size(class)].into_boxed_slice(),
@@ -132,6 +137,33 @@ impl HostPool {
     /// Frees every pooled buffer; returns the bytes freed.
     pub fn trim_all(&self) -> u64 {
         self.trim_where(|_| true)
+    }
+
+    /// Frees pooled buffers, largest class first, until at most `limit` bytes
+    /// stay pooled; returns the bytes freed.
+    pub fn trim_to(&self, limit: u64) -> u64 {
+        let mut inner = self.inner.lock();
+        let mut freed = 0u64;
+        for class in (0..CLASSES).rev() {
+            while inner.stats.pooled_bytes - freed > limit && !inner.free[class].is_empty() {
+                inner.free[class].pop();
+                freed += class_size(class) as u64;
+            }
+        }
+        inner.stats.pooled_bytes -= freed;
+        inner.stats.trimmed_bytes += freed;
+        freed
+    }
+
+    /// When the oldest pooled buffer becomes idle, if any buffer is pooled.
+    pub fn next_idle_deadline(&self) -> Option<Instant> {
+        let inner = self.inner.lock();
+        inner
+            .free
+            .iter()
+            .filter_map(|list| list.iter().map(|(_, since)| *since).min())
+            .min()
+            .map(|since| since + self.idle_after)
     }
 
     fn trim_where(&self, stale: impl Fn(Instant) -> bool) -> u64 {
@@ -209,6 +241,18 @@ mod tests {
         pool.release(pool.acquire(8192));
         assert_eq!(pool.trim_all(), 8192);
         assert_eq!(pool.stats().trimmed_bytes, 4096 + (1 << 20) + 8192);
+    }
+
+    #[test]
+    fn trim_to_frees_largest_classes_first() {
+        let pool = HostPool::new(Duration::from_secs(60));
+        let buffers: Vec<_> = [4096, 4096, 1 << 20].map(|s| pool.acquire(s)).into();
+        buffers.into_iter().for_each(|b| pool.release(b));
+        assert!(pool.next_idle_deadline().is_some());
+        assert_eq!(pool.trim_to(10_000), 1 << 20);
+        assert_eq!(pool.stats().pooled_bytes, 8192);
+        assert_eq!(pool.trim_to(0), 8192);
+        assert_eq!(pool.next_idle_deadline(), None);
     }
 
     #[test]

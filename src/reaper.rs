@@ -1,14 +1,15 @@
-//! One background thread per process that reclaims expired entries of every
-//! cache without waiting for a read. It sleeps until the earliest deadline any
-//! cache reported (or until woken by an earlier one) and holds caches weakly,
-//! so a dropped cache is simply forgotten.
+//! One background thread per process that reclaims what has expired (cache
+//! entries past their TTL, pooled memory idle too long) without waiting for
+//! the next call. It sleeps until the earliest deadline anything reported (or
+//! until woken by an earlier one) and holds what it watches weakly, so a
+//! dropped cache or memory manager is simply forgotten.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-/// Something whose expired entries the reaper reclaims.
+/// Something whose expired contents the reaper reclaims.
 pub trait Expiring: Send + Sync {
     /// Removes what expired by `now`; returns the next deadline, if any.
     fn purge_expired(&self, now: Instant) -> Option<Instant>;
@@ -38,9 +39,9 @@ fn reaper() -> &'static Reaper {
             wake: Condvar::new(),
         }));
         std::thread::Builder::new()
-            .name("gama-cache-reaper".into())
+            .name("gama-reaper".into())
             .spawn(move || reaper.run())
-            .expect("spawn the cache reaper thread");
+            .expect("spawn the reaper thread");
         reaper
     })
 }
@@ -81,9 +82,9 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Puts a cache under the reaper's watch.
-pub fn watch(cache: Weak<dyn Expiring>) {
-    reaper().state.lock().watched.push(cache);
+/// Puts something under the reaper's watch.
+pub fn watch(item: Weak<dyn Expiring>) {
+    reaper().state.lock().watched.push(item);
 }
 
 /// Makes sure the reaper wakes by `deadline`.
