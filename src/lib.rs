@@ -4,6 +4,7 @@
 
 #![deny(clippy::all)]
 
+pub mod batch;
 pub mod cache;
 pub mod features;
 mod js;

@@ -20,4 +20,5 @@ pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features};
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
+pub use plans::shared_extractor;
 pub use wav::{load_wav, AudioError, DecodedAudio};

@@ -1,0 +1,184 @@
+//! What flows through the processor: items in, outcomes and progress out.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::features::{FeatureOptions, Features};
+
+/// Identity of an item, unique per processor.
+pub type ItemId = u64;
+
+/// Name of an operation type (`PROCESS`, `EXTRACT_FEATURES`, `ANALYZE`, or any
+/// name a JS processor was registered for).
+pub type OpName = Arc<str>;
+
+/// Feature extraction, run natively.
+pub const EXTRACT_FEATURES: &str = "EXTRACT_FEATURES";
+/// Per-clip summary, run natively.
+pub const ANALYZE: &str = "ANALYZE";
+
+/// Highest priority (`'critical'`).
+pub const MAX_PRIORITY: u8 = 10;
+
+/// The input of an item.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Audio for a native operation.
+    Audio {
+        /// Mono samples.
+        samples: Arc<[f32]>,
+        /// Extraction parameters (EXTRACT_FEATURES; ANALYZE uses the sample rate).
+        options: Arc<FeatureOptions>,
+        /// Cache key of the result (EXTRACT_FEATURES with a feature cache).
+        cache_key: Option<Arc<str>>,
+    },
+    /// A JS value the binding keeps; the core knows its size estimate only.
+    Js,
+}
+
+/// One queued unit of work.
+#[derive(Debug)]
+pub struct Item {
+    /// Identity.
+    pub id: ItemId,
+    /// Operation type.
+    pub op: OpName,
+    /// 0 (lowest) to 10 (critical).
+    pub priority: u8,
+    /// Items of one group may share a batch.
+    pub group: u64,
+    /// Bytes the item is expected to need while it runs.
+    pub estimate: u64,
+    /// The input.
+    pub input: Input,
+    /// Whether progress events are wanted.
+    pub wants_progress: bool,
+    /// Set to stop the item.
+    pub cancelled: Arc<AtomicBool>,
+    /// When it was queued.
+    pub enqueued: Instant,
+    /// Submission order (set by the queue).
+    pub seq: u64,
+}
+
+/// Per-clip summary computed by ANALYZE.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Analysis {
+    /// Seconds of audio.
+    pub duration: f64,
+    /// Largest absolute sample.
+    pub peak: f64,
+    /// Peak in dBFS.
+    pub peak_db: f64,
+    /// Root mean square.
+    pub rms: f64,
+    /// RMS in dBFS (loudness).
+    pub rms_db: f64,
+    /// Share of 20 ms frames quieter than -60 dBFS.
+    pub silence_ratio: f64,
+    /// Mean spectral centroid in Hz over frames.
+    pub spectral_centroid_mean: f64,
+    /// Zero crossings per sample.
+    pub zero_crossing_rate: f64,
+}
+
+/// A native item's result.
+#[derive(Debug)]
+pub enum Output {
+    /// EXTRACT_FEATURES.
+    Features(Features),
+    /// ANALYZE.
+    Analysis(Analysis),
+}
+
+/// Why an item failed; `code` is what JS sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemError {
+    /// Error code (`E_TIMEOUT`, `ABORT_ERR`, `E_CLOSED`, `E_BUDGET`, ...).
+    pub code: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+impl ItemError {
+    /// An error with `code`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ItemError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The item was cancelled (signal or `cancel(id)`).
+    pub fn aborted() -> Self {
+        ItemError::new("ABORT_ERR", "the item was cancelled")
+    }
+
+    /// The processor was closed with `force`.
+    pub fn closed() -> Self {
+        ItemError::new("E_CLOSED", "the batch processor was closed")
+    }
+}
+
+/// Where an item is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting in the queue.
+    Queued,
+    /// In a started batch.
+    Running,
+    /// Finished.
+    Done,
+}
+
+/// How a batch should use resources, as JS processors are told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceStrategy {
+    /// `host` or `gpu`.
+    pub device: &'static str,
+    /// Items in this batch.
+    pub batch_size: usize,
+    /// Bytes reserved for it.
+    pub memory_budget: u64,
+    /// Worker threads of the pool.
+    pub threads: usize,
+}
+
+/// What the processor tells its owner.
+#[derive(Debug)]
+pub enum Event {
+    /// An item finished (for JS items, only failures the core decides: timeout, cancel, close).
+    Done {
+        /// The item.
+        id: ItemId,
+        /// Result or error.
+        result: Result<Output, ItemError>,
+    },
+    /// An item moved on or made progress.
+    Progress {
+        /// The item.
+        id: ItemId,
+        /// Its stage.
+        stage: Stage,
+        /// 0 to 1.
+        fraction: f32,
+    },
+    /// A batch of JS items is to be run by the JS processor of `op`.
+    RunJs {
+        /// Batch identity, for `finish_js_batch`.
+        batch: u64,
+        /// Operation type.
+        op: OpName,
+        /// Items in order.
+        ids: Vec<ItemId>,
+        /// Resources granted.
+        strategy: ResourceStrategy,
+    },
+}
+
+/// Receives events, from any thread.
+pub trait Sink: Send + Sync {
+    /// Takes one event.
+    fn deliver(&self, event: Event);
+}

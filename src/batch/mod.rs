@@ -1,0 +1,22 @@
+//! The batch processor: items queued by priority and grouped by similarity,
+//! cut into batches only when a slot frees up (so a more urgent item never
+//! waits behind a queued batch), with memory reserved through the memory
+//! manager, run natively on a work-stealing pool or by JS processors, with
+//! timeouts, cancellation, progress and statistics.
+
+mod item;
+pub mod js;
+mod native;
+mod processor;
+mod queue;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use item::{
+    Analysis, Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage,
+    ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY,
+};
+pub use native::{analyze, estimate, is_native};
+pub use processor::{Config, Counts, Processor, SubmitError};
+pub use stats::{Latency, Snapshot};

@@ -1,0 +1,225 @@
+//! The built-in operations, run on the pool: EXTRACT_FEATURES (through the
+//! feature cache when one is attached) and ANALYZE.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::item::{Analysis, Input, Item, ItemError, Output, ANALYZE, EXTRACT_FEATURES};
+use crate::cache::{CacheValue, EntryOptions, FeatureCache};
+use crate::features::{
+    shared_extractor, ExtractError, Feature, FeatureMatrix, FeatureOptions, Features,
+};
+
+/// How a running item is stopped and how it reports progress.
+pub struct Control<'a> {
+    /// Set when the item is cancelled.
+    pub cancelled: &'a AtomicBool,
+    /// When the item's batch times out.
+    pub deadline: Option<Instant>,
+    /// Called with the fraction done.
+    pub progress: &'a mut dyn FnMut(f32),
+}
+
+impl Control<'_> {
+    fn stop_reason(&self) -> Option<ItemError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Some(ItemError::aborted());
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(timed_out());
+        }
+        None
+    }
+}
+
+/// The error of an item whose batch ran past `batchTimeoutMs`.
+pub fn timed_out() -> ItemError {
+    ItemError::new("E_TIMEOUT", "the batch ran past batchTimeoutMs")
+}
+
+/// Whether `op` is built in.
+pub fn is_native(op: &str) -> bool {
+    op == EXTRACT_FEATURES || op == ANALYZE
+}
+
+/// Bytes a native item is expected to need while it runs.
+pub fn estimate(op: &str, samples: usize, options: &FeatureOptions) -> u64 {
+    let input = samples as u64 * 4;
+    if op == ANALYZE {
+        return input;
+    }
+    let frames = (samples / options.hop_length.max(1) + 1) as u64;
+    let per_frame = (options.n_fft / 2 + 1 + options.n_mels + options.n_mfcc + 16) as u64 * 4;
+    input + frames * per_frame + options.n_fft as u64 * 16
+}
+
+/// Runs a native item.
+pub fn run(
+    item: &Item,
+    cache: Option<&FeatureCache>,
+    control: &mut Control,
+) -> Result<Output, ItemError> {
+    let Input::Audio {
+        samples,
+        options,
+        cache_key,
+    } = &item.input
+    else {
+        return Err(ItemError::new(
+            "E_INTERNAL",
+            "a JS item reached the native pool",
+        ));
+    };
+    if let Some(reason) = control.stop_reason() {
+        return Err(reason);
+    }
+    match &*item.op {
+        ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
+        _ => {
+            let key = cache_key.as_deref().zip(cache);
+            if let Some(features) =
+                key.and_then(|(key, cache)| cached(cache, key, samples.len(), options))
+            {
+                return Ok(Output::Features(features));
+            }
+            let started = Instant::now();
+            let features = extract(samples, options, control)?;
+            if let Some((key, cache)) = key {
+                store(cache, key, &features, started.elapsed());
+            }
+            Ok(Output::Features(features))
+        }
+    }
+}
+
+fn extract_error(e: ExtractError) -> ItemError {
+    ItemError::new(e.code(), e.to_string())
+}
+
+fn extract(
+    samples: &[f32],
+    options: &FeatureOptions,
+    control: &mut Control,
+) -> Result<Features, ItemError> {
+    let extractor =
+        shared_extractor(options).map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?;
+    let frames = extractor
+        .frame_count(samples.len())
+        .map_err(extract_error)?
+        .max(1);
+    let mut stopped = None;
+    let result = extractor.extract_with(samples, &mut |done| {
+        if let Some(reason) = control.stop_reason() {
+            stopped = Some(reason);
+            return false;
+        }
+        (control.progress)(done as f32 / frames as f32);
+        true
+    });
+    match (result, stopped) {
+        (Ok(features), _) => Ok(features),
+        (Err(_), Some(reason)) => Err(reason),
+        (Err(e), None) => Err(extract_error(e)),
+    }
+}
+
+fn feature_key(key: &str, feature: Feature) -> String {
+    format!("{key}:{}", feature.name())
+}
+
+/// The features of a clip from the cache, when every one asked for is there.
+fn cached(
+    cache: &FeatureCache,
+    key: &str,
+    samples: usize,
+    options: &FeatureOptions,
+) -> Option<Features> {
+    let frames = shared_extractor(options).ok()?.frame_count(samples).ok()?;
+    let mut items = Vec::with_capacity(options.features.len());
+    for &feature in &options.features {
+        let matrix = cache.get_with(&feature_key(key, feature), |value| match value {
+            CacheValue::Float32(data) if frames > 0 && data.len() % frames == 0 => {
+                Some(FeatureMatrix {
+                    frames,
+                    bins: data.len() / frames,
+                    data: data.to_vec(),
+                })
+            }
+            _ => None,
+        })??;
+        items.push((feature, matrix));
+    }
+    Some(Features { frames, items })
+}
+
+fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
+    let per_feature = cost / features.items.len().max(1) as u32;
+    for (feature, matrix) in &features.items {
+        let options = EntryOptions {
+            compute_cost: per_feature,
+            ..EntryOptions::default()
+        };
+        // A value too large for the cache is simply not cached.
+        let _ = cache.insert(
+            &feature_key(key, *feature),
+            CacheValue::Float32(Arc::from(matrix.data.as_slice())),
+            options,
+        );
+    }
+}
+
+/// Frames of 20 ms quieter than this (-60 dBFS) count as silent.
+const SILENCE_RMS: f64 = 1e-3;
+
+fn db(x: f64) -> f64 {
+    20.0 * x.max(1e-10).log10()
+}
+
+/// Duration, peak, RMS and loudness, silence ratio, mean spectral centroid and ZCR.
+pub fn analyze(samples: &[f32], sample_rate: f64) -> Result<Analysis, ItemError> {
+    if samples.is_empty() {
+        return Err(extract_error(ExtractError::Empty));
+    }
+    if let Some(index) = samples.iter().position(|x| !x.is_finite()) {
+        return Err(extract_error(ExtractError::NotFinite {
+            index,
+            value: samples[index],
+        }));
+    }
+    let peak = samples.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+    let energy: f64 = samples.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    let rms = (energy / samples.len() as f64).sqrt();
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0))
+        .count();
+    let frame = ((sample_rate * 0.02) as usize).max(1);
+    let (mut frames, mut silent) = (0usize, 0usize);
+    for chunk in samples.chunks(frame) {
+        let e: f64 = chunk.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        frames += 1;
+        silent += usize::from((e / chunk.len() as f64).sqrt() < SILENCE_RMS);
+    }
+    let mut options = FeatureOptions::new(sample_rate);
+    options.n_fft = 512;
+    options.win_length = 512;
+    options.hop_length = 256;
+    options.features = vec![Feature::SpectralCentroid];
+    let centroid = shared_extractor(&options)
+        .map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?
+        .extract(samples)
+        .map_err(extract_error)?;
+    let values = &centroid.items[0].1.data;
+    Ok(Analysis {
+        duration: samples.len() as f64 / sample_rate,
+        peak,
+        peak_db: db(peak),
+        rms,
+        rms_db: db(rms),
+        silence_ratio: silent as f64 / frames as f64,
+        spectral_centroid_mean: values.iter().map(|&v| v as f64).sum::<f64>()
+            / values.len().max(1) as f64,
+        zero_crossing_rate: crossings as f64 / samples.len() as f64,
+    })
+}

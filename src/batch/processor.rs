@@ -1,0 +1,630 @@
+//! The processor: a dispatcher thread cuts batches from the queue only when
+//! one of `max_concurrent_batches` slots is free, reserves their memory,
+//! and starts them: native batches on a work-stealing pool (rayon, built on
+//! crossbeam's per-worker deques: a batch's items spread over idle workers),
+//! JS batches by an event to the owner. Every item ends in exactly one
+//! `Event::Done` (native items, and JS items the core ends: timeout, cancel,
+//! close) or in `finish_js_batch`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hashbrown::{HashMap, HashSet};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rayon::prelude::*;
+
+use super::item::{Event, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage};
+use super::native::{self, Control};
+use super::queue::Queue;
+use super::stats::{Recorder, Snapshot};
+use crate::cache::FeatureCache;
+use crate::memory::{Device, MemoryManager, Reservation};
+
+/// Limits of a processor.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most items per batch.
+    pub max_batch_size: usize,
+    /// Most batches running at once.
+    pub max_concurrent_batches: usize,
+    /// How long a partial batch may wait to fill (0: start as soon as a slot is free).
+    pub max_wait: Duration,
+    /// How long a batch may run before its items fail with E_TIMEOUT.
+    pub batch_timeout: Option<Duration>,
+    /// Worker threads for native operations.
+    pub threads: usize,
+    /// Most items queued at once.
+    pub max_queue_size: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_batch_size: 8,
+            max_concurrent_batches: 4,
+            max_wait: Duration::ZERO,
+            batch_timeout: None,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_queue_size: None,
+        }
+    }
+}
+
+/// Why an item was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue holds `max_queue_size` items.
+    QueueFull(usize),
+    /// `close` was called.
+    Closed,
+    /// Neither a native operation nor a registered JS processor.
+    NoProcessor(String),
+}
+
+impl SubmitError {
+    /// The `code` JS sees.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::QueueFull(_) => "E_QUEUE_FULL",
+            SubmitError::Closed => "E_CLOSED",
+            SubmitError::NoProcessor(_) => "E_NO_PROCESSOR",
+        }
+    }
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::QueueFull(n) => write!(f, "the queue is full ({n} items waiting)"),
+            SubmitError::Closed => write!(f, "the batch processor is closed"),
+            SubmitError::NoProcessor(op) => {
+                write!(f, "no processor is registered for operation type '{op}'")
+            }
+        }
+    }
+}
+
+/// Counts for a progress bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Items waiting.
+    pub queued: u64,
+    /// Items in started batches.
+    pub running: u64,
+    /// Items that succeeded.
+    pub completed: u64,
+    /// Items that failed.
+    pub failed: u64,
+    /// Items cancelled.
+    pub cancelled: u64,
+}
+
+struct RunningJs {
+    ids: Vec<ItemId>,
+    deadline: Option<Instant>,
+    started: Instant,
+    _reservation: Option<Reservation>,
+}
+
+struct State {
+    queue: Queue,
+    running_batches: usize,
+    running_items: HashMap<ItemId, Arc<AtomicBool>>,
+    js_batches: HashMap<u64, RunningJs>,
+    js_ops: HashSet<OpName>,
+    next_batch: u64,
+    closing: bool,
+    stopped: bool,
+    stats: Recorder,
+}
+
+struct Shared {
+    config: Config,
+    state: Mutex<State>,
+    wake: Condvar,
+    pool: RwLock<Option<rayon::ThreadPool>>,
+    sink: Arc<dyn Sink>,
+    memory: Option<Arc<MemoryManager>>,
+    cache: Option<FeatureCache>,
+}
+
+/// A batch processor; see the module documentation.
+pub struct Processor {
+    shared: Arc<Shared>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Re-check interval while a batch waits for memory to free up.
+const MEMORY_RETRY: Duration = Duration::from_millis(5);
+/// Smallest progress step reported from inside a native item.
+const PROGRESS_STEP: f32 = 0.1;
+
+impl Processor {
+    /// Starts a processor delivering events to `sink`.
+    pub fn new(
+        config: Config,
+        sink: Arc<dyn Sink>,
+        memory: Option<Arc<MemoryManager>>,
+        cache: Option<FeatureCache>,
+    ) -> std::io::Result<Processor> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .thread_name(|i| format!("gama-batch-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State {
+                queue: Queue::default(),
+                running_batches: 0,
+                running_items: HashMap::new(),
+                js_batches: HashMap::new(),
+                js_ops: HashSet::new(),
+                next_batch: 0,
+                closing: false,
+                stopped: false,
+                stats: Recorder::default(),
+            }),
+            wake: Condvar::new(),
+            pool: RwLock::new(Some(pool)),
+            sink,
+            memory,
+            cache,
+        });
+        let runner = shared.clone();
+        let dispatcher = std::thread::Builder::new()
+            .name("gama-batch-dispatch".into())
+            .spawn(move || runner.dispatch_loop())?;
+        Ok(Processor {
+            shared,
+            dispatcher: Mutex::new(Some(dispatcher)),
+        })
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Routes `op` to the owner's JS processor from now on.
+    pub fn register_js(&self, op: OpName) {
+        self.shared.state.lock().js_ops.insert(op);
+    }
+
+    /// Whether `op` goes to a JS processor.
+    pub fn is_js(&self, op: &str) -> bool {
+        self.shared.state.lock().js_ops.contains(op)
+    }
+
+    /// Whether `op` can be served (natively or by a JS processor).
+    pub fn serves(&self, op: &str) -> bool {
+        native::is_native(op) || self.is_js(op)
+    }
+
+    /// Queues items; all or none are accepted.
+    pub fn submit(&self, items: Vec<Item>) -> Result<(), SubmitError> {
+        let mut state = self.shared.state.lock();
+        if state.closing {
+            return Err(SubmitError::Closed);
+        }
+        if let Some(item) = items
+            .iter()
+            .find(|i| !native::is_native(&i.op) && !state.js_ops.contains(&i.op))
+        {
+            return Err(SubmitError::NoProcessor(item.op.to_string()));
+        }
+        if let Some(max) = self.shared.config.max_queue_size {
+            if state.queue.len() + items.len() > max {
+                return Err(SubmitError::QueueFull(state.queue.len()));
+            }
+        }
+        for item in items {
+            if item.wants_progress {
+                self.shared.sink.deliver(Event::Progress {
+                    id: item.id,
+                    stage: Stage::Queued,
+                    fraction: 0.0,
+                });
+            }
+            state.queue.push(item);
+        }
+        drop(state);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Room left in the queue (None: unbounded).
+    pub fn room(&self) -> Option<usize> {
+        let max = self.shared.config.max_queue_size?;
+        Some(max.saturating_sub(self.shared.state.lock().queue.len()))
+    }
+
+    /// Cancels an item: a queued one ends at once, a running native one at
+    /// its next frame block, a running JS one at once (its result is ignored).
+    /// False when the item is unknown or already finished.
+    pub fn cancel(&self, id: ItemId) -> bool {
+        let mut state = self.shared.state.lock();
+        if state.queue.remove(id).is_some() {
+            state.stats.finished(false, true, None);
+            self.shared.sink.deliver(Event::Done {
+                id,
+                result: Err(ItemError::aborted()),
+            });
+            return true;
+        }
+        let Some(flag) = state.running_items.get(&id).cloned() else {
+            return false;
+        };
+        flag.store(true, Ordering::Relaxed);
+        let in_js = state.js_batches.values().any(|b| b.ids.contains(&id));
+        if in_js {
+            state.running_items.remove(&id);
+            state.stats.finished(false, true, None);
+            self.shared.sink.deliver(Event::Done {
+                id,
+                result: Err(ItemError::aborted()),
+            });
+        }
+        true
+    }
+
+    /// Ends a JS batch the owner ran: `ok` items succeeded, the rest failed.
+    /// False when the core already ended it (timeout or forced close).
+    pub fn finish_js_batch(&self, batch: u64, ok: &[ItemId], failed: &[ItemId]) -> bool {
+        let mut state = self.shared.state.lock();
+        let Some(running) = state.js_batches.remove(&batch) else {
+            return false;
+        };
+        state.running_batches -= 1;
+        let ran = running.started.elapsed();
+        for (ids, success) in [(ok, true), (failed, false)] {
+            for id in ids {
+                if state.running_items.remove(id).is_some() {
+                    state.stats.finished(success, false, Some(ran));
+                }
+            }
+        }
+        for id in &running.ids {
+            if state.running_items.remove(id).is_some() {
+                state.stats.finished(false, false, Some(ran));
+            }
+        }
+        drop(state);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// Counts for a progress bar.
+    pub fn counts(&self) -> Counts {
+        let state = self.shared.state.lock();
+        let s = state.stats.snapshot(0, 0, 1);
+        Counts {
+            queued: state.queue.len() as u64,
+            running: state.running_items.len() as u64,
+            completed: s.completed,
+            failed: s.failed,
+            cancelled: s.cancelled,
+        }
+    }
+
+    /// Counters, latencies and utilisation.
+    pub fn stats(&self) -> Snapshot {
+        let state = self.shared.state.lock();
+        state.stats.snapshot(
+            state.queue.len() as u64,
+            state.running_items.len() as u64,
+            self.shared.config.threads,
+        )
+    }
+
+    /// Stops accepting items. Queued and running items finish first, unless
+    /// `force`: then they end with E_CLOSED (running native items at their
+    /// next frame block).
+    pub fn close(&self, force: bool) {
+        let mut state = self.shared.state.lock();
+        state.closing = true;
+        if force {
+            for item in state.queue.drain() {
+                state.stats.finished(false, true, None);
+                self.shared.sink.deliver(Event::Done {
+                    id: item.id,
+                    result: Err(ItemError::closed()),
+                });
+            }
+            let js: Vec<_> = state.js_batches.drain().collect();
+            for (_, batch) in js {
+                state.running_batches -= 1;
+                for id in batch.ids {
+                    if state.running_items.remove(&id).is_some() {
+                        state.stats.finished(false, true, None);
+                        self.shared.sink.deliver(Event::Done {
+                            id,
+                            result: Err(ItemError::closed()),
+                        });
+                    }
+                }
+            }
+            for flag in state.running_items.values() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for Processor {
+    fn drop(&mut self) {
+        self.close(true);
+        self.shared.state.lock().stopped = true;
+        self.shared.wake.notify_one();
+        if let Some(handle) = self.dispatcher.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+enum Admission {
+    Go(Vec<Item>, Option<Reservation>),
+    Wait(Vec<Item>),
+}
+
+impl Shared {
+    fn dispatch_loop(self: Arc<Self>) {
+        let mut state = self.state.lock();
+        loop {
+            if state.stopped {
+                break;
+            }
+            let now = Instant::now();
+            self.expire_js(&mut state, now);
+            if state.closing && state.queue.is_empty() && state.running_batches == 0 {
+                break;
+            }
+            let mut retry_at = None;
+            if state.running_batches < self.config.max_concurrent_batches {
+                let size = self.batch_size();
+                if let Some(batch) = state.queue.next_batch(size, now, self.config.max_wait) {
+                    match self.admit(&mut state, batch) {
+                        Admission::Go(batch, reservation) if !batch.is_empty() => {
+                            self.start(&mut state, batch, reservation);
+                            continue;
+                        }
+                        Admission::Go(..) => continue,
+                        Admission::Wait(batch) => {
+                            for item in batch {
+                                state.queue.push(item);
+                            }
+                            retry_at = Some(now + MEMORY_RETRY);
+                        }
+                    }
+                }
+            }
+            let deadline = [
+                retry_at,
+                state
+                    .queue
+                    .next_deadline(self.config.max_batch_size, self.config.max_wait),
+                state.js_batches.values().filter_map(|b| b.deadline).min(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match deadline {
+                Some(t) => {
+                    self.wake.wait_until(&mut state, t);
+                }
+                None => self.wake.wait(&mut state),
+            }
+        }
+        drop(state);
+        self.pool.write().take();
+    }
+
+    /// The batch size now: the maximum below the memory threshold, halved
+    /// at it and shrinking towards 1 as usage approaches 100%.
+    fn batch_size(&self) -> usize {
+        let max = self.config.max_batch_size.max(1);
+        let Some(memory) = &self.memory else {
+            return max;
+        };
+        let threshold = memory.config().threshold_percent;
+        let used = memory.percentage(Device::Host);
+        if used < threshold {
+            return max;
+        }
+        let excess = ((used - threshold) / (100.0 - threshold).max(1e-9)).clamp(0.0, 1.0);
+        ((max as f64 * (1.0 - excess) * 0.5).ceil() as usize).max(1)
+    }
+
+    /// Reserves memory for the longest prefix of `batch` that fits; items
+    /// that could never fit fail with E_BUDGET; nothing fitting now waits.
+    fn admit(&self, state: &mut State, batch: Vec<Item>) -> Admission {
+        let Some(memory) = &self.memory else {
+            return Admission::Go(batch, None);
+        };
+        let capacity = memory.capacity(Device::Host);
+        let (fits, never): (Vec<Item>, Vec<Item>) =
+            batch.into_iter().partition(|i| i.estimate <= capacity);
+        for item in never {
+            state.stats.finished(false, false, None);
+            self.sink.deliver(Event::Done {
+                id: item.id,
+                result: Err(ItemError::new(
+                    "E_BUDGET",
+                    format!(
+                        "the item needs about {} bytes, more than the memory manager's usable {} bytes",
+                        item.estimate, capacity
+                    ),
+                )),
+            });
+        }
+        if fits.is_empty() {
+            return Admission::Go(fits, None);
+        }
+        let op = fits[0].op.clone();
+        let mut take = fits.len();
+        while take > 0 {
+            let bytes: u64 = fits[..take].iter().map(|i| i.estimate).sum();
+            if let Ok(reservation) = memory.reserve(Device::Host, bytes, &op) {
+                let mut fits = fits;
+                for item in fits.split_off(take) {
+                    state.queue.push(item);
+                }
+                return Admission::Go(fits, Some(reservation));
+            }
+            take /= 2;
+        }
+        Admission::Wait(fits)
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        state: &mut State,
+        batch: Vec<Item>,
+        reservation: Option<Reservation>,
+    ) {
+        let now = Instant::now();
+        state.running_batches += 1;
+        state.stats.batch_started(
+            batch
+                .iter()
+                .map(|i| now.saturating_duration_since(i.enqueued)),
+        );
+        for item in &batch {
+            state.running_items.insert(item.id, item.cancelled.clone());
+            if item.wants_progress {
+                self.sink.deliver(Event::Progress {
+                    id: item.id,
+                    stage: Stage::Running,
+                    fraction: 0.0,
+                });
+            }
+        }
+        let deadline = self.config.batch_timeout.map(|t| now + t);
+        let op = batch[0].op.clone();
+        if state.js_ops.contains(&op) {
+            state.next_batch += 1;
+            let id = state.next_batch;
+            let ids: Vec<ItemId> = batch.iter().map(|i| i.id).collect();
+            let strategy = ResourceStrategy {
+                device: "host",
+                batch_size: ids.len(),
+                memory_budget: reservation.as_ref().map_or(0, |r| r.bytes()),
+                threads: self.config.threads,
+            };
+            state.js_batches.insert(
+                id,
+                RunningJs {
+                    ids: ids.clone(),
+                    deadline,
+                    started: now,
+                    _reservation: reservation,
+                },
+            );
+            self.sink.deliver(Event::RunJs {
+                batch: id,
+                op,
+                ids,
+                strategy,
+            });
+            return;
+        }
+        let shared = self.clone();
+        let pool = self.pool.read();
+        let pool = pool
+            .as_ref()
+            .expect("the pool lives until the dispatcher stops");
+        pool.spawn(move || shared.run_native(batch, reservation, deadline));
+    }
+
+    fn run_native(
+        self: Arc<Self>,
+        batch: Vec<Item>,
+        reservation: Option<Reservation>,
+        deadline: Option<Instant>,
+    ) {
+        let outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> = batch
+            .par_iter()
+            .map(|item| {
+                let started = Instant::now();
+                let result = self.run_item(item, deadline);
+                (item.id, result, started.elapsed())
+            })
+            .collect();
+        drop(reservation);
+        let mut state = self.state.lock();
+        state.running_batches -= 1;
+        for (id, result, ran) in &outcomes {
+            let cancelled =
+                matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
+            state.running_items.remove(id);
+            state.stats.finished(result.is_ok(), cancelled, Some(*ran));
+            state.stats.busy(*ran);
+        }
+        drop(state);
+        self.wake.notify_one();
+        for (id, result, _) in outcomes {
+            self.sink.deliver(Event::Done { id, result });
+        }
+    }
+
+    /// Runs one native item, turning a panic into an error.
+    fn run_item(&self, item: &Item, deadline: Option<Instant>) -> Result<Output, ItemError> {
+        let mut last = 0.0f32;
+        let mut progress = |fraction: f32| {
+            if item.wants_progress && fraction - last >= PROGRESS_STEP && fraction < 1.0 {
+                last = fraction;
+                self.sink.deliver(Event::Progress {
+                    id: item.id,
+                    stage: Stage::Running,
+                    fraction,
+                });
+            }
+        };
+        let mut control = Control {
+            cancelled: &item.cancelled,
+            deadline,
+            progress: &mut progress,
+        };
+        catch_unwind(AssertUnwindSafe(|| {
+            native::run(item, self.cache.as_ref(), &mut control)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ItemError::new(
+                "E_PANIC",
+                format!(
+                    "the native '{}' operation panicked; the processor goes on",
+                    item.op
+                ),
+            ))
+        })
+    }
+
+    fn expire_js(&self, state: &mut State, now: Instant) {
+        let expired: Vec<u64> = state
+            .js_batches
+            .iter()
+            .filter(|(_, b)| b.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let batch = state.js_batches.remove(&id).expect("listed above");
+            state.running_batches -= 1;
+            for item in batch.ids {
+                if state.running_items.remove(&item).is_some() {
+                    state
+                        .stats
+                        .finished(false, false, Some(now - batch.started));
+                    self.sink.deliver(Event::Done {
+                        id: item,
+                        result: Err(native::timed_out()),
+                    });
+                }
+            }
+        }
+    }
+}

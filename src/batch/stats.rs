@@ -1,0 +1,141 @@
+//! Counters and latency histograms of a processor.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Percentiles of one latency, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// A snapshot of `Recorder`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Items waiting.
+    pub queued: u64,
+    /// Items in started batches.
+    pub running: u64,
+    /// Items that succeeded.
+    pub completed: u64,
+    /// Items that failed (errors, timeouts, budget).
+    pub failed: u64,
+    /// Items cancelled or dropped by a forced close.
+    pub cancelled: u64,
+    /// Batches started.
+    pub batches: u64,
+    /// Mean items per batch.
+    pub average_batch_size: f64,
+    /// Items finished per second since the processor started.
+    pub throughput: f64,
+    /// Time from submission to start.
+    pub wait: Latency,
+    /// Time from start to finish.
+    pub run: Latency,
+    /// Share of worker time spent running native items (0 to 1).
+    pub utilisation: f64,
+}
+
+/// Records what the processor did; kept under the processor's lock.
+pub struct Recorder {
+    started: Instant,
+    completed: u64,
+    failed: u64,
+    cancelled: u64,
+    batches: u64,
+    batched_items: u64,
+    busy: Duration,
+    wait: Histogram<u64>,
+    run: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    let ms = |us: u64| us as f64 / 1000.0;
+    if h.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        p50: ms(h.value_at_quantile(0.50)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            started: Instant::now(),
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+            batches: 0,
+            batched_items: 0,
+            busy: Duration::ZERO,
+            wait: histogram(),
+            run: histogram(),
+        }
+    }
+}
+
+impl Recorder {
+    /// A batch of `items` started; `waits` are their queue times.
+    pub fn batch_started(&mut self, waits: impl Iterator<Item = Duration>) {
+        self.batches += 1;
+        for wait in waits {
+            self.batched_items += 1;
+            self.wait.saturating_record(wait.as_micros().max(1) as u64);
+        }
+    }
+
+    /// An item finished after running for `ran`.
+    pub fn finished(&mut self, ok: bool, cancelled: bool, ran: Option<Duration>) {
+        match (ok, cancelled) {
+            (true, _) => self.completed += 1,
+            (false, true) => self.cancelled += 1,
+            (false, false) => self.failed += 1,
+        }
+        if let Some(ran) = ran {
+            self.run.saturating_record(ran.as_micros().max(1) as u64);
+        }
+    }
+
+    /// Worker time spent on native items.
+    pub fn busy(&mut self, time: Duration) {
+        self.busy += time;
+    }
+
+    /// Counts with the given queue and running figures.
+    pub fn snapshot(&self, queued: u64, running: u64, threads: usize) -> Snapshot {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        Snapshot {
+            queued,
+            running,
+            completed: self.completed,
+            failed: self.failed,
+            cancelled: self.cancelled,
+            batches: self.batches,
+            average_batch_size: if self.batches == 0 {
+                0.0
+            } else {
+                self.batched_items as f64 / self.batches as f64
+            },
+            throughput: (self.completed + self.failed) as f64 / elapsed,
+            wait: latency(&self.wait),
+            run: latency(&self.run),
+            utilisation: (self.busy.as_secs_f64() / (elapsed * threads.max(1) as f64)).min(1.0),
+        }
+    }
+}

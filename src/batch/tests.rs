@@ -1,0 +1,282 @@
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use super::*;
+use crate::features::FeatureOptions;
+use crate::memory::{DeviceChoice, ManagerConfig, MemoryManager};
+
+struct Channel(Sender<Event>);
+
+impl Sink for Channel {
+    fn deliver(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+fn processor(config: Config, memory: Option<Arc<MemoryManager>>) -> (Processor, Receiver<Event>) {
+    let (tx, rx) = unbounded();
+    (
+        Processor::new(config, Arc::new(Channel(tx)), memory, None).unwrap(),
+        rx,
+    )
+}
+
+fn tone(len: usize) -> Arc<[f32]> {
+    (0..len).map(|i| (i as f32 * 0.05).sin() * 0.5).collect()
+}
+
+fn item(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
+    let mut options = FeatureOptions::new(16000.0);
+    options.n_fft = 512;
+    options.win_length = 512;
+    options.hop_length = 160;
+    options.n_mels = 40;
+    Item {
+        id,
+        op: op.into(),
+        priority,
+        group: samples.len().next_power_of_two() as u64,
+        estimate: estimate(op, samples.len(), &options),
+        input: Input::Audio {
+            samples,
+            options: Arc::new(options),
+            cache_key: None,
+        },
+        wants_progress: false,
+        cancelled: Arc::new(AtomicBool::new(false)),
+        enqueued: Instant::now(),
+        seq: 0,
+    }
+}
+
+fn done(rx: &Receiver<Event>, n: usize) -> Vec<(ItemId, Result<Output, ItemError>)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match rx.recv_timeout(Duration::from_secs(10)).expect("an event") {
+            Event::Done { id, result } => out.push((id, result)),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn native_items_complete_in_batches() {
+    let (p, rx) = processor(
+        Config {
+            threads: 2,
+            ..Config::default()
+        },
+        None,
+    );
+    let items: Vec<_> = (1..=20)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(16000)))
+        .collect();
+    p.submit(items).unwrap();
+    let results = done(&rx, 20);
+    assert!(results
+        .iter()
+        .all(|(_, r)| matches!(r, Ok(Output::Features(f)) if f.frames == 101)));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.completed, stats.failed, stats.queued, stats.running),
+        (20, 0, 0, 0)
+    );
+    assert!(
+        stats.batches >= 3 && stats.average_batch_size > 1.0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn analyze_summarises_a_clip() {
+    let mut samples = vec![0f32; 16000];
+    for (i, s) in samples.iter_mut().enumerate().take(8000) {
+        *s = (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 16000.0).sin() * 0.5;
+    }
+    let a = analyze(&samples, 16000.0).unwrap();
+    assert_eq!(a.duration, 1.0);
+    assert!((a.peak - 0.5).abs() < 1e-3);
+    assert!(
+        (a.rms - 0.25).abs() < 1e-2,
+        "half the clip is a 0.5 sine: rms 0.25"
+    );
+    assert!((a.silence_ratio - 0.5).abs() < 0.05);
+    assert!(
+        a.spectral_centroid_mean > 500.0 && a.spectral_centroid_mean < 1500.0,
+        "{a:?}"
+    );
+    assert!(analyze(&[], 16000.0).is_err());
+    assert_eq!(
+        analyze(&[0.0, f32::NAN], 16000.0).unwrap_err().code,
+        "E_NOT_FINITE"
+    );
+}
+
+#[test]
+fn a_critical_item_overtakes_queued_low_priority_work() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            max_concurrent_batches: 1,
+            max_batch_size: 4,
+            ..Config::default()
+        },
+        None,
+    );
+    let low: Vec<_> = (1..=40).map(|i| item(i, ANALYZE, 1, tone(16000))).collect();
+    let critical = item(999, ANALYZE, MAX_PRIORITY, tone(16000));
+    p.submit(vec![item(1000, EXTRACT_FEATURES, 5, tone(16000 * 600))])
+        .unwrap();
+    p.submit(low).unwrap();
+    p.submit(vec![critical]).unwrap();
+    let order: Vec<ItemId> = done(&rx, 42).into_iter().map(|(id, _)| id).collect();
+    let position = order.iter().position(|&id| id == 999).unwrap();
+    assert!(position <= 1, "critical finished at position {position}");
+}
+
+#[test]
+fn cancel_removes_a_queued_item_and_unknown_types_are_refused() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            max_concurrent_batches: 1,
+            max_batch_size: 1,
+            ..Config::default()
+        },
+        None,
+    );
+    let items: Vec<_> = (1..=5)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(160000)))
+        .collect();
+    p.submit(items).unwrap();
+    assert!(p.cancel(5));
+    assert!(!p.cancel(12345));
+    let results = done(&rx, 5);
+    let cancelled = results.iter().find(|(id, _)| *id == 5).unwrap();
+    assert_eq!(cancelled.1.as_ref().unwrap_err().code, "ABORT_ERR");
+    assert_eq!(p.stats().cancelled, 1);
+    let err = p.submit(vec![item(6, "PROCESS", 5, tone(10))]).unwrap_err();
+    assert_eq!(err.code(), "E_NO_PROCESSOR");
+}
+
+#[test]
+fn a_full_queue_refuses_and_close_force_ends_everything() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            max_concurrent_batches: 1,
+            max_batch_size: 1,
+            max_queue_size: Some(3),
+            ..Config::default()
+        },
+        None,
+    );
+    p.submit(
+        (1..=3)
+            .map(|i| item(i, EXTRACT_FEATURES, 5, tone(16000 * 600)))
+            .collect(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    p.submit(vec![item(4, EXTRACT_FEATURES, 5, tone(16000))])
+        .unwrap();
+    let err = p
+        .submit(
+            (10..=12)
+                .map(|i| item(i, EXTRACT_FEATURES, 5, tone(10)))
+                .collect(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "E_QUEUE_FULL");
+    p.close(true);
+    let results = done(&rx, 4);
+    assert!(
+        results.iter().all(|(_, r)| r.is_err()),
+        "forced close ends queued and running items"
+    );
+    assert_eq!(
+        p.submit(vec![item(20, ANALYZE, 5, tone(10))])
+            .unwrap_err()
+            .code(),
+        "E_CLOSED"
+    );
+}
+
+#[test]
+fn memory_is_reserved_per_batch_and_oversized_items_fail_with_e_budget() {
+    let memory = MemoryManager::new(ManagerConfig {
+        max_memory: 8 << 20,
+        reserved_memory: 0,
+        device: DeviceChoice::Cpu,
+        ..ManagerConfig::default()
+    })
+    .unwrap();
+    let (p, rx) = processor(
+        Config {
+            threads: 2,
+            ..Config::default()
+        },
+        Some(memory.clone()),
+    );
+    let mut items: Vec<_> = (1..=6)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(48000)))
+        .collect();
+    items.push(item(7, EXTRACT_FEATURES, 5, tone(4_000_000)));
+    p.submit(items).unwrap();
+    let results = done(&rx, 7);
+    for (id, result) in &results {
+        if *id == 7 {
+            assert_eq!(result.as_ref().unwrap_err().code, "E_BUDGET");
+        } else {
+            assert!(result.is_ok());
+        }
+    }
+    let usage = memory.usage();
+    assert!(usage
+        .by_operation
+        .iter()
+        .any(|(name, op)| name == EXTRACT_FEATURES && op.peak > 0));
+    assert_eq!(usage.host.used, 0, "reservations are given back");
+}
+
+#[test]
+fn a_running_item_is_cancelled_at_its_next_frame_block() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            ..Config::default()
+        },
+        None,
+    );
+    let long = item(1, EXTRACT_FEATURES, 5, tone(16000 * 600));
+    let flag = long.cancelled.clone();
+    p.submit(vec![long]).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(p.cancel(1));
+    assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
+    let started = Instant::now();
+    let results = done(&rx, 1);
+    assert_eq!(results[0].1.as_ref().unwrap_err().code, "ABORT_ERR");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_batch_past_its_timeout_fails_with_e_timeout() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            batch_timeout: Some(Duration::from_millis(20)),
+            ..Config::default()
+        },
+        None,
+    );
+    p.submit(vec![item(1, EXTRACT_FEATURES, 5, tone(16000 * 600))])
+        .unwrap();
+    let results = done(&rx, 1);
+    assert_eq!(results[0].1.as_ref().unwrap_err().code, "E_TIMEOUT");
+    assert_eq!(p.stats().failed, 1);
+}
