@@ -55,9 +55,10 @@ fn item(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
 fn done(rx: &Receiver<Event>, n: usize) -> Vec<(ItemId, Result<Output, ItemError>)> {
     let mut out = Vec::new();
     while out.len() < n {
-        match rx.recv_timeout(Duration::from_secs(10)).expect("an event") {
-            Event::Done { id, result } => out.push((id, result)),
-            _ => {}
+        if let Event::Done { id, result } =
+            rx.recv_timeout(Duration::from_secs(10)).expect("an event")
+        {
+            out.push((id, result));
         }
     }
     out
