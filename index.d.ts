@@ -130,6 +130,51 @@ export declare class AudioFeatureCache {
 }
 
 /**
+ * Dynamic batching of work items on a Rust thread pool, with priorities,
+ * progress, cancellation and memory-aware scheduling. Every promise it
+ * returns settles; an idle processor does not keep Node running.
+ */
+export declare class BatchProcessor {
+  /** A processor; see `BatchProcessorOptions` for every option and its default. */
+  constructor(options?: BatchProcessorOptions)
+  /**
+   * Sends batches of `type` to `processor(items, resourceStrategy)`, on the
+   * JS thread; it returns (or resolves to) one result per item, in order.
+   * Replaces the native processor of a built-in type.
+   */
+  registerProcessor(type: BatchOperationType | string, processor: (items: BatchItem[], resourceStrategy: ResourceStrategy) => unknown[] | Promise<unknown[]>): void
+  /** Queues one item; the promise settles with its result or error. */
+  addItem(type: BatchOperationType | string, data: unknown, options?: AddItemOptions): Promise<any>
+  /**
+   * Queues many items of one type with the same options; one promise for
+   * all results in order (rejects with the first error, like Promise.all).
+   */
+  addItems(type: BatchOperationType | string, data: unknown[], options?: AddItemOptions): Promise<any[]>
+  /**
+   * Cancels the item added with `{ id }`: a queued one is removed, a
+   * running native one stops at its next frame block; its promise rejects
+   * with an AbortError. False when no such item is pending.
+   */
+  cancel(id: string): boolean
+  /**
+   * Calls `listener` with counts (queued, running, completed, failed,
+   * cancelled, total) as items move; returns a function that removes it.
+   */
+  onProgress(listener: (counts: BatchCounts) => void): () => void
+  /** Resolves once nothing is queued or running. */
+  onIdle(): Promise<void>
+  /** Same as `onIdle()`. */
+  drain(): Promise<void>
+  /** Counters, batch sizes, throughput, wait and run latency percentiles, utilisation. */
+  getStats(): BatchStats
+  /**
+   * Stops accepting items; resolves when everything pending has settled
+   * and the threads stop. `{ force: true }` rejects what is pending with E_CLOSED.
+   */
+  close(options?: CloseOptions | undefined | null): Promise<void>
+}
+
+/**
  * A memory budget for host and GPU memory with pooled, reference-counted
  * blocks, usage analytics, optimisation suggestions and batch sizing.
  */
@@ -208,6 +253,22 @@ export declare class MemoryBlock {
   copyTo(target: ArrayBufferView, offset?: number): void
 }
 
+/** Options of `addItem` / `addItems`. */
+export interface AddItemOptions {
+  /** 0 (lowest) to 10, or 'critical' (10) | 'high' (8) | 'normal' (5, default) | 'low' (1). */
+  priority?: number | 'critical' | 'high' | 'normal' | 'low'
+  /** Passed to the processor with the item. */
+  metadata?: unknown
+  /** Called with `{ stage: 'queued' | 'running' | 'done', progress }`. */
+  onProgress?: (progress: ItemProgress) => void
+  /** Aborting it removes a queued item or stops a running one (rejects with an AbortError). */
+  signal?: AbortSignal
+  /** Items with equal keys may share a batch (default: operation options and length bucket). */
+  similarityKey?: string
+  /** A name for `cancel(id)` (addItem only). */
+  id?: string
+}
+
 /** Options of `allocate`. */
 export interface AllocateOptions {
   /** What the memory is for; usage is reported per operation (default 'general'). */
@@ -263,8 +324,108 @@ export interface AudioFeatureCacheStats {
   estimatedTimeSavedMs: number
 }
 
+/** Counts for a progress bar, given to `onProgress` listeners. */
+export interface BatchCounts {
+  /** Items waiting. */
+  queued: number
+  /** Items in started batches. */
+  running: number
+  /** Items that succeeded. */
+  completed: number
+  /** Items that failed. */
+  failed: number
+  /** Items cancelled. */
+  cancelled: number
+  /** All of the above. */
+  total: number
+}
+
+/** One item as a JS processor receives it. */
+export interface BatchItem {
+  /** The item's id (the one given to addItem, else a number). */
+  id: string | number
+  /** The data given to addItem. */
+  data: unknown
+  /** The metadata given to addItem. */
+  metadata: unknown
+  /** The item's AbortSignal, if one was given. */
+  signal: AbortSignal | undefined
+  /** Reports the item's progress (0 to 1) to its onProgress. */
+  reportProgress: (fraction: number) => void
+}
+
+/**
+ * Operation types. PROCESS has no built-in processor (register one);
+ * EXTRACT_FEATURES, ANALYZE and MEASURE run natively unless a JS processor
+ * is registered for them. Any other string names a custom type.
+ */
+export type BatchOperationType = 'PROCESS' | 'EXTRACT_FEATURES' | 'ANALYZE' | 'MEASURE'
+
+/** Options of `new BatchProcessor(options)`. */
+export interface BatchProcessorOptions {
+  /** Most items per batch (default 8). */
+  maxBatchSize?: number
+  /** Most batches running at once (default 4). */
+  maxConcurrentBatches?: number
+  /**
+   * How long (ms) a partial batch may wait for more similar items before
+   * it starts (default 0: start as soon as a slot is free; batches then
+   * fill while all slots are busy).
+   */
+  maxWaitMs?: number
+  /** How long (ms) one batch may run before its items reject with E_TIMEOUT (default: no limit). */
+  batchTimeoutMs?: number
+  /** Worker threads for native operations (default: the machine's cores). */
+  threads?: number
+  /** Most items waiting (default: no limit). */
+  maxQueueSize?: number
+  /** With a full queue, 'reject' (default: E_QUEUE_FULL) or 'wait' for room. */
+  queueFullBehavior?: 'reject' | 'wait'
+  /** Batches reserve their estimated memory here and shrink under pressure. */
+  memoryManager?: GAMAMemoryManager
+  /**
+   * EXTRACT_FEATURES results are looked up and stored here, under
+   * `AudioFeatureCache.keyFor(audio, options) + ':' + featureName`.
+   */
+  featureCache?: AudioFeatureCache
+  /** Extraction options for items that give none (default: librosa's at 22050 Hz). */
+  featureOptions?: ExtractOptions
+}
+
+/** What `getStats()` returns. */
+export interface BatchStats {
+  /** Items waiting. */
+  queued: number
+  /** Items in started batches. */
+  running: number
+  /** Items that succeeded. */
+  completed: number
+  /** Items that failed. */
+  failed: number
+  /** Items cancelled. */
+  cancelled: number
+  /** Batches started. */
+  batches: number
+  /** Mean items per batch. */
+  averageBatchSize: number
+  /** Items finished per second since the processor started. */
+  throughputPerSecond: number
+  /** Time from submission to start. */
+  waitLatency: LatencyStats
+  /** Time from start to finish. */
+  runLatency: LatencyStats
+  /** Share of worker time spent on native items (0 to 1). */
+  workerUtilisation: number
+}
+
 /** Eviction policy of an `AudioFeatureCache`. */
 export type CachePolicy = 'lru' | 'lfu' | 'ttl' | 'tinylfu' | 'hybrid'
+
+/** Options of `close`. */
+export interface CloseOptions {
+  /** Reject everything pending with E_CLOSED instead of finishing it. */
+  force?: boolean
+}
 
 /** Whether a CUDA driver library can be loaded on this machine (never throws). */
 export declare function cudaAvailable(): boolean
@@ -394,6 +555,26 @@ export interface InvalidateOptions {
   tag?: string
   /** Remove entries whose key starts with this text. */
   prefix?: string
+}
+
+/** Progress of one item. */
+export interface ItemProgress {
+  /** Where the item is. */
+  stage: 'queued' | 'running' | 'done'
+  /** 0 to 1. */
+  progress: number
+}
+
+/** Latency percentiles in milliseconds. */
+export interface LatencyStats {
+  /** Median. */
+  p50: number
+  /** 95th percentile. */
+  p95: number
+  /** 99th percentile. */
+  p99: number
+  /** Largest. */
+  max: number
 }
 
 /**
@@ -559,6 +740,18 @@ export interface RecommendOptions {
   max?: number
   /** Budget to size against: 'host' (default) or 'gpu'. */
   device?: 'host' | 'gpu'
+}
+
+/** What a JS processor is told about the resources of its batch. */
+export interface ResourceStrategy {
+  /** 'host' or 'gpu'. */
+  device: string
+  /** Items in this batch. */
+  batchSize: number
+  /** Bytes reserved for the batch in the memory manager (0 without one). */
+  memoryBudget: number
+  /** Worker threads of the processor. */
+  threads: number
 }
 
 /** Options of one stored entry. */

@@ -836,9 +836,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.AudioFeatureCache = nativeBinding.AudioFeatureCache
+module.exports.BatchProcessor = nativeBinding.BatchProcessor
 module.exports.GAMAMemoryManager = nativeBinding.GAMAMemoryManager
 module.exports.GamaMemoryManager = nativeBinding.GamaMemoryManager
 module.exports.MemoryBlock = nativeBinding.MemoryBlock
+module.exports.BatchOperationType = nativeBinding.BatchOperationType
 module.exports.CachePolicy = nativeBinding.CachePolicy
 module.exports.cudaAvailable = nativeBinding.cudaAvailable
 module.exports.extractFeatures = nativeBinding.extractFeatures

@@ -17,6 +17,8 @@ pub type OpName = Arc<str>;
 pub const EXTRACT_FEATURES: &str = "EXTRACT_FEATURES";
 /// Per-clip summary, run natively.
 pub const ANALYZE: &str = "ANALYZE";
+/// One-pass level meter (peak, RMS, mean), run natively.
+pub const MEASURE: &str = "MEASURE";
 
 /// Highest priority (`'critical'`).
 pub const MAX_PRIORITY: u8 = 10;
@@ -83,6 +85,17 @@ pub struct Analysis {
     pub zero_crossing_rate: f64,
 }
 
+/// Levels computed by MEASURE in one pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Level {
+    /// Largest absolute sample.
+    pub peak: f64,
+    /// Root mean square.
+    pub rms: f64,
+    /// Mean sample (DC offset).
+    pub mean: f64,
+}
+
 /// A native item's result.
 #[derive(Debug)]
 pub enum Output {
@@ -90,6 +103,8 @@ pub enum Output {
     Features(Features),
     /// ANALYZE.
     Analysis(Analysis),
+    /// MEASURE.
+    Level(Level),
 }
 
 /// Why an item failed; `code` is what JS sees.
@@ -181,4 +196,9 @@ pub enum Event {
 pub trait Sink: Send + Sync {
     /// Takes one event.
     fn deliver(&self, event: Event);
+
+    /// Takes several events at once.
+    fn deliver_all(&self, events: Vec<Event>) {
+        events.into_iter().for_each(|e| self.deliver(e));
+    }
 }

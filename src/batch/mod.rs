@@ -14,9 +14,9 @@ mod stats;
 mod tests;
 
 pub use item::{
-    Analysis, Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage,
-    ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY,
+    Analysis, Event, Input, Item, ItemError, ItemId, Level, OpName, Output, ResourceStrategy, Sink,
+    Stage, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
 };
-pub use native::{analyze, estimate, is_native};
+pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use stats::{Latency, Snapshot};

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::item::{Analysis, Input, Item, ItemError, Output, ANALYZE, EXTRACT_FEATURES};
+use super::item::{
+    Analysis, Input, Item, ItemError, Level, Output, ANALYZE, EXTRACT_FEATURES, MEASURE,
+};
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
 use crate::features::{
     shared_extractor, ExtractError, Feature, FeatureMatrix, FeatureOptions, Features,
@@ -40,13 +42,13 @@ pub fn timed_out() -> ItemError {
 
 /// Whether `op` is built in.
 pub fn is_native(op: &str) -> bool {
-    op == EXTRACT_FEATURES || op == ANALYZE
+    op == EXTRACT_FEATURES || op == ANALYZE || op == MEASURE
 }
 
 /// Bytes a native item is expected to need while it runs.
 pub fn estimate(op: &str, samples: usize, options: &FeatureOptions) -> u64 {
     let input = samples as u64 * 4;
-    if op == ANALYZE {
+    if op == ANALYZE || op == MEASURE {
         return input;
     }
     let frames = (samples / options.hop_length.max(1) + 1) as u64;
@@ -76,6 +78,7 @@ pub fn run(
     }
     match &*item.op {
         ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
+        MEASURE => Ok(Output::Level(measure(samples))),
         _ => {
             let key = cache_key.as_deref().zip(cache);
             if let Some(features) =
@@ -166,6 +169,38 @@ fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
             CacheValue::Float32(Arc::from(matrix.data.as_slice())),
             options,
         );
+    }
+}
+
+/// Peak, RMS and mean of `samples` in one pass (zeros when empty). Eight
+/// independent lanes let the compiler vectorise the loop.
+pub fn measure(samples: &[f32]) -> Level {
+    if samples.is_empty() {
+        return Level::default();
+    }
+    const LANES: usize = 8;
+    let (mut peak, mut sum, mut squares) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    let chunks = samples.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let x = chunk[lane];
+            peak[lane] = peak[lane].max(x.abs());
+            sum[lane] += x;
+            squares[lane] += x * x;
+        }
+    }
+    for (lane, &x) in tail.iter().enumerate() {
+        peak[lane] = peak[lane].max(x.abs());
+        sum[lane] += x;
+        squares[lane] += x * x;
+    }
+    let n = samples.len() as f64;
+    let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
+    Level {
+        peak: peak.iter().fold(0f32, |m, &v| m.max(v)) as f64,
+        rms: (total(squares) / n).sqrt(),
+        mean: total(sum) / n,
     }
 }
 

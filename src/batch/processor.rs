@@ -16,7 +16,9 @@ use hashbrown::{HashMap, HashSet};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rayon::prelude::*;
 
-use super::item::{Event, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage};
+use super::item::{
+    Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage,
+};
 use super::native::{self, Control};
 use super::queue::Queue;
 use super::stats::{Recorder, Snapshot};
@@ -112,12 +114,14 @@ struct RunningJs {
 struct State {
     queue: Queue,
     running_batches: usize,
+    running_native: usize,
     running_items: HashMap<ItemId, Arc<AtomicBool>>,
     js_batches: HashMap<u64, RunningJs>,
     js_ops: HashSet<OpName>,
     next_batch: u64,
     closing: bool,
     stopped: bool,
+    dispatcher_asleep: bool,
     stats: Recorder,
 }
 
@@ -160,12 +164,14 @@ impl Processor {
             state: Mutex::new(State {
                 queue: Queue::default(),
                 running_batches: 0,
+                running_native: 0,
                 running_items: HashMap::new(),
                 js_batches: HashMap::new(),
                 js_ops: HashSet::new(),
                 next_batch: 0,
                 closing: false,
                 stopped: false,
+                dispatcher_asleep: false,
                 stats: Recorder::default(),
             }),
             wake: Condvar::new(),
@@ -231,8 +237,7 @@ impl Processor {
             }
             state.queue.push(item);
         }
-        drop(state);
-        self.shared.wake.notify_one();
+        self.shared.pump_and_wake(&mut state, None);
         Ok(())
     }
 
@@ -292,8 +297,7 @@ impl Processor {
                 state.stats.finished(false, false, Some(ran));
             }
         }
-        drop(state);
-        self.shared.wake.notify_one();
+        self.shared.pump_and_wake(&mut state, None);
         true
     }
 
@@ -367,12 +371,27 @@ impl Drop for Processor {
     }
 }
 
+/// A started native batch.
+struct NativeBatch {
+    items: Vec<Item>,
+    reservation: Option<Reservation>,
+    deadline: Option<Instant>,
+}
+
+/// Samples in a batch from which its items are spread over the workers
+/// (below it, splitting costs more than it saves).
+const PARALLEL_SAMPLES: usize = 1 << 16;
+
 enum Admission {
     Go(Vec<Item>, Option<Reservation>),
     Wait(Vec<Item>),
 }
 
 impl Shared {
+    /// Handles what is due by time: partial batches that waited
+    /// `max_wait`, batches waiting for memory, JS batches past their timeout,
+    /// and the end of a close. Arrivals and completions start batches
+    /// themselves (`pump`), so steady work never waits for this thread.
     fn dispatch_loop(self: Arc<Self>) {
         let mut state = self.state.lock();
         loop {
@@ -384,25 +403,7 @@ impl Shared {
             if state.closing && state.queue.is_empty() && state.running_batches == 0 {
                 break;
             }
-            let mut retry_at = None;
-            if state.running_batches < self.config.max_concurrent_batches {
-                let size = self.batch_size();
-                if let Some(batch) = state.queue.next_batch(size, now, self.config.max_wait) {
-                    match self.admit(&mut state, batch) {
-                        Admission::Go(batch, reservation) if !batch.is_empty() => {
-                            self.start(&mut state, batch, reservation);
-                            continue;
-                        }
-                        Admission::Go(..) => continue,
-                        Admission::Wait(batch) => {
-                            for item in batch {
-                                state.queue.push(item);
-                            }
-                            retry_at = Some(now + MEMORY_RETRY);
-                        }
-                    }
-                }
-            }
+            let retry_at = self.pump(&mut state, now, None);
             let deadline = [
                 retry_at,
                 state
@@ -413,15 +414,75 @@ impl Shared {
             .into_iter()
             .flatten()
             .min();
+            state.dispatcher_asleep = true;
             match deadline {
                 Some(t) => {
                     self.wake.wait_until(&mut state, t);
                 }
                 None => self.wake.wait(&mut state),
             }
+            state.dispatcher_asleep = false;
         }
         drop(state);
         self.pool.write().take();
+    }
+
+    /// Starts batches while a slot is free and a batch is ready (native
+    /// batches only while a worker is free: more would just queue inside the
+    /// pool and cut batches too early); returns when to try again if a batch
+    /// is waiting for memory. With `inline`, the first native batch is
+    /// handed back for the calling worker to run instead of spawned.
+    fn pump(
+        self: &Arc<Self>,
+        state: &mut State,
+        now: Instant,
+        mut inline: Option<&mut Option<NativeBatch>>,
+    ) -> Option<Instant> {
+        while state.running_batches < self.config.max_concurrent_batches {
+            let size = self.batch_size();
+            let native_ok = state.running_native < self.config.threads;
+            let js_ops = &state.js_ops;
+            let batch = state
+                .queue
+                .next_batch(size, now, self.config.max_wait, |op| {
+                    js_ops.contains(op) || native_ok
+                })?;
+            match self.admit(state, batch) {
+                Admission::Go(batch, reservation) if !batch.is_empty() => {
+                    if let Some(native) = self.start(state, batch, reservation) {
+                        match inline.as_mut().filter(|slot| slot.is_none()) {
+                            Some(slot) => **slot = Some(native),
+                            None => self.spawn(native),
+                        }
+                    }
+                }
+                Admission::Go(..) => {}
+                Admission::Wait(batch) => {
+                    for item in batch {
+                        state.queue.push(item);
+                    }
+                    return Some(now + MEMORY_RETRY);
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts what can start, and wakes the dispatcher when something timed
+    /// may now be due (waiting batches, timeouts, a close to finish).
+    fn pump_and_wake(
+        self: &Arc<Self>,
+        state: &mut State,
+        inline: Option<&mut Option<NativeBatch>>,
+    ) {
+        let retry = self.pump(state, Instant::now(), inline);
+        let timed = retry.is_some()
+            || !self.config.max_wait.is_zero()
+            || self.config.batch_timeout.is_some()
+            || state.closing;
+        if timed && state.dispatcher_asleep {
+            self.wake.notify_one();
+        }
     }
 
     /// The batch size now: the maximum below the memory threshold, halved
@@ -486,7 +547,7 @@ impl Shared {
         state: &mut State,
         batch: Vec<Item>,
         reservation: Option<Reservation>,
-    ) {
+    ) -> Option<NativeBatch> {
         let now = Instant::now();
         state.running_batches += 1;
         state.stats.batch_started(
@@ -531,44 +592,72 @@ impl Shared {
                 ids,
                 strategy,
             });
-            return;
+            return None;
         }
+        state.running_native += 1;
+        Some(NativeBatch {
+            items: batch,
+            reservation,
+            deadline,
+        })
+    }
+
+    /// Runs a native batch on the pool.
+    fn spawn(self: &Arc<Self>, batch: NativeBatch) {
         let shared = self.clone();
         let pool = self.pool.read();
         let pool = pool
             .as_ref()
             .expect("the pool lives until the dispatcher stops");
-        pool.spawn(move || shared.run_native(batch, reservation, deadline));
+        pool.spawn(move || shared.run_native(batch));
     }
 
-    fn run_native(
-        self: Arc<Self>,
-        batch: Vec<Item>,
-        reservation: Option<Reservation>,
-        deadline: Option<Instant>,
-    ) {
-        let outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> = batch
-            .par_iter()
-            .map(|item| {
+    /// Runs a native batch, then (on this worker) the next ones it starts.
+    fn run_native(self: Arc<Self>, batch: NativeBatch) {
+        let mut next = Some(batch);
+        while let Some(NativeBatch {
+            items,
+            reservation,
+            deadline,
+        }) = next.take()
+        {
+            let run = |item: &Item| {
                 let started = Instant::now();
                 let result = self.run_item(item, deadline);
                 (item.id, result, started.elapsed())
-            })
-            .collect();
-        drop(reservation);
-        let mut state = self.state.lock();
-        state.running_batches -= 1;
-        for (id, result, ran) in &outcomes {
-            let cancelled =
-                matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
-            state.running_items.remove(id);
-            state.stats.finished(result.is_ok(), cancelled, Some(*ran));
-            state.stats.busy(*ran);
-        }
-        drop(state);
-        self.wake.notify_one();
-        for (id, result, _) in outcomes {
-            self.sink.deliver(Event::Done { id, result });
+            };
+            let samples: usize = items
+                .iter()
+                .map(|i| match &i.input {
+                    Input::Audio { samples, .. } => samples.len(),
+                    Input::Js => 0,
+                })
+                .sum();
+            let outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> =
+                if samples >= PARALLEL_SAMPLES && items.len() > 1 {
+                    items.par_iter().map(run).collect()
+                } else {
+                    items.iter().map(run).collect()
+                };
+            drop(reservation);
+            let mut state = self.state.lock();
+            state.running_batches -= 1;
+            state.running_native -= 1;
+            for (id, result, ran) in &outcomes {
+                let cancelled =
+                    matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
+                state.running_items.remove(id);
+                state.stats.finished(result.is_ok(), cancelled, Some(*ran));
+                state.stats.busy(*ran);
+            }
+            self.pump_and_wake(&mut state, Some(&mut next));
+            drop(state);
+            self.sink.deliver_all(
+                outcomes
+                    .into_iter()
+                    .map(|(id, result, _)| Event::Done { id, result })
+                    .collect(),
+            );
         }
     }
 

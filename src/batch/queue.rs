@@ -74,19 +74,21 @@ impl Queue {
             || group.oldest.is_some_and(|t| t + max_wait <= now)
     }
 
-    /// Up to `size` items of the ready group whose best item ranks highest
-    /// (a group is ready when full, or when its oldest item waited `max_wait`).
+    /// Up to `size` items of the ready group (of an `eligible` operation)
+    /// whose best item ranks highest (a group is ready when full, or when
+    /// its oldest item waited `max_wait`).
     pub fn next_batch(
         &mut self,
         size: usize,
         now: Instant,
         max_wait: Duration,
+        eligible: impl Fn(&str) -> bool,
     ) -> Option<Vec<Item>> {
         let size = size.max(1);
         let key = self
             .groups
             .iter()
-            .filter(|(_, g)| Self::ready(g, size, now, max_wait))
+            .filter(|((op, _), g)| eligible(op) && Self::ready(g, size, now, max_wait))
             .filter_map(|(k, g)| g.items.keys().next().map(|rank| (rank, k)))
             .min_by_key(|(rank, _)| **rank)
             .map(|(_, k)| k.clone())?;

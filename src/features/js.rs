@@ -56,7 +56,7 @@ pub struct ExtractOptions {
     pub top_db: Option<Either<f64, Null>>,
 }
 
-fn feature_options(env: &Env, o: &ExtractOptions) -> Result<FeatureOptions> {
+pub(crate) fn feature_options(env: &Env, o: &ExtractOptions) -> Result<FeatureOptions> {
     if !(o.sample_rate.is_finite() && o.sample_rate > 0.0) {
         return Err(range_error(
             env,
@@ -160,7 +160,7 @@ fn feature_options(env: &Env, o: &ExtractOptions) -> Result<FeatureOptions> {
 }
 
 /// The JS error for `e`; `clip` names the batch position it happened at.
-fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error {
+pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error {
     let message = match clip {
         Some(i) => format!("clips[{i}]: {e}"),
         None => e.to_string(),
@@ -175,7 +175,7 @@ fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error
 
 /// Builds the JS result object: `{ name: { data, frames, bins } }`, or a
 /// bare Float32Array for per-frame scalar features.
-fn to_js(env: &Env, features: Features) -> Result<RawValue> {
+pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
     let mut object = Object::new(env)?;
     for (feature, matrix) in features.items {
         let data = unsafe {

@@ -5,4 +5,5 @@
 pub mod errors;
 pub mod keys;
 pub mod options;
+pub mod raw;
 pub mod value;

@@ -307,8 +307,17 @@ impl ToNapiValue for CachedValueOut {
     }
 }
 
-/// A JS value built by raw N-API calls, returned as is.
+/// A JS value passed through as is (built by raw N-API calls, or received
+/// by a callback).
 pub struct RawValue(pub sys::napi_value);
+
+impl FromNapiValue for RawValue {
+    unsafe fn from_napi_value(_env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        Ok(RawValue(value))
+    }
+}
+
+impl napi::bindgen_prelude::ValidateNapiValue for RawValue {}
 
 impl ToNapiValue for RawValue {
     unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {

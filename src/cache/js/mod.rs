@@ -165,6 +165,13 @@ pub struct AudioFeatureCache {
     flights: compute::Flights,
 }
 
+impl AudioFeatureCache {
+    /// The core, for the batch processor.
+    pub fn core(&self) -> &FeatureCache {
+        &self.cache
+    }
+}
+
 /// Loader calls `warm` keeps pending at once unless told otherwise.
 const DEFAULT_WARM_CONCURRENCY: usize = 4;
 

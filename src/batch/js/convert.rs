@@ -1,0 +1,281 @@
+//! Conversion between JS values and batch items: reading the input of a
+//! native operation, the priority and similarity group, and turning outputs
+//! and errors into JS values.
+
+use std::ffi::CStr;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
+use napi::{sys, Env, JsValue, Result, ValueType};
+
+use crate::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
+use crate::cache::content_key;
+use crate::features::js::{feature_options, to_js as features_to_js, ExtractOptions};
+use crate::features::FeatureOptions;
+use crate::js::errors::{check_status, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::raw::{error_value, ErrorKind};
+
+/// Named priorities and their numbers (the seed's TaskRouter treats > 8 as high).
+const NAMED: [(&str, u8); 4] = [("critical", 10), ("high", 8), ("normal", 5), ("low", 1)];
+
+/// Default priority.
+pub const NORMAL: u8 = 5;
+
+/// Reads `priority`: a whole number 0-10 or 'critical' | 'high' | 'normal' | 'low'.
+pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
+    let Some(value) = value else {
+        return Ok(NORMAL);
+    };
+    match value.get_type()? {
+        ValueType::Undefined => Ok(NORMAL),
+        ValueType::Number => {
+            let n = unsafe { f64::from_napi_value(env.raw(), value.raw())? };
+            if n.fract() != 0.0 || !(0.0..=MAX_PRIORITY as f64).contains(&n) {
+                return Err(range_error(
+                    env,
+                    OUT_OF_RANGE,
+                    format!("priority must be a whole number from 0 to 10 or 'critical' | 'high' | 'normal' | 'low', got {n}"),
+                ));
+            }
+            Ok(n as u8)
+        }
+        ValueType::String => {
+            let name = unsafe { String::from_napi_value(env.raw(), value.raw())? };
+            NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
+                range_error(
+                    env,
+                    OUT_OF_RANGE,
+                    format!("priority must be 0-10 or 'critical' | 'high' | 'normal' | 'low', got '{name}'"),
+                )
+            })
+        }
+        _ => Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            "priority must be a number from 0 to 10 or a priority name",
+        )),
+    }
+}
+
+/// The samples of a Float32Array, copied (JS may reuse the array at once).
+fn float32_samples(env: &Env, value: &Unknown) -> Result<Option<Arc<[f32]>>> {
+    let mut is_typed = false;
+    unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) };
+    if !is_typed {
+        return Ok(None);
+    }
+    let (mut kind, mut len, mut data) = (0, 0usize, std::ptr::null_mut());
+    let (mut buffer, mut offset) = (std::ptr::null_mut(), 0usize);
+    unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            value.raw(),
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut buffer,
+            &mut offset,
+        )
+    };
+    if kind != sys::TypedarrayType::float32_array {
+        return Ok(None);
+    }
+    if len == 0 {
+        return Ok(Some(Arc::from([])));
+    }
+    // SAFETY: a Float32Array of `len` elements at `data`, valid for this call.
+    Ok(Some(Arc::from(unsafe {
+        std::slice::from_raw_parts(data.cast::<f32>(), len)
+    })))
+}
+
+/// The input of a native item: audio, its extraction options, and the JSON
+/// of those options for the cache key.
+pub struct NativeInput {
+    /// Mono samples.
+    pub samples: Arc<[f32]>,
+    /// Parameters (the default when the item gives none).
+    pub options: Arc<FeatureOptions>,
+    /// The options as given, for `AudioFeatureCache.keyFor`.
+    pub params: Option<serde_json::Value>,
+}
+
+/// Reads `data` of a native operation: a Float32Array, or
+/// `{ audio: Float32Array, options?: ExtractOptions, sampleRate?: number }`.
+pub fn native_input(
+    env: &Env,
+    op: &str,
+    data: &Unknown,
+    default: &Arc<FeatureOptions>,
+    default_params: &Option<serde_json::Value>,
+) -> Result<NativeInput> {
+    let bad = || {
+        type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!("{op} data must be a Float32Array or {{ audio: Float32Array, options? }}"),
+        )
+    };
+    if let Some(samples) = float32_samples(env, data)? {
+        return Ok(NativeInput {
+            samples,
+            options: default.clone(),
+            params: default_params.clone(),
+        });
+    }
+    if data.get_type()? != ValueType::Object {
+        return Err(bad());
+    }
+    let object = unsafe { Object::from_napi_value(env.raw(), data.raw())? };
+    let audio: Unknown = object.get_named_property("audio")?;
+    let samples = float32_samples(env, &audio)?.ok_or_else(bad)?;
+    let options: Unknown = object.get_named_property("options")?;
+    let sample_rate: Option<f64> = object.get_named_property("sampleRate")?;
+    let (mut options, params) = match options.get_type()? {
+        ValueType::Undefined | ValueType::Null => ((**default).clone(), default_params.clone()),
+        _ => {
+            let parsed = unsafe { ExtractOptions::from_napi_value(env.raw(), options.raw())? };
+            let params = unsafe { serde_json::Value::from_napi_value(env.raw(), options.raw())? };
+            (feature_options(env, &parsed)?, Some(params))
+        }
+    };
+    if let Some(rate) = sample_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(range_error(
+                env,
+                OUT_OF_RANGE,
+                format!("sampleRate must be a positive number, got {rate}"),
+            ));
+        }
+        options.sample_rate = rate;
+    }
+    Ok(NativeInput {
+        samples,
+        options: Arc::new(options),
+        params,
+    })
+}
+
+/// Byte length of a typed array, or 0 for any other value (a JS item's estimate).
+pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
+    let mut is_typed = false;
+    unsafe { sys::napi_is_typedarray(env.raw(), data.raw(), &mut is_typed) };
+    if !is_typed {
+        return 0;
+    }
+    let (mut kind, mut len, mut ptr) = (0, 0usize, std::ptr::null_mut());
+    let (mut buffer, mut offset) = (std::ptr::null_mut(), 0usize);
+    unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            data.raw(),
+            &mut kind,
+            &mut len,
+            &mut ptr,
+            &mut buffer,
+            &mut offset,
+        )
+    };
+    let element = match kind {
+        sys::TypedarrayType::int8_array
+        | sys::TypedarrayType::uint8_array
+        | sys::TypedarrayType::uint8_clamped_array => 1,
+        sys::TypedarrayType::int16_array | sys::TypedarrayType::uint16_array => 2,
+        sys::TypedarrayType::float64_array
+        | sys::TypedarrayType::bigint64_array
+        | sys::TypedarrayType::biguint64_array => 8,
+        _ => 4,
+    };
+    (len * element) as u64
+}
+
+/// A hash of extraction parameters, for similarity groups.
+pub fn options_hash(options: &FeatureOptions) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{options:?}").hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The similarity group: the given key, else the parameters' hash and the
+/// input's length bucket (the next power of two of its size in bytes).
+pub fn group(similarity_key: Option<&str>, options_hash: u64, size: u64) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match similarity_key {
+        Some(key) => key.hash(&mut hasher),
+        None => (options_hash, size.max(1).next_power_of_two()).hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+/// The cache key of a clip, as `AudioFeatureCache.keyFor(audio, options)` makes it.
+pub fn cache_key(samples: &[f32], params: Option<&serde_json::Value>) -> Arc<str> {
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            samples.as_ptr().cast::<u8>(),
+            std::mem::size_of_val(samples),
+        )
+    };
+    content_key("float32", bytes, params).into()
+}
+
+/// A plain object of numbers (raw calls with static names: this runs once per result).
+fn numbers_object(env: &Env, fields: &[(&CStr, f64)]) -> Result<sys::napi_value> {
+    let raw = env.raw();
+    let mut object = std::ptr::null_mut();
+    check_status(
+        unsafe { sys::napi_create_object(raw, &mut object) },
+        "napi_create_object",
+    )?;
+    for (name, value) in fields {
+        let mut number = std::ptr::null_mut();
+        unsafe {
+            sys::napi_create_double(raw, *value, &mut number);
+            sys::napi_set_named_property(raw, object, name.as_ptr(), number);
+        }
+    }
+    Ok(object)
+}
+
+fn analysis_to_js(env: &Env, a: &Analysis) -> Result<sys::napi_value> {
+    numbers_object(
+        env,
+        &[
+            (c"duration", a.duration),
+            (c"peak", a.peak),
+            (c"peakDb", a.peak_db),
+            (c"rms", a.rms),
+            (c"rmsDb", a.rms_db),
+            (c"silenceRatio", a.silence_ratio),
+            (c"spectralCentroidMean", a.spectral_centroid_mean),
+            (c"zeroCrossingRate", a.zero_crossing_rate),
+        ],
+    )
+}
+
+fn level_to_js(env: &Env, l: &Level) -> Result<sys::napi_value> {
+    numbers_object(
+        env,
+        &[(c"peak", l.peak), (c"rms", l.rms), (c"mean", l.mean)],
+    )
+}
+
+/// The JS value of a native result.
+pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
+    match output {
+        Output::Features(f) => Ok(features_to_js(env, f)?.0),
+        Output::Analysis(a) => analysis_to_js(env, &a),
+        Output::Level(l) => level_to_js(env, &l),
+    }
+}
+
+/// The JS error of a failed item.
+pub fn error_to_js(env: &Env, e: &ItemError) -> sys::napi_value {
+    let kind = match e.code {
+        "ABORT_ERR" => ErrorKind::Abort,
+        "E_EMPTY_AUDIO" | "E_NOT_FINITE" | "E_TOO_SHORT" | "ERR_OUT_OF_RANGE" => ErrorKind::Range,
+        _ => ErrorKind::Plain,
+    };
+    // SAFETY: called on the JS thread with its live env.
+    unsafe { error_value(env.raw(), kind, e.code, &e.message) }
+}

@@ -1,0 +1,687 @@
+//! The JS-thread side of a `BatchProcessor`: the promise of every accepted
+//! item, callbacks and references, and the drain that turns the core's
+//! events into settled promises, progress calls and JS processor batches.
+//!
+//! Rule: no `RefCell` borrow of the state is held while JS code runs
+//! (callbacks may call back into the processor).
+//!
+//! Invariant: every id in `pending` belongs to an accepted item whose
+//! promise (or group promise) has not settled; it leaves `pending` exactly
+//! once, when it settles.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ptr;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use napi::bindgen_prelude::{Function, JsObjectValue, Object, ToNapiValue};
+use napi::{sys, Env, JsValue, Result};
+use parking_lot::Mutex;
+
+use super::convert::{error_to_js, output_to_js};
+use crate::batch::{Event, Item, ItemError, ItemId, OpName, Processor, ResourceStrategy, Stage};
+use crate::js::raw::{error_value, Deferred, ErrorKind, Persistent};
+use crate::js::value::RawValue;
+
+/// How an item's outcome reaches JS.
+pub enum Settle {
+    /// Its own promise (`addItem`).
+    Single(Deferred),
+    /// Slot `index` of the group promise `group` (`addItems`).
+    Member { group: u64, index: u32 },
+}
+
+/// What the JS side keeps for an item until it settles.
+pub struct Pending {
+    /// Where the outcome goes.
+    pub settle: Settle,
+    /// `onProgress` of the item.
+    pub on_progress: Option<Persistent>,
+    /// The JS value given as data (JS processors only).
+    pub data: Option<Persistent>,
+    /// `metadata` of the item.
+    pub metadata: Option<Persistent>,
+    /// The item's AbortSignal and the abort listener added to it.
+    pub signal: Option<(Persistent, Persistent)>,
+    /// The `id` the user gave, for `cancel(id)`.
+    pub user_id: Option<String>,
+}
+
+struct Group {
+    deferred: Option<Deferred>,
+    results: Persistent,
+    remaining: usize,
+}
+
+/// Events from the core, waiting for the JS thread.
+pub type Inbox = Arc<Mutex<Vec<Event>>>;
+
+/// Everything the JS thread keeps for one processor.
+pub struct JsState {
+    pub core: Option<Arc<Processor>>,
+    pub pending: HashMap<ItemId, Pending>,
+    groups: HashMap<u64, Group>,
+    pub user_ids: HashMap<String, ItemId>,
+    /// Items accepted while the queue was full (`queueFullBehavior: 'wait'`).
+    pub overflow: VecDeque<Item>,
+    idle_waiters: Vec<Deferred>,
+    pub listeners: Vec<(u64, Persistent)>,
+    pub processors: HashMap<OpName, Persistent>,
+    pub next_id: ItemId,
+    pub next_listener: u64,
+    next_group: u64,
+    /// The drain's threadsafe function, referenced while items are pending.
+    pub tsfn: sys::napi_threadsafe_function,
+    /// A reference to the processor object, strong while items are pending.
+    pub this: Option<sys::napi_ref>,
+    held: bool,
+    pub inbox: Inbox,
+}
+
+/// Shared handle to the state.
+pub type State = Rc<RefCell<JsState>>;
+
+impl JsState {
+    /// Empty state draining `inbox`.
+    pub fn new(inbox: Inbox) -> Self {
+        JsState {
+            core: None,
+            pending: HashMap::new(),
+            groups: HashMap::new(),
+            user_ids: HashMap::new(),
+            overflow: VecDeque::new(),
+            idle_waiters: Vec::new(),
+            listeners: Vec::new(),
+            processors: HashMap::new(),
+            next_id: 0,
+            next_listener: 0,
+            next_group: 0,
+            tsfn: ptr::null_mut(),
+            this: None,
+            held: false,
+            inbox,
+        }
+    }
+
+    /// The core; present from construction on.
+    pub fn core(&self) -> Arc<Processor> {
+        self.core.clone().expect("set at construction")
+    }
+
+    /// A new group promise for `len` results.
+    pub fn new_group(&mut self, env: &Env, len: usize) -> Result<(u64, sys::napi_value)> {
+        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
+        let array = env.create_array(len as u32)?;
+        let results = unsafe { Persistent::new(env.raw(), array.raw())? };
+        self.next_group += 1;
+        self.groups.insert(
+            self.next_group,
+            Group {
+                deferred: Some(deferred),
+                results,
+                remaining: len,
+            },
+        );
+        Ok((self.next_group, promise))
+    }
+
+    /// Forgets a group that got no items after all (its promise settles now).
+    pub fn resolve_empty_group(&mut self, env: &Env, group: u64) {
+        if let Some(g) = self.groups.remove(&group) {
+            unsafe {
+                let array = g.results.get(env.raw());
+                if let Some(d) = g.deferred {
+                    d.resolve(env.raw(), array);
+                }
+                g.results.delete(env.raw());
+            }
+        }
+    }
+
+    /// Holds the event loop and the processor object while work is pending.
+    pub fn update_hold(&mut self, env: &Env) {
+        let busy = !self.pending.is_empty();
+        if busy == self.held {
+            return;
+        }
+        self.held = busy;
+        unsafe {
+            if busy {
+                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn);
+            } else {
+                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn);
+            }
+            if let Some(this) = self.this {
+                let mut count = 0;
+                if busy {
+                    sys::napi_reference_ref(env.raw(), this, &mut count);
+                } else {
+                    sys::napi_reference_unref(env.raw(), this, &mut count);
+                }
+            }
+        }
+    }
+
+    /// A promise that resolves once nothing is pending.
+    pub fn idle_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
+        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
+        if self.pending.is_empty() {
+            unsafe { deferred.resolve(env.raw(), undefined(env)) };
+        } else {
+            self.idle_waiters.push(deferred);
+        }
+        Ok(promise)
+    }
+}
+
+/// `undefined`.
+pub fn undefined(env: &Env) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    unsafe { sys::napi_get_undefined(env.raw(), &mut value) };
+    value
+}
+
+/// Settles item `id` with a value (Ok) or an error (Err); false when it was
+/// not pending (already settled).
+pub fn settle(
+    env: &Env,
+    state: &State,
+    id: ItemId,
+    outcome: std::result::Result<sys::napi_value, sys::napi_value>,
+) -> bool {
+    let raw = env.raw();
+    let (pending, group_done) = {
+        let mut s = state.borrow_mut();
+        let Some(pending) = s.pending.remove(&id) else {
+            return false;
+        };
+        if let Some(user_id) = &pending.user_id {
+            s.user_ids.remove(user_id);
+        }
+        let mut group_done = None;
+        if let Settle::Member { group, index } = &pending.settle {
+            if let Some(g) = s.groups.get_mut(group) {
+                g.remaining -= 1;
+                unsafe {
+                    match outcome {
+                        Ok(value) => {
+                            sys::napi_set_element(raw, g.results.get(raw), *index, value);
+                        }
+                        Err(error) => {
+                            if let Some(d) = g.deferred.take() {
+                                d.reject(raw, error);
+                            }
+                        }
+                    }
+                }
+                if g.remaining == 0 {
+                    group_done = s.groups.remove(group);
+                }
+            }
+        }
+        (pending, group_done)
+    };
+    unsafe {
+        if let Some(g) = group_done {
+            if let Some(d) = g.deferred {
+                d.resolve(raw, g.results.get(raw));
+            }
+            g.results.delete(raw);
+        }
+        if let Settle::Single(deferred) = pending.settle {
+            match outcome {
+                Ok(value) => deferred.resolve(raw, value),
+                Err(error) => deferred.reject(raw, error),
+            }
+        }
+        if let Some((signal, listener)) = pending.signal {
+            remove_abort_listener(env, signal.get(raw), listener.get(raw));
+            signal.delete(raw);
+            listener.delete(raw);
+        }
+        if let Some(callback) = pending.on_progress {
+            let _ = call_progress(env, callback.get(raw), Stage::Done, 1.0);
+            callback.delete(raw);
+        }
+        for r in [pending.data, pending.metadata].into_iter().flatten() {
+            r.delete(raw);
+        }
+    }
+    true
+}
+
+unsafe fn remove_abort_listener(env: &Env, signal: sys::napi_value, listener: sys::napi_value) {
+    let raw = env.raw();
+    let mut remove = ptr::null_mut();
+    if sys::napi_get_named_property(raw, signal, c"removeEventListener".as_ptr(), &mut remove)
+        != sys::Status::napi_ok
+    {
+        return;
+    }
+    let name = <&str as ToNapiValue>::to_napi_value(raw, "abort").unwrap_or(ptr::null_mut());
+    let mut result = ptr::null_mut();
+    let args = [name, listener];
+    sys::napi_call_function(raw, signal, remove, 2, args.as_ptr(), &mut result);
+    clear_exception(env);
+}
+
+/// Drops a pending exception (a throwing callback must not break the drain).
+pub fn clear_exception(env: &Env) -> Option<sys::napi_value> {
+    let mut pending = false;
+    unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
+    if !pending {
+        return None;
+    }
+    let mut error = ptr::null_mut();
+    unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut error) };
+    Some(error)
+}
+
+/// Calls `callback({ stage, progress })`; an exception it throws is reported
+/// as an uncaught exception, as an EventEmitter listener's would be.
+fn call_progress(env: &Env, callback: sys::napi_value, stage: Stage, fraction: f32) -> Result<()> {
+    let mut event = Object::new(env)?;
+    event.set_named_property(
+        "stage",
+        match stage {
+            Stage::Queued => "queued",
+            Stage::Running => "running",
+            Stage::Done => "done",
+        },
+    )?;
+    event.set_named_property("progress", fraction as f64)?;
+    call_reporting(env, callback, &[event.raw()]);
+    Ok(())
+}
+
+/// Calls a user callback; what it throws goes to `uncaughtException`.
+pub fn call_reporting(env: &Env, callback: sys::napi_value, args: &[sys::napi_value]) {
+    let mut result = ptr::null_mut();
+    unsafe {
+        sys::napi_call_function(
+            env.raw(),
+            undefined(env),
+            callback,
+            args.len(),
+            args.as_ptr(),
+            &mut result,
+        );
+    }
+    if let Some(error) = clear_exception(env) {
+        unsafe { sys::napi_fatal_exception(env.raw(), error) };
+    }
+}
+
+/// Runs on the JS thread whenever the core has delivered events.
+pub fn drain(env: &Env, state: &State) {
+    let events = {
+        let inbox = state.borrow().inbox.clone();
+        let mut inbox = inbox.lock();
+        std::mem::take(&mut *inbox)
+    };
+    let handled = !events.is_empty();
+    for event in events {
+        match event {
+            Event::Done { id, result } => {
+                let outcome = match result {
+                    Ok(output) => output_to_js(env, output).map_err(|e| unsafe {
+                        error_value(env.raw(), ErrorKind::Plain, "E_CONVERT", &e.reason)
+                    }),
+                    Err(e) => Err(error_to_js(env, &e)),
+                };
+                settle(env, state, id, outcome);
+            }
+            Event::Progress {
+                id,
+                stage,
+                fraction,
+            } => {
+                let callback = {
+                    let s = state.borrow();
+                    s.pending
+                        .get(&id)
+                        .and_then(|p| p.on_progress.as_ref())
+                        .map(|c| unsafe { c.get(env.raw()) })
+                };
+                if let Some(callback) = callback {
+                    let _ = call_progress(env, callback, stage, fraction);
+                }
+            }
+            Event::RunJs {
+                batch,
+                op,
+                ids,
+                strategy,
+            } => run_js_batch(env, state, batch, &op, ids, &strategy),
+        }
+    }
+    after_change(env, state, handled);
+}
+
+/// Moves waiting overflow into the queue, tells progress listeners, resolves
+/// idle waiters and lets go of the event loop when nothing is pending.
+pub fn after_change(env: &Env, state: &State, changed: bool) {
+    let core = state.borrow().core();
+    loop {
+        let mut s = state.borrow_mut();
+        if s.overflow.is_empty() || core.room().is_none_or(|r| r == 0) {
+            break;
+        }
+        let item = s.overflow.pop_front().expect("not empty");
+        drop(s);
+        let id = item.id;
+        if let Err(e) = core.submit(vec![item]) {
+            reject_now(env, state, id, &ItemError::new(e.code(), e.to_string()));
+        }
+    }
+    let listeners: Vec<sys::napi_value> = {
+        let s = state.borrow();
+        if changed {
+            s.listeners
+                .iter()
+                .map(|(_, l)| unsafe { l.get(env.raw()) })
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    if !listeners.is_empty() {
+        if let Ok(counts) = counts_object(env, &core) {
+            for listener in listeners {
+                call_reporting(env, listener, &[counts]);
+            }
+        }
+    }
+    let mut s = state.borrow_mut();
+    if s.pending.is_empty() {
+        let waiters = std::mem::take(&mut s.idle_waiters);
+        s.update_hold(env);
+        drop(s);
+        for w in waiters {
+            unsafe { w.resolve(env.raw(), undefined(env)) };
+        }
+    } else {
+        s.update_hold(env);
+    }
+}
+
+fn counts_object(env: &Env, core: &Processor) -> Result<sys::napi_value> {
+    let c = core.counts();
+    let mut o = Object::new(env)?;
+    let total = c.queued + c.running + c.completed + c.failed + c.cancelled;
+    for (name, value) in [
+        ("queued", c.queued),
+        ("running", c.running),
+        ("completed", c.completed),
+        ("failed", c.failed),
+        ("cancelled", c.cancelled),
+        ("total", total),
+    ] {
+        o.set_named_property(name, value as f64)?;
+    }
+    Ok(o.raw())
+}
+
+/// Calls the JS processor of `op` with a batch and settles its items with
+/// what it returns (or throws, or rejects with).
+fn run_js_batch(
+    env: &Env,
+    state: &State,
+    batch: u64,
+    op: &OpName,
+    ids: Vec<ItemId>,
+    strategy: &ResourceStrategy,
+) {
+    let prepared = (|| -> Result<(sys::napi_value, sys::napi_value, sys::napi_value)> {
+        let s = state.borrow();
+        let processor = s
+            .processors
+            .get(op)
+            .map(|p| unsafe { p.get(env.raw()) })
+            .ok_or_else(|| napi::Error::from_reason("processor unregistered"))?;
+        let mut items = env.create_array(ids.len() as u32)?;
+        for (i, id) in ids.iter().enumerate() {
+            let mut item = Object::new(env)?;
+            if let Some(p) = s.pending.get(id) {
+                unsafe {
+                    match &p.user_id {
+                        Some(u) => item.set_named_property("id", u.as_str())?,
+                        None => item.set_named_property("id", *id as f64)?,
+                    }
+                    let get = |r: &Option<Persistent>| {
+                        r.as_ref().map_or(undefined(env), |r| r.get(env.raw()))
+                    };
+                    item.set_named_property("data", RawValue(get(&p.data)))?;
+                    item.set_named_property("metadata", RawValue(get(&p.metadata)))?;
+                    let signal = p
+                        .signal
+                        .as_ref()
+                        .map_or(undefined(env), |(s, _)| s.get(env.raw()));
+                    item.set_named_property("signal", RawValue(signal))?;
+                }
+            }
+            let weak = Rc::downgrade(state);
+            let id = *id;
+            let report: Function<f64, ()> =
+                env.create_function_from_closure("reportProgress", move |ctx| {
+                    let fraction: f64 = ctx.get(0).unwrap_or(0.0);
+                    report_progress(ctx.env, &weak, id, fraction);
+                    Ok(())
+                })?;
+            item.set_named_property("reportProgress", report)?;
+            items.set(i as u32, item)?;
+        }
+        let mut resources = Object::new(env)?;
+        resources.set_named_property("device", strategy.device)?;
+        resources.set_named_property("batchSize", strategy.batch_size as f64)?;
+        resources.set_named_property("memoryBudget", strategy.memory_budget as f64)?;
+        resources.set_named_property("threads", strategy.threads as f64)?;
+        Ok((processor, items.raw(), resources.raw()))
+    })();
+    let (processor, items, resources) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let error = unsafe {
+                error_value(env.raw(), ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason)
+            };
+            finish_batch(env, state, batch, &ids, Err(error));
+            return;
+        }
+    };
+    let mut result = ptr::null_mut();
+    let args = [items, resources];
+    unsafe {
+        sys::napi_call_function(
+            env.raw(),
+            undefined(env),
+            processor,
+            2,
+            args.as_ptr(),
+            &mut result,
+        )
+    };
+    if let Some(error) = clear_exception(env) {
+        finish_batch(env, state, batch, &ids, Err(error));
+        return;
+    }
+    let mut is_promise = false;
+    unsafe { sys::napi_is_promise(env.raw(), result, &mut is_promise) };
+    if !is_promise {
+        finish_batch(env, state, batch, &ids, Ok(result));
+        return;
+    }
+    let ids = Rc::new(ids);
+    let (weak_ok, weak_err) = (Rc::downgrade(state), Rc::downgrade(state));
+    let (ids_ok, ids_err) = (ids.clone(), ids);
+    let attached = (|| -> Result<()> {
+        let on_ok: Function<RawValue, ()> =
+            env.create_function_from_closure("onBatchResult", move |ctx| {
+                if let Some(state) = weak_ok.upgrade() {
+                    let value = ctx
+                        .get::<RawValue>(0)
+                        .map(|v| v.0)
+                        .unwrap_or_else(|_| undefined(ctx.env));
+                    finish_batch(ctx.env, &state, batch, &ids_ok, Ok(value));
+                }
+                Ok(())
+            })?;
+        let on_err: Function<RawValue, ()> =
+            env.create_function_from_closure("onBatchError", move |ctx| {
+                if let Some(state) = weak_err.upgrade() {
+                    let value = ctx
+                        .get::<RawValue>(0)
+                        .map(|v| v.0)
+                        .unwrap_or_else(|_| undefined(ctx.env));
+                    finish_batch(ctx.env, &state, batch, &ids_err, Err(value));
+                }
+                Ok(())
+            })?;
+        let mut then = ptr::null_mut();
+        unsafe {
+            sys::napi_get_named_property(env.raw(), result, c"then".as_ptr(), &mut then);
+            let args = [on_ok.raw(), on_err.raw()];
+            let mut ignored = ptr::null_mut();
+            sys::napi_call_function(env.raw(), result, then, 2, args.as_ptr(), &mut ignored);
+        }
+        Ok(())
+    })();
+    if let Err(e) = attached {
+        let error =
+            unsafe { error_value(env.raw(), ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason) };
+        finish_batch(env, state, batch, &[], Err(error));
+    }
+}
+
+fn report_progress(env: &Env, state: &Weak<RefCell<JsState>>, id: ItemId, fraction: f64) {
+    let Some(state) = state.upgrade() else { return };
+    let callback = {
+        let s = state.borrow();
+        s.pending
+            .get(&id)
+            .and_then(|p| p.on_progress.as_ref())
+            .map(|c| unsafe { c.get(env.raw()) })
+    };
+    if let Some(callback) = callback {
+        let _ = call_progress(
+            env,
+            callback,
+            Stage::Running,
+            fraction.clamp(0.0, 1.0) as f32,
+        );
+    }
+}
+
+/// Ends a JS batch: results (an array of one result per item) or an error.
+fn finish_batch(
+    env: &Env,
+    state: &State,
+    batch: u64,
+    ids: &[ItemId],
+    outcome: std::result::Result<sys::napi_value, sys::napi_value>,
+) {
+    let raw = env.raw();
+    let core = state.borrow().core();
+    let results: std::result::Result<Vec<sys::napi_value>, sys::napi_value> = match outcome {
+        Err(cause) => Err(wrap_cause(
+            env,
+            "E_PROCESSOR_FAILED",
+            "the processor threw or rejected",
+            cause,
+        )),
+        Ok(value) => {
+            let mut is_array = false;
+            unsafe { sys::napi_is_array(raw, value, &mut is_array) };
+            let mut len = 0u32;
+            if is_array {
+                unsafe { sys::napi_get_array_length(raw, value, &mut len) };
+            }
+            if !is_array || len as usize != ids.len() {
+                let message = if is_array {
+                    format!(
+                        "the processor returned {len} results for {} items",
+                        ids.len()
+                    )
+                } else {
+                    format!(
+                        "the processor must return an array of {} results",
+                        ids.len()
+                    )
+                };
+                Err(unsafe { error_value(raw, ErrorKind::Type, "E_PROCESSOR_RESULT", &message) })
+            } else {
+                Ok((0..len)
+                    .map(|i| {
+                        let mut element = ptr::null_mut();
+                        unsafe { sys::napi_get_element(raw, value, i, &mut element) };
+                        element
+                    })
+                    .collect())
+            }
+        }
+    };
+    let (ok, failed): (&[ItemId], &[ItemId]) = match &results {
+        Ok(_) => (ids, &[]),
+        Err(_) => (&[], ids),
+    };
+    if !core.finish_js_batch(batch, ok, failed) {
+        return;
+    }
+    match results {
+        Ok(values) => {
+            for (id, value) in ids.iter().zip(values) {
+                settle(env, state, *id, Ok(value));
+            }
+        }
+        Err(error) => {
+            for id in ids {
+                settle(env, state, *id, Err(error));
+            }
+        }
+    }
+    after_change(env, state, true);
+}
+
+fn wrap_cause(env: &Env, code: &str, message: &str, cause: sys::napi_value) -> sys::napi_value {
+    let raw = env.raw();
+    let detail = unsafe {
+        let mut text = ptr::null_mut();
+        let mut message_value = ptr::null_mut();
+        if sys::napi_get_named_property(raw, cause, c"message".as_ptr(), &mut message_value)
+            == sys::Status::napi_ok
+        {
+            text = message_value;
+        }
+        let mut buf = vec![0u8; 512];
+        let mut len = 0usize;
+        if !text.is_null()
+            && sys::napi_get_value_string_utf8(
+                raw,
+                text,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            ) == sys::Status::napi_ok
+        {
+            String::from_utf8_lossy(&buf[..len]).into_owned()
+        } else {
+            String::new()
+        }
+    };
+    clear_exception(env);
+    let full = if detail.is_empty() {
+        message.to_string()
+    } else {
+        format!("{message}: {detail}")
+    };
+    let error = unsafe { error_value(raw, ErrorKind::Plain, code, &full) };
+    unsafe { sys::napi_set_named_property(raw, error, c"cause".as_ptr(), cause) };
+    error
+}
+
+/// Rejects an item that never reached the core (aborted before queueing,
+/// overflow dropped by a forced close).
+pub fn reject_now(env: &Env, state: &State, id: ItemId, error: &ItemError) {
+    settle(env, state, id, Err(error_to_js(env, error)));
+}

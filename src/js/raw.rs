@@ -1,0 +1,160 @@
+//! Thin wrappers over raw N-API handles that napi-rs does not expose the way
+//! the batch processor needs them: promises settled later from a drain
+//! callback, and persistent references. All of them live on the JS thread.
+
+use std::ptr;
+
+use napi::{sys, Result};
+
+use super::errors::check_status as check;
+
+/// The settling side of a promise made with `napi_create_promise`.
+pub struct Deferred(sys::napi_deferred);
+
+impl Deferred {
+    /// A new promise and its settling side.
+    ///
+    /// # Safety
+    /// `env` must be the live environment of the JS thread.
+    pub unsafe fn new(env: sys::napi_env) -> Result<(Deferred, sys::napi_value)> {
+        let (mut deferred, mut promise) = (ptr::null_mut(), ptr::null_mut());
+        check(
+            sys::napi_create_promise(env, &mut deferred, &mut promise),
+            "napi_create_promise",
+        )?;
+        Ok((Deferred(deferred), promise))
+    }
+
+    /// Resolves the promise with `value`.
+    ///
+    /// # Safety
+    /// As for `new`; `value` must be a live handle.
+    pub unsafe fn resolve(self, env: sys::napi_env, value: sys::napi_value) {
+        sys::napi_resolve_deferred(env, self.0, value);
+    }
+
+    /// Rejects the promise with `error`.
+    ///
+    /// # Safety
+    /// As for `resolve`.
+    pub unsafe fn reject(self, env: sys::napi_env, error: sys::napi_value) {
+        sys::napi_reject_deferred(env, self.0, error);
+    }
+}
+
+/// A strong reference to any JS value (primitives are boxed in a
+/// one-element array, since Node 20 references objects only); `delete` it
+/// on the JS thread.
+pub struct Persistent {
+    reference: sys::napi_ref,
+    boxed: bool,
+}
+
+impl Persistent {
+    /// Holds `value` until `delete`.
+    ///
+    /// # Safety
+    /// `env` and `value` must be live handles of the JS thread.
+    pub unsafe fn new(env: sys::napi_env, value: sys::napi_value) -> Result<Persistent> {
+        let mut kind = 0;
+        check(sys::napi_typeof(env, value, &mut kind), "napi_typeof")?;
+        let boxed = !matches!(
+            kind,
+            sys::ValueType::napi_object | sys::ValueType::napi_function
+        );
+        let mut target = value;
+        if boxed {
+            check(
+                sys::napi_create_array_with_length(env, 1, &mut target),
+                "napi_create_array",
+            )?;
+            check(
+                sys::napi_set_element(env, target, 0, value),
+                "napi_set_element",
+            )?;
+        }
+        let mut reference = ptr::null_mut();
+        check(
+            sys::napi_create_reference(env, target, 1, &mut reference),
+            "napi_create_reference",
+        )?;
+        Ok(Persistent { reference, boxed })
+    }
+
+    /// The value held.
+    ///
+    /// # Safety
+    /// `env` must be the live environment of the JS thread.
+    pub unsafe fn get(&self, env: sys::napi_env) -> sys::napi_value {
+        let mut value = ptr::null_mut();
+        sys::napi_get_reference_value(env, self.reference, &mut value);
+        if self.boxed {
+            let mut inner = ptr::null_mut();
+            sys::napi_get_element(env, value, 0, &mut inner);
+            return inner;
+        }
+        value
+    }
+
+    /// Lets go of the value.
+    ///
+    /// # Safety
+    /// As for `get`.
+    pub unsafe fn delete(self, env: sys::napi_env) {
+        sys::napi_delete_reference(env, self.reference);
+    }
+}
+
+/// How a rejection is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `Error`.
+    Plain,
+    /// `RangeError`.
+    Range,
+    /// `TypeError`.
+    Type,
+    /// `Error` named `AbortError`, as `AbortSignal` users expect.
+    Abort,
+}
+
+/// An error object with `code` and `message`.
+///
+/// # Safety
+/// `env` must be the live environment of the JS thread.
+pub unsafe fn error_value(
+    env: sys::napi_env,
+    kind: ErrorKind,
+    code: &str,
+    message: &str,
+) -> sys::napi_value {
+    let (mut code_value, mut message_value, mut error) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    sys::napi_create_string_utf8(
+        env,
+        code.as_ptr().cast(),
+        code.len() as isize,
+        &mut code_value,
+    );
+    sys::napi_create_string_utf8(
+        env,
+        message.as_ptr().cast(),
+        message.len() as isize,
+        &mut message_value,
+    );
+    match kind {
+        ErrorKind::Range => {
+            sys::napi_create_range_error(env, code_value, message_value, &mut error)
+        }
+        ErrorKind::Type => sys::napi_create_type_error(env, code_value, message_value, &mut error),
+        ErrorKind::Plain | ErrorKind::Abort => {
+            sys::napi_create_error(env, code_value, message_value, &mut error)
+        }
+    };
+    if kind == ErrorKind::Abort {
+        let mut name = ptr::null_mut();
+        sys::napi_create_string_utf8(env, c"AbortError".as_ptr(), 10, &mut name);
+        sys::napi_set_named_property(env, error, c"name".as_ptr(), name);
+    }
+    error
+}
