@@ -216,7 +216,7 @@ pub fn cache_key(samples: &[f32], params: Option<&serde_json::Value>) -> Arc<str
             std::mem::size_of_val(samples),
         )
     };
-    content_key("float32", bytes, params).into()
+    content_key("f32", bytes, params).into()
 }
 
 /// A plain object of numbers (raw calls with static names: this runs once per result).

@@ -1,0 +1,269 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+
+import {
+  AudioFeatureCache,
+  BatchItem,
+  BatchOperationType,
+  BatchProcessor,
+  ExtractedFeatures,
+  GAMAMemoryManager,
+  ItemProgress,
+  extractFeatures,
+} from '../index.js';
+
+const tone = (n: number, freq = 440, rate = 16000) =>
+  Float32Array.from({ length: n }, (_, i) => 0.5 * Math.sin((2 * Math.PI * freq * i) / rate));
+const speech = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc'] as ('logMel' | 'mfcc')[] };
+
+async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; cause?: unknown }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  assert.fail('expected a rejection');
+}
+
+test('native EXTRACT_FEATURES matches extractFeatures; ANALYZE and MEASURE summarise clips', async () => {
+  const bp = new BatchProcessor({ threads: 2 });
+  const clip = tone(16000);
+  const viaBatch = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: clip, options: speech })) as ExtractedFeatures;
+  const direct = extractFeatures(clip, speech);
+  assert.deepEqual(viaBatch.mfcc!.data, direct.mfcc!.data);
+  assert.equal(viaBatch.logMel!.frames, 101);
+  const analysis = await bp.addItem(BatchOperationType.ANALYZE, { audio: clip, sampleRate: 16000 });
+  assert.equal(analysis.duration, 1);
+  assert.ok(Math.abs(analysis.peak - 0.5) < 1e-3);
+  assert.ok(Math.abs(analysis.rmsDb - 20 * Math.log10(0.5 / Math.SQRT2)) < 0.1);
+  assert.ok(Math.abs(analysis.spectralCentroidMean - 440) < 80, String(analysis.spectralCentroidMean));
+  assert.equal(analysis.silenceRatio, 0);
+  const level = await bp.addItem(BatchOperationType.MEASURE, Float32Array.from([1, -3, 2, 0]));
+  assert.deepEqual(level, { peak: 3, rms: Math.sqrt(14 / 4), mean: 0 });
+  const many = await bp.addItems(BatchOperationType.MEASURE, [Float32Array.of(1), Float32Array.of(-2), Float32Array.of(4)]);
+  assert.deepEqual(many.map((l: { peak: number }) => l.peak), [1, 2, 4]);
+  assert.deepEqual(await bp.addItems(BatchOperationType.MEASURE, []), []);
+  await bp.close();
+});
+
+test('JS processors get batches of similar items with metadata and a resource strategy', async () => {
+  const bp = new BatchProcessor({ maxBatchSize: 4, maxWaitMs: 20 });
+  const seen: BatchItem[][] = [];
+  bp.registerProcessor(BatchOperationType.PROCESS, async (items, strategy) => {
+    seen.push(items);
+    assert.equal(strategy.batchSize, items.length);
+    assert.equal(strategy.device, 'host');
+    return items.map((item) => `${item.metadata as string}:${(item.data as number[]).length}`);
+  });
+  const results = await Promise.all(
+    [1, 2, 3, 4, 5, 6].map((i) => bp.addItem(BatchOperationType.PROCESS, new Array(i % 2 ? 10 : 1000).fill(0), { metadata: `m${i}`, similarityKey: i % 2 ? 'short' : 'long' })),
+  );
+  assert.deepEqual(results, ['m1:10', 'm2:1000', 'm3:10', 'm4:1000', 'm5:10', 'm6:1000']);
+  for (const batch of seen) {
+    const keys = new Set(batch.map((item) => (item.data as number[]).length));
+    assert.equal(keys.size, 1, 'a batch holds similar items only');
+  }
+  assert.ok(seen.length < 6, 'items were batched');
+  const stats = bp.getStats();
+  assert.equal(stats.completed, 6);
+  assert.ok(stats.averageBatchSize > 1);
+  assert.ok(stats.waitLatency.p99 >= stats.waitLatency.p50);
+  await bp.close();
+});
+
+test('a processor that throws, rejects, returns the wrong length or a non-array fails only its batch', async () => {
+  const bp = new BatchProcessor({ maxBatchSize: 1 });
+  const cause = new Error('model exploded');
+  bp.registerProcessor('THROWS', () => {
+    throw cause;
+  });
+  bp.registerProcessor('REJECTS', async () => Promise.reject(new Error('gpu lost')));
+  bp.registerProcessor('SHORT', async () => []);
+  bp.registerProcessor('NOT_ARRAY', () => 42 as unknown as unknown[]);
+  bp.registerProcessor('OK', (items) => items.map(() => 'fine'));
+  const thrown = await rejection(bp.addItem('THROWS', 1));
+  assert.equal(thrown.code, 'E_PROCESSOR_FAILED');
+  assert.equal(thrown.cause, cause);
+  assert.match((await rejection(bp.addItem('REJECTS', 1))).message, /gpu lost/);
+  assert.equal((await rejection(bp.addItem('SHORT', 1))).code, 'E_PROCESSOR_RESULT');
+  assert.equal((await rejection(bp.addItem('NOT_ARRAY', 1))).code, 'E_PROCESSOR_RESULT');
+  assert.equal(await bp.addItem('OK', 1), 'fine', 'the processor keeps serving');
+  assert.equal(bp.getStats().failed, 4);
+  await bp.close();
+});
+
+test('bad input: unknown type, wrong data, bad priority, bad options', async () => {
+  const bp = new BatchProcessor();
+  assert.equal((await rejection(bp.addItem('NOPE', 1))).code, 'E_NO_PROCESSOR');
+  assert.equal((await rejection(bp.addItem(BatchOperationType.PROCESS, 1))).code, 'E_NO_PROCESSOR');
+  assert.throws(() => bp.addItem(BatchOperationType.EXTRACT_FEATURES, [1, 2, 3]), TypeError);
+  assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, new Float64Array(4)), TypeError);
+  assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, [new Float32Array(4), 'x']), /data\[1\]/);
+  assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, 'x' as unknown as unknown[]), TypeError);
+  assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { priority: 11 }), RangeError);
+  assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { priority: 'urgent' as 'high' }), RangeError);
+  assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { signal: {} as AbortSignal }), TypeError);
+  assert.throws(() => bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(100), options: { sampleRate: 16000, nFft: 0 } }), /nFft/);
+  const empty = await rejection(bp.addItem(BatchOperationType.EXTRACT_FEATURES, new Float32Array(0)));
+  assert.ok(empty instanceof RangeError && empty.code === 'E_EMPTY_AUDIO');
+  const nan = await rejection(bp.addItem(BatchOperationType.ANALYZE, Float32Array.of(0, NaN)));
+  assert.equal(nan.code, 'E_NOT_FINITE');
+  assert.throws(() => new BatchProcessor({ maxBatchSize: 0 }), RangeError);
+  assert.throws(() => new BatchProcessor({ threads: 1.5 }), RangeError);
+  assert.throws(() => new BatchProcessor({ batchTimeoutMs: -1 }), RangeError);
+  assert.throws(() => new BatchProcessor({ queueFullBehavior: 'drop' as 'wait' }), RangeError);
+  assert.throws(() => new BatchProcessor({ memoryManager: {} as GAMAMemoryManager }), TypeError);
+  assert.throws(() => bp.registerProcessor('X', 'nope' as unknown as () => unknown[]), TypeError);
+  await bp.close();
+});
+
+test('a critical item overtakes queued low-priority work', async () => {
+  const bp = new BatchProcessor({ threads: 1, maxConcurrentBatches: 1, maxBatchSize: 4 });
+  const order: string[] = [];
+  const blocker = tone(16000 * 600);
+  const clip = tone(16000);
+  const long = bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: blocker, options: speech }).then(() => order.push('long'));
+  const low = Array.from({ length: 40 }, (_, i) => bp.addItem(BatchOperationType.ANALYZE, clip, { priority: 'low' }).then(() => order.push(`low${i}`)));
+  const critical = bp.addItem(BatchOperationType.ANALYZE, clip, { priority: 'critical' }).then(() => order.push('critical'));
+  await Promise.all([long, critical, ...low]);
+  assert.ok(order.indexOf('critical') <= 1, order.slice(0, 4).join(','));
+  await bp.close();
+});
+
+test('cancellation: an AbortSignal or cancel(id) removes a queued item and stops a running native one', async () => {
+  const bp = new BatchProcessor({ threads: 1, maxConcurrentBatches: 1, maxBatchSize: 1 });
+  const progress: ItemProgress[] = [];
+  const running = new AbortController();
+  let midway: () => void;
+  const reachedMidway = new Promise<void>((resolve) => (midway = resolve));
+  const long = bp.addItem(
+    BatchOperationType.EXTRACT_FEATURES,
+    { audio: tone(16000 * 600), options: speech },
+    {
+      signal: running.signal,
+      onProgress: (p) => {
+        progress.push(p);
+        if (p.stage === 'running' && p.progress > 0) midway();
+      },
+    },
+  );
+  const queued = new AbortController();
+  const waiting = bp.addItem(BatchOperationType.ANALYZE, tone(16000), { signal: queued.signal });
+  const named = bp.addItem(BatchOperationType.ANALYZE, tone(16000), { id: 'clip-7' });
+  const outcomes = [long, waiting, named].map((p) => rejection(p));
+  assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(16), { id: 'clip-7' }), /already pending/);
+  queued.abort();
+  assert.equal(bp.cancel('clip-7'), true);
+  assert.equal(bp.cancel('clip-7'), false);
+  await reachedMidway;
+  const started = Date.now();
+  running.abort();
+  for (const err of await Promise.all(outcomes)) {
+    assert.equal(err.name, 'AbortError');
+    assert.equal(err.code, 'ABORT_ERR');
+  }
+  assert.ok(Date.now() - started < 1000, 'the running item stopped early');
+  assert.deepEqual(progress[0], { stage: 'queued', progress: 0 });
+  assert.ok(progress.some((p) => p.stage === 'running' && p.progress > 0 && p.progress < 1), 'fractional progress from inside the extraction');
+  assert.equal(progress.at(-1)!.stage, 'done');
+  const aborted = new AbortController();
+  aborted.abort();
+  assert.equal((await rejection(bp.addItem(BatchOperationType.ANALYZE, tone(16), { signal: aborted.signal }))).name, 'AbortError');
+  assert.equal(bp.getStats().cancelled, 3);
+  assert.equal(await bp.addItem(BatchOperationType.MEASURE, Float32Array.of(2)).then((l: { peak: number }) => l.peak), 2, 'still serving');
+  await bp.close();
+});
+
+test('batchTimeoutMs rejects a batch that runs too long with E_TIMEOUT; a late result is ignored', async () => {
+  const bp = new BatchProcessor({ batchTimeoutMs: 50 });
+  bp.registerProcessor('SLOW', () => new Promise((resolve) => setTimeout(() => resolve(['late']), 300)));
+  bp.registerProcessor('NEVER', () => new Promise(() => {}));
+  assert.equal((await rejection(bp.addItem('SLOW', 1))).code, 'E_TIMEOUT');
+  assert.equal((await rejection(bp.addItem('NEVER', 1))).code, 'E_TIMEOUT');
+  const native = await rejection(bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(16000 * 1200), options: speech }));
+  assert.equal(native.code, 'E_TIMEOUT');
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  assert.equal(bp.getStats().failed, 3);
+  await bp.close();
+});
+
+test('backpressure: a full queue rejects with E_QUEUE_FULL, or waits when asked', async () => {
+  const blocker = () => new Promise<unknown[]>((resolve) => setTimeout(() => resolve(['x']), 30));
+  const strict = new BatchProcessor({ maxQueueSize: 2, maxConcurrentBatches: 1, maxBatchSize: 1 });
+  strict.registerProcessor('P', blocker);
+  const accepted = [strict.addItem('P', 1), strict.addItem('P', 2), strict.addItem('P', 3)];
+  assert.equal((await rejection(strict.addItem('P', 4))).code, 'E_QUEUE_FULL');
+  await Promise.all(accepted);
+  const patient = new BatchProcessor({ maxQueueSize: 2, maxConcurrentBatches: 1, maxBatchSize: 1, queueFullBehavior: 'wait' });
+  patient.registerProcessor('P', blocker);
+  const all = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => patient.addItem('P', i)));
+  assert.equal(all.length, 6);
+  await Promise.all([strict.close(), patient.close()]);
+});
+
+test('onIdle, processor-wide progress, close drains, close({ force }) rejects with E_CLOSED', async () => {
+  const bp = new BatchProcessor({ maxBatchSize: 2 });
+  bp.registerProcessor('P', (items) => new Promise((resolve) => setTimeout(() => resolve(items.map((i) => i.data)), 10)));
+  const counts: number[] = [];
+  const off = bp.onProgress((c) => counts.push(c.completed));
+  const done = bp.addItems('P', [1, 2, 3, 4]);
+  await bp.onIdle();
+  assert.deepEqual(await done, [1, 2, 3, 4]);
+  assert.ok(counts.length > 0 && counts.at(-1) === 4);
+  off();
+  await bp.drain();
+  const late = [bp.addItem('P', 5), bp.addItem('P', 6)];
+  await bp.close();
+  assert.deepEqual(await Promise.all(late), [5, 6], 'close drains first');
+  assert.equal((await rejection(bp.addItem('P', 7))).code, 'E_CLOSED');
+
+  const forced = new BatchProcessor({ maxBatchSize: 1, maxConcurrentBatches: 1 });
+  forced.registerProcessor('P', () => new Promise(() => {}));
+  const pending = [forced.addItem('P', 1), forced.addItem('P', 2), forced.addItems('P', [3, 4])];
+  await forced.close({ force: true });
+  for (const p of pending) assert.equal((await rejection(p)).code, 'E_CLOSED');
+});
+
+test('with a feature cache, EXTRACT_FEATURES results are stored and reused under keyFor(audio, options)', async () => {
+  const cache = new AudioFeatureCache({ maxMemory: '64MB' });
+  const bp = new BatchProcessor({ featureCache: cache, featureOptions: speech });
+  const clip = tone(16000, 220);
+  const first = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, clip)) as ExtractedFeatures;
+  const key = AudioFeatureCache.keyFor(clip, speech);
+  const stored = cache.get(`${key}:mfcc`) as Float32Array;
+  assert.deepEqual(stored, first.mfcc!.data);
+  const hitsBefore = cache.getStats().hits;
+  const second = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, clip)) as ExtractedFeatures;
+  assert.deepEqual(second.mfcc!.data, first.mfcc!.data);
+  assert.equal(cache.getStats().hits - hitsBefore, 2, 'logMel and mfcc came from the cache');
+  await bp.close();
+});
+
+test('with a memory manager, batches reserve memory and an item that can never fit rejects with E_BUDGET', async () => {
+  const memory = new GAMAMemoryManager({ maxMemory: '16MiB', reservedMemory: 0, device: 'cpu' });
+  const bp = new BatchProcessor({ memoryManager: memory, featureOptions: speech });
+  const results = await bp.addItems(BatchOperationType.EXTRACT_FEATURES, Array.from({ length: 12 }, () => tone(16000)));
+  assert.equal(results.length, 12);
+  const usage = memory.getMemoryUsage();
+  assert.ok(usage.byOperation.EXTRACT_FEATURES.peak > 0, 'batches reserved memory');
+  assert.equal(usage.used, 0, 'and gave it back');
+  const huge = await rejection(bp.addItem(BatchOperationType.EXTRACT_FEATURES, tone(16000 * 600)));
+  assert.equal(huge.code, 'E_BUDGET');
+  await bp.close();
+});
+
+test('an idle processor does not keep Node alive, and pending work does', () => {
+  const script = `
+    const { BatchProcessor } = require(${JSON.stringify(require.resolve('../index.js'))});
+    const idle = new BatchProcessor();
+    const bp = new BatchProcessor();
+    bp.registerProcessor('P', (items) => new Promise((r) => setTimeout(() => r(items.map(() => 'ok')), 50)));
+    setTimeout(() => {}, 0);
+    new BatchProcessor().addItem('P', 1).catch(() => {});
+    bp.addItem('P', 1).then((v) => console.log('settled', v));
+  `;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /settled ok/);
+});
