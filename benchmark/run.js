@@ -9,6 +9,7 @@ const suites = {
   cache: () => require('./cache/index.js').run(),
   features: () => require('./features/index.js').run(),
   memory: () => require('./memory/index.js').run(),
+  batch: () => require('./batch/index.js').run(),
 };
 
 async function main() {

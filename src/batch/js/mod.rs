@@ -491,6 +491,7 @@ impl BatchProcessor {
                 metadata: keep(o.metadata)?,
                 signal,
                 user_id,
+                priority: item.priority,
             },
         );
         Ok(())

@@ -47,6 +47,8 @@ pub struct Pending {
     pub signal: Option<(Persistent, Persistent)>,
     /// The `id` the user gave, for `cancel(id)`.
     pub user_id: Option<String>,
+    /// The item's priority: outcomes of urgent items settle first.
+    pub priority: u8,
 }
 
 struct Group {
@@ -316,11 +318,22 @@ pub fn call_reporting(env: &Env, callback: sys::napi_value, args: &[sys::napi_va
 
 /// Runs on the JS thread whenever the core has delivered events.
 pub fn drain(env: &Env, state: &State) {
-    let events = {
+    let mut events = {
         let inbox = state.borrow().inbox.clone();
         let mut inbox = inbox.lock();
         std::mem::take(&mut *inbox)
     };
+    if events.len() > 1 {
+        // Urgent items settle first (a stable sort keeps each item's events in order).
+        let s = state.borrow();
+        let rank = |id: &ItemId| s.pending.get(id).map_or(u8::MAX, |p| p.priority);
+        events.sort_by_key(|e| {
+            std::cmp::Reverse(match e {
+                Event::Done { id, .. } | Event::Progress { id, .. } => rank(id),
+                Event::RunJs { .. } => u8::MAX,
+            })
+        });
+    }
     let handled = !events.is_empty();
     for event in events {
         match event {
