@@ -56,6 +56,14 @@ export interface ExtractedFeatures {
   spectralFlatness?: Float32Array
 }
 
+/** Operation types of `BatchProcessor` as values (`BatchOperationType.PROCESS`); any other string names a custom type. */
+export declare const BatchOperationType: {
+  readonly PROCESS: 'PROCESS'
+  readonly EXTRACT_FEATURES: 'EXTRACT_FEATURES'
+  readonly ANALYZE: 'ANALYZE'
+  readonly MEASURE: 'MEASURE'
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every

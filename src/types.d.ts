@@ -55,3 +55,11 @@ export interface ExtractedFeatures {
   spectralRolloff?: Float32Array
   spectralFlatness?: Float32Array
 }
+
+/** Operation types of `BatchProcessor` as values (`BatchOperationType.PROCESS`); any other string names a custom type. */
+export declare const BatchOperationType: {
+  readonly PROCESS: 'PROCESS'
+  readonly EXTRACT_FEATURES: 'EXTRACT_FEATURES'
+  readonly ANALYZE: 'ANALYZE'
+  readonly MEASURE: 'MEASURE'
+}
