@@ -64,6 +64,28 @@ export declare const BatchOperationType: {
   readonly MEASURE: 'MEASURE'
 }
 
+/** What `PerformanceProfiler.getStats()` returns: the shape of the music-gen seed's `/api/v1/performance/stats`. */
+export interface PerformanceStats {
+  cache: { hit_rate: number; hits: number; misses: number; entries: number; bytes: number } | null
+  memory: {
+    system: { total_gb: number; used_gb: number; percent: number; process_rss_gb: number }
+    managed: { used_gb: number; total_gb: number; percent: number; peak_gb: number; failures: number } | null
+    gpu: { allocated_gb: number; reserved_gb: number; fragmentation: number } | null
+  }
+  batch: {
+    queued: number
+    running: number
+    completed: number
+    failed: number
+    batches: number
+    avg_batch_size: number
+    throughput_per_sec: number
+    p95_wait_ms: number
+    p95_run_ms: number
+  } | null
+  operations: OperationSummary[]
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -261,6 +283,50 @@ export declare class MemoryBlock {
   copyTo(target: ArrayBufferView, offset?: number): void
 }
 
+/**
+ * Measures operations (every native operation on its own, user code
+ * through `profileOperation`), finds bottlenecks, raises alerts and
+ * exports a stats snapshot and Prometheus metrics.
+ */
+export declare class PerformanceProfiler {
+  /** A profiler; see `ProfilerOptions`. */
+  constructor(options?: ProfilerOptions)
+  /**
+   * Runs `fn()` and records how long it took (until its promise settles,
+   * if it returns one) under `component`/`operation`; returns what it
+   * returns and throws what it throws.
+   */
+  profileOperation<T>(component: string, operation: string, fn: () => T): T
+  /**
+   * Statistics per operation (largest total time first), optionally of
+   * one component and of the last N minutes.
+   */
+  getPerformanceSummary(options?: SummaryOptions | undefined | null): Array<OperationSummary>
+  /** Operations that took more than 20% of all measured time. */
+  getBottlenecks(options?: SummaryOptions | undefined | null): Array<OperationSummary>
+  /**
+   * Checks the alert rules now; returns every alert that holds and
+   * tells listeners about new ones.
+   */
+  checkAlerts(): Array<PerformanceAlert>
+  /**
+   * Calls `listener` with each new alert (checked every checkIntervalMs
+   * on an unref'd timer while a listener is attached); returns a function
+   * that removes it.
+   */
+  onAlert(listener: (alert: PerformanceAlert) => void): () => void
+  /**
+   * One snapshot in the shape of the music-gen seed's
+   * `/api/v1/performance/stats`: cache, memory (system and GPU), batch,
+   * and every operation's latency.
+   */
+  getStats(): PerformanceStats
+  /** Every measurement and gauge in the Prometheus text exposition format. */
+  metrics(): string
+  /** Forgets every measurement (of this process: the registry is shared). */
+  reset(): void
+}
+
 /** Options of `addItem` / `addItems`. */
 export interface AddItemOptions {
   /** 0 (lowest) to 10, or 'critical' (10) | 'high' (8) | 'normal' (5, default) | 'low' (1). */
@@ -275,6 +341,18 @@ export interface AddItemOptions {
   similarityKey?: string
   /** A name for `cancel(id)` (addItem only). */
   id?: string
+}
+
+/** Alert thresholds; every one has the seeds' default. */
+export interface AlertThresholds {
+  /** p95 latency of any operation over the last minute, in ms (default 500). */
+  p95Ms?: number
+  /** Memory manager usage in percent (default 80). */
+  memoryPercent?: number
+  /** Cache hit rate floor, 0 to 1 (default 0.7). */
+  cacheHitRate?: number
+  /** Allocation failures since the last check that raise an alert (default 1). */
+  allocationFailures?: number
 }
 
 /** Options of `allocate`. */
@@ -702,6 +780,30 @@ export interface OperationMemoryUsage {
   meanRequest: number
 }
 
+/** Latency statistics of one operation. */
+export interface OperationSummary {
+  /** Component: 'cache', 'batch', 'features', 'memory' or your own. */
+  component: string
+  /** Operation within it. */
+  operation: string
+  /** Samples. */
+  count: number
+  /** Mean in ms. */
+  meanMs: number
+  /** Median in ms. */
+  p50Ms: number
+  /** 95th percentile in ms. */
+  p95Ms: number
+  /** 99th percentile in ms. */
+  p99Ms: number
+  /** Largest in ms. */
+  maxMs: number
+  /** Total time in ms. */
+  totalMs: number
+  /** Share of all measured time in the window (0 to 1). */
+  share: number
+}
+
 /** One finding of `getOptimizationOpportunities()`. */
 export interface OptimizationOpportunity {
   /** 'dominant-operation', 'over-threshold', 'fragmentation', 'leaked-blocks', 'low-pool-hit-rate' or 'idle-pool-memory'. */
@@ -728,6 +830,20 @@ export interface PackedRows {
   missing: Array<number>
 }
 
+/** An alert. */
+export interface PerformanceAlert {
+  /** 'high-latency', 'memory-pressure', 'cache-degradation' or 'allocation-failures'. */
+  kind: string
+  /** What crossed the line, e.g. 'batch/EXTRACT_FEATURES.run'. */
+  subject: string
+  /** The measured value. */
+  value: number
+  /** The threshold it crossed. */
+  threshold: number
+  /** A sentence for logs. */
+  message: string
+}
+
 /** A crossing of the optimisation threshold. */
 export interface PressureEvent {
   /** 'host' or 'gpu'. */
@@ -738,6 +854,20 @@ export interface PressureEvent {
   percentage: number
   /** The threshold. */
   threshold: number
+}
+
+/** Options of `new PerformanceProfiler(options)`. */
+export interface ProfilerOptions {
+  /** Watched for memory alerts and included in `getStats()`. */
+  memoryManager?: GAMAMemoryManager
+  /** Watched for hit-rate alerts and included in `getStats()`. */
+  featureCache?: AudioFeatureCache
+  /** Included in `getStats()`. */
+  batchProcessor?: BatchProcessor
+  /** When alerts fire. */
+  alertThresholds?: AlertThresholds
+  /** How often alerts are checked while a listener is attached, in ms (default 5000). */
+  checkIntervalMs?: number
 }
 
 /** Options of `recommendBatchSize`. */
@@ -768,6 +898,14 @@ export interface SetOptions {
   ttl?: number
   /** Tags for `invalidate({ tag })`. */
   tags?: Array<string>
+}
+
+/** Which measurements a summary covers. */
+export interface SummaryOptions {
+  /** Only this component. */
+  component?: string
+  /** Only the last N minutes (1-60; default: everything). */
+  lastMinutes?: number
 }
 
 /** The machine and this process. */

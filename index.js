@@ -840,6 +840,7 @@ module.exports.BatchProcessor = nativeBinding.BatchProcessor
 module.exports.GAMAMemoryManager = nativeBinding.GAMAMemoryManager
 module.exports.GamaMemoryManager = nativeBinding.GamaMemoryManager
 module.exports.MemoryBlock = nativeBinding.MemoryBlock
+module.exports.PerformanceProfiler = nativeBinding.PerformanceProfiler
 module.exports.BatchOperationType = nativeBinding.BatchOperationType
 module.exports.CachePolicy = nativeBinding.CachePolicy
 module.exports.cudaAvailable = nativeBinding.cudaAvailable

@@ -9,4 +9,5 @@ pub mod cache;
 pub mod features;
 mod js;
 pub mod memory;
+pub mod metrics;
 mod reaper;

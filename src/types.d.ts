@@ -63,3 +63,25 @@ export declare const BatchOperationType: {
   readonly ANALYZE: 'ANALYZE'
   readonly MEASURE: 'MEASURE'
 }
+
+/** What `PerformanceProfiler.getStats()` returns: the shape of the music-gen seed's `/api/v1/performance/stats`. */
+export interface PerformanceStats {
+  cache: { hit_rate: number; hits: number; misses: number; entries: number; bytes: number } | null
+  memory: {
+    system: { total_gb: number; used_gb: number; percent: number; process_rss_gb: number }
+    managed: { used_gb: number; total_gb: number; percent: number; peak_gb: number; failures: number } | null
+    gpu: { allocated_gb: number; reserved_gb: number; fragmentation: number } | null
+  }
+  batch: {
+    queued: number
+    running: number
+    completed: number
+    failed: number
+    batches: number
+    avg_batch_size: number
+    throughput_per_sec: number
+    p95_wait_ms: number
+    p95_run_ms: number
+  } | null
+  operations: OperationSummary[]
+}

@@ -105,6 +105,7 @@ pub struct Counts {
 }
 
 struct RunningJs {
+    op: OpName,
     ids: Vec<ItemId>,
     deadline: Option<Instant>,
     started: Instant,
@@ -285,6 +286,11 @@ impl Processor {
         };
         state.running_batches -= 1;
         let ran = running.started.elapsed();
+        crate::metrics::global().record_many(
+            "batch",
+            &format!("{}.run", running.op),
+            running.ids.iter().map(|_| ran),
+        );
         for (ids, success) in [(ok, true), (failed, false)] {
             for id in ids {
                 if state.running_items.remove(id).is_some() {
@@ -555,6 +561,13 @@ impl Shared {
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
         );
+        crate::metrics::global().record_many(
+            "batch",
+            &format!("{}.wait", batch[0].op),
+            batch
+                .iter()
+                .map(|i| now.saturating_duration_since(i.enqueued)),
+        );
         for item in &batch {
             state.running_items.insert(item.id, item.cancelled.clone());
             if item.wants_progress {
@@ -580,6 +593,7 @@ impl Shared {
             state.js_batches.insert(
                 id,
                 RunningJs {
+                    op: op.clone(),
                     ids: ids.clone(),
                     deadline,
                     started: now,
@@ -652,6 +666,13 @@ impl Shared {
             }
             self.pump_and_wake(&mut state, Some(&mut next));
             drop(state);
+            if let Some(first) = items.first() {
+                crate::metrics::global().record_many(
+                    "batch",
+                    &format!("{}.run", first.op),
+                    outcomes.iter().map(|(_, _, ran)| *ran),
+                );
+            }
             self.sink.deliver_all(
                 outcomes
                     .into_iter()

@@ -11,6 +11,7 @@ use super::error::CacheError;
 use super::stats::CacheStats;
 use super::store::Store;
 use super::value::CacheValue;
+use crate::metrics;
 use crate::reaper::{self, Expiring};
 
 /// One read in this many is timed for `averageAccessTime`.
@@ -72,7 +73,10 @@ impl FeatureCache {
         let started = Instant::now();
         let mut store = self.shared.store.lock();
         let value = store.get_with(key, f);
-        store.record_access_time(started.elapsed());
+        let elapsed = started.elapsed();
+        store.record_access_time(elapsed);
+        drop(store);
+        metrics::record("cache", "get", elapsed);
         value
     }
 
@@ -85,6 +89,8 @@ impl FeatureCache {
             let per_read = started.elapsed() / values.len() as u32;
             store.record_access_time(per_read);
         }
+        drop(store);
+        metrics::record("cache", "getMany", started.elapsed());
         values
     }
 
@@ -100,10 +106,12 @@ impl FeatureCache {
         value: CacheValue,
         options: EntryOptions,
     ) -> Result<(), CacheError> {
+        let started = Instant::now();
         let mut store = self.shared.store.lock();
         let expires_at = store.insert(key, value, options)?;
         let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
         drop(store);
+        metrics::record("cache", "set", started.elapsed());
         if earliest {
             reaper::wake_by(expires_at.expect("checked above"));
         }

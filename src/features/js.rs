@@ -208,9 +208,11 @@ pub fn extract_features(
     let o = feature_options(&env, &options)?;
     let extractor =
         shared_extractor(&o).map_err(|e| range_error(&env, OUT_OF_RANGE, e.to_string()))?;
+    let started = std::time::Instant::now();
     let features = extractor
         .extract(&audio)
         .map_err(|e| extract_error(&env, e, None))?;
+    crate::metrics::record("features", "extract", started.elapsed());
     to_js(&env, features)
 }
 
@@ -231,7 +233,12 @@ impl Task for BatchExtract {
         Ok(self
             .clips
             .par_iter()
-            .map(|clip| extractor.extract(clip))
+            .map(|clip| {
+                let started = std::time::Instant::now();
+                let result = extractor.extract(clip);
+                crate::metrics::record("features", "extract", started.elapsed());
+                result
+            })
             .collect())
     }
 
@@ -327,7 +334,9 @@ pub fn load_audio_sync(
     options: Option<LoadAudioOptions>,
 ) -> Result<LoadedAudio> {
     let (rate, mono) = load_request(&env, options)?;
+    let started = std::time::Instant::now();
     let audio = load_wav(Path::new(&path), rate, mono).map_err(|e| audio_error(&env, e))?;
+    crate::metrics::record("features", "load_wav", started.elapsed());
     loaded_to_js(&env, audio)
 }
 
@@ -343,7 +352,10 @@ impl Task for LoadAudio {
     type JsValue = LoadedAudio;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(load_wav(Path::new(&self.path), self.rate, self.mono))
+        let started = std::time::Instant::now();
+        let audio = load_wav(Path::new(&self.path), self.rate, self.mono);
+        crate::metrics::record("features", "load_wav", started.elapsed());
+        Ok(audio)
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<LoadedAudio> {

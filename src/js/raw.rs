@@ -4,7 +4,7 @@
 
 use std::ptr;
 
-use napi::{sys, Result};
+use napi::{sys, Env, Result};
 
 use super::errors::check_status as check;
 
@@ -157,4 +157,41 @@ pub unsafe fn error_value(
         sys::napi_set_named_property(env, error, c"name".as_ptr(), name);
     }
     error
+}
+
+/// `undefined`.
+pub fn undefined(env: &Env) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    unsafe { sys::napi_get_undefined(env.raw(), &mut value) };
+    value
+}
+
+/// Drops a pending exception (a throwing callback must not break the drain).
+pub fn clear_exception(env: &Env) -> Option<sys::napi_value> {
+    let mut pending = false;
+    unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
+    if !pending {
+        return None;
+    }
+    let mut error = ptr::null_mut();
+    unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut error) };
+    Some(error)
+}
+
+/// Calls a user callback; what it throws goes to `uncaughtException`.
+pub fn call_reporting(env: &Env, callback: sys::napi_value, args: &[sys::napi_value]) {
+    let mut result = ptr::null_mut();
+    unsafe {
+        sys::napi_call_function(
+            env.raw(),
+            undefined(env),
+            callback,
+            args.len(),
+            args.as_ptr(),
+            &mut result,
+        );
+    }
+    if let Some(error) = clear_exception(env) {
+        unsafe { sys::napi_fatal_exception(env.raw(), error) };
+    }
 }

@@ -359,7 +359,8 @@ fn is_aborted(env: &Env, signal: sys::napi_value) -> Result<bool> {
 }
 
 impl BatchProcessor {
-    fn core(&self) -> Arc<Processor> {
+    /// The core, for the profiler.
+    pub fn core(&self) -> Arc<Processor> {
         self.state.borrow().core()
     }
 

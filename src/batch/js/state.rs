@@ -22,7 +22,9 @@ use parking_lot::Mutex;
 
 use super::convert::{error_to_js, output_to_js};
 use crate::batch::{Event, Item, ItemError, ItemId, OpName, Processor, ResourceStrategy, Stage};
-use crate::js::raw::{error_value, Deferred, ErrorKind, Persistent};
+use crate::js::raw::{
+    call_reporting, clear_exception, error_value, undefined, Deferred, ErrorKind, Persistent,
+};
 use crate::js::value::RawValue;
 
 /// How an item's outcome reaches JS.
@@ -178,13 +180,6 @@ impl JsState {
     }
 }
 
-/// `undefined`.
-pub fn undefined(env: &Env) -> sys::napi_value {
-    let mut value = ptr::null_mut();
-    unsafe { sys::napi_get_undefined(env.raw(), &mut value) };
-    value
-}
-
 /// Settles item `id` with a value (Ok) or an error (Err); false when it was
 /// not pending (already settled).
 pub fn settle(
@@ -269,18 +264,6 @@ unsafe fn remove_abort_listener(env: &Env, signal: sys::napi_value, listener: sy
     clear_exception(env);
 }
 
-/// Drops a pending exception (a throwing callback must not break the drain).
-pub fn clear_exception(env: &Env) -> Option<sys::napi_value> {
-    let mut pending = false;
-    unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
-    if !pending {
-        return None;
-    }
-    let mut error = ptr::null_mut();
-    unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut error) };
-    Some(error)
-}
-
 /// Calls `callback({ stage, progress })`; an exception it throws is reported
 /// as an uncaught exception, as an EventEmitter listener's would be.
 fn call_progress(env: &Env, callback: sys::napi_value, stage: Stage, fraction: f32) -> Result<()> {
@@ -296,24 +279,6 @@ fn call_progress(env: &Env, callback: sys::napi_value, stage: Stage, fraction: f
     event.set_named_property("progress", fraction as f64)?;
     call_reporting(env, callback, &[event.raw()]);
     Ok(())
-}
-
-/// Calls a user callback; what it throws goes to `uncaughtException`.
-pub fn call_reporting(env: &Env, callback: sys::napi_value, args: &[sys::napi_value]) {
-    let mut result = ptr::null_mut();
-    unsafe {
-        sys::napi_call_function(
-            env.raw(),
-            undefined(env),
-            callback,
-            args.len(),
-            args.as_ptr(),
-            &mut result,
-        );
-    }
-    if let Some(error) = clear_exception(env) {
-        unsafe { sys::napi_fatal_exception(env.raw(), error) };
-    }
 }
 
 /// Runs on the JS thread whenever the core has delivered events.

@@ -325,9 +325,11 @@ impl MemoryManager {
         let mut buffer = self.pool.acquire(size as usize);
         let ptr = buffer.as_mut_slice().as_mut_ptr();
         self.counters.allocations.fetch_add(1, Ordering::Relaxed);
+        let elapsed = started.elapsed();
         self.counters
             .host_allocation_ns
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        crate::metrics::record("memory", "allocate_host", elapsed);
         self.notify(Device::Host, change);
         Ok(HostLease {
             manager: self.arc(),
@@ -350,6 +352,7 @@ impl MemoryManager {
 
     /// GPU memory of at least `size` bytes for `operation`, from the GPU pool.
     pub fn allocate_gpu(&self, size: u64, operation: &str) -> Result<GpuLease, MemoryError> {
+        let started = Instant::now();
         let gpu = self.gpu.as_ref().ok_or_else(|| self.refused(no_gpu()))?;
         let change = gpu
             .budget
@@ -364,6 +367,7 @@ impl MemoryManager {
             }
         };
         self.counters.allocations.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::record("memory", "allocate_gpu", started.elapsed());
         self.notify(Device::Gpu, change);
         Ok(GpuLease {
             manager: self.arc(),

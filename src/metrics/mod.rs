@@ -1,0 +1,10 @@
+//! Metrics: the process-wide latency registry every native operation
+//! records into, alert rules, the Prometheus exposition, and the
+//! `PerformanceProfiler` binding.
+
+pub mod alerts;
+pub mod exposition;
+pub mod js;
+pub mod registry;
+
+pub use registry::{global, record, Registry, Summary};
