@@ -1,5 +1,6 @@
-//! A pool of host buffers in power-of-two size classes: a released buffer is
-//! kept for reuse by the next request of its class, and buffers left unused
+//! A pool of host buffers in size classes (four per power of two, so a
+//! request wastes at most a fifth of its class): a released buffer is kept
+//! for reuse by the next request of its class, and buffers left unused
 //! longer than the idle time go back to the system on `trim_idle`.
 //!
 //! Invariant: `pooled_bytes` is the sum of the capacities of the buffers
@@ -14,7 +15,9 @@ use parking_lot::Mutex;
 const MIN_CLASS_SHIFT: u32 = 12;
 /// Largest pooled class: 1 GiB; larger requests are not pooled.
 const MAX_CLASS_SHIFT: u32 = 30;
-const CLASSES: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1) as usize;
+/// Classes per power of two.
+const STEPS: usize = 4;
+const CLASSES: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT) as usize * STEPS + 1;
 
 /// A buffer lent by the pool; give it back with `HostPool::release`.
 #[derive(Debug)]
@@ -62,17 +65,21 @@ pub struct HostPool {
 
 /// The class serving `size` bytes, or None when too large to pool.
 fn class_of(size: usize) -> Option<usize> {
-    let shift = size
-        .max(1)
-        .next_power_of_two()
-        .trailing_zeros()
-        .max(MIN_CLASS_SHIFT);
-    (shift <= MAX_CLASS_SHIFT).then(|| (shift - MIN_CLASS_SHIFT) as usize)
+    if size <= 1 << MIN_CLASS_SHIFT {
+        return Some(0);
+    }
+    let shift = usize::BITS - 1 - (size - 1).leading_zeros();
+    let base = 1usize << shift;
+    let step = base / STEPS;
+    let sub = (size - base).div_ceil(step);
+    let index = (shift - MIN_CLASS_SHIFT) as usize * STEPS + sub;
+    (index < CLASSES).then_some(index)
 }
 
 /// Bytes of a buffer of class `class`.
 fn class_size(class: usize) -> usize {
-    1 << (class as u32 + MIN_CLASS_SHIFT)
+    let base = 1usize << (MIN_CLASS_SHIFT as usize + class / STEPS);
+    base + (class % STEPS) * (base / STEPS)
 }
 
 impl HostPool {
@@ -194,11 +201,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_round_up_to_power_of_two_classes() {
+    fn sizes_round_up_to_quarter_power_of_two_classes() {
         assert_eq!(HostPool::footprint(1), 4096);
         assert_eq!(HostPool::footprint(4096), 4096);
-        assert_eq!(HostPool::footprint(4097), 8192);
-        assert_eq!(HostPool::footprint(3 << 20), 4 << 20);
+        assert_eq!(HostPool::footprint(4097), 5120);
+        assert_eq!(HostPool::footprint(8192), 8192);
+        assert_eq!(HostPool::footprint(8193), 10240);
+        assert_eq!(HostPool::footprint(3 << 20), 3 << 20);
+        assert_eq!(HostPool::footprint(56 << 20), 56 << 20);
+        assert_eq!(HostPool::footprint((56 << 20) + 1), 64 << 20);
+        assert_eq!(HostPool::footprint(1 << 30), 1 << 30);
+        for size in [4097usize, 10_000, 70_000, 3_000_000, 900_000_000] {
+            let class = HostPool::footprint(size);
+            assert!(class >= size && (class - size) * 5 <= class, "{size} -> {class}");
+        }
         assert_eq!(
             HostPool::footprint((1 << 30) + 1),
             (1 << 30) + 1,
@@ -214,7 +230,7 @@ mod tests {
         let address = a.as_mut_slice().as_ptr();
         pool.release(a);
         assert_eq!(pool.stats().pooled_bytes, 64 * 1024);
-        let mut b = pool.acquire(40_000);
+        let mut b = pool.acquire(60_000);
         assert_eq!(
             b.as_mut_slice().as_ptr(),
             address,
