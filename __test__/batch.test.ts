@@ -175,6 +175,26 @@ test('cancellation: an AbortSignal or cancel(id) removes a queued item and stops
   await bp.close();
 });
 
+test('one AbortSignal given to addItems cancels the whole call with a single listener', async () => {
+  const bp = new BatchProcessor({ threads: 1, maxConcurrentBatches: 1, maxBatchSize: 1 });
+  const controller = new AbortController();
+  let listeners = 0;
+  const add = controller.signal.addEventListener.bind(controller.signal);
+  controller.signal.addEventListener = ((...args: Parameters<typeof add>) => {
+    listeners++;
+    return add(...args);
+  }) as typeof add;
+  const clip = tone(16000 * 30);
+  const all = bp.addItems(BatchOperationType.EXTRACT_FEATURES, Array.from({ length: 20 }, () => clip), { signal: controller.signal });
+  const outcome = rejection(all);
+  assert.equal(listeners, 1);
+  controller.abort();
+  assert.equal((await outcome).name, 'AbortError');
+  await bp.onIdle();
+  assert.ok(bp.getStats().cancelled >= 18);
+  await bp.close();
+});
+
 test('batchTimeoutMs rejects a batch that runs too long with E_TIMEOUT; a late result is ignored', async () => {
   const bp = new BatchProcessor({ batchTimeoutMs: 50 });
   bp.registerProcessor('SLOW', () => new Promise((resolve) => setTimeout(() => resolve(['late']), 300)));

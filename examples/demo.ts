@@ -1,17 +1,24 @@
-// `npm run demo`: generated audio through native feature extraction into the
-// seed's FeatureMemorySystem. Speech-like, tonal, noisy and silent clips of
-// mixed lengths are analysed on the Rust thread pool (extractFeaturesBatch);
-// each clip's mean log-mel spectrum becomes a stored pattern (off the V8
-// heap); then a skewed stream of similarity queries runs through the
-// AudioFeatureCache, and a summary table is printed.
-import { AudioFeatureCache, extractFeatures, extractFeaturesBatch, type ExtractOptions } from '../index.js'
-import { FeatureMemorySystem } from './feature-memory-system.js'
+// `npm run demo [-- --input DIR]`: the seed's ModelOrchestrator over a folder
+// of WAV files. Each file is decoded (and resampled to 16 kHz) off the JS
+// thread, then analysed and feature-extracted in batches on the Rust pool
+// through the memory manager and the feature cache, with a live progress
+// bar. A second pass over the same clips shows the cache at work, and a
+// summary table tells where the time went. Without --input it generates a
+// set of speech-like, tonal, noisy and silent clips of mixed lengths, sample
+// rates and channel counts, plus a corrupt file and a text file to show how
+// bad input is reported. Ctrl-C stops cleanly and prints what was done.
+import { setMaxListeners } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { extname, join } from 'node:path'
+
+import { loadAudio, type ExtractOptions, type OperationSummary } from '../index.js'
+import { ModelOrchestrator, type OrchestratorTask } from './model-orchestrator.js'
 
 const SR = 16000
-const CLIPS = 600
-const QUERIES = 3000
-const DISTINCT_QUERIES = 150
-const OPTIONS: ExtractOptions = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc'] }
+const FEATURES: ExtractOptions = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc'] }
+const KINDS = ['speech-like', 'tonal', 'noisy', 'silent'] as const
+const DECODE_CONCURRENCY = 8
 
 /** Deterministic pseudo-random numbers (mulberry32). */
 function random(seed: number): () => number {
@@ -23,17 +30,15 @@ function random(seed: number): () => number {
   }
 }
 
-const KINDS = ['speech-like', 'tonal', 'noisy', 'silent'] as const
-
-/** A clip of 0.5 to 3 s of one of four kinds. */
-function clip(kind: (typeof KINDS)[number], rand: () => number): Float32Array {
-  const y = new Float32Array(Math.round(SR * (0.5 + 2.5 * rand())))
+/** One clip of a kind, `seconds` long at `rate`. */
+function synthesise(kind: (typeof KINDS)[number], seconds: number, rate: number, rand: () => number): Float32Array {
+  const y = new Float32Array(Math.round(rate * seconds))
   const f0 = 100 + 200 * rand()
   let phase = 0
   for (let i = 0; i < y.length; i++) {
-    const t = i / SR
+    const t = i / rate
     if (kind === 'speech-like') {
-      phase += (2 * Math.PI * f0 * (1 + 0.1 * Math.sin(2 * Math.PI * 4 * t))) / SR
+      phase += (2 * Math.PI * f0 * (1 + 0.1 * Math.sin(2 * Math.PI * 4 * t))) / rate
       let v = 0
       for (let k = 1; k <= 8; k++) v += Math.sin(k * phase) / k
       y[i] = 0.3 * v * (0.5 + 0.5 * Math.sin(2 * Math.PI * 3 * t)) + 0.01 * (rand() - 0.5)
@@ -48,68 +53,184 @@ function clip(kind: (typeof KINDS)[number], rand: () => number): Float32Array {
   return y
 }
 
-/** Mean over frames of a log-mel spectrogram: one 64-band vector per clip. */
-function meanLogMel(logMel: { data: Float32Array; frames: number; bins: number }): Float32Array {
-  const mean = new Float32Array(logMel.bins)
-  for (let f = 0; f < logMel.frames; f++) for (let b = 0; b < logMel.bins; b++) mean[b] += logMel.data[f * logMel.bins + b] / logMel.frames
-  return mean
+/** A 16-bit PCM WAV file of `channels` copies of `y`. */
+function wav(y: Float32Array, rate: number, channels: number): Buffer {
+  const data = Buffer.alloc(y.length * 2 * channels)
+  for (let i = 0; i < y.length; i++) {
+    const v = Math.max(-32768, Math.min(32767, Math.round(y[i] * 32767)))
+    for (let c = 0; c < channels; c++) data.writeInt16LE(v, (i * channels + c) * 2)
+  }
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0)
+  header.writeUInt32LE(36 + data.length, 4)
+  header.write('WAVEfmt ', 8)
+  header.writeUInt32LE(16, 16)
+  header.writeUInt16LE(1, 20)
+  header.writeUInt16LE(channels, 22)
+  header.writeUInt32LE(rate, 24)
+  header.writeUInt32LE(rate * channels * 2, 28)
+  header.writeUInt16LE(channels * 2, 32)
+  header.writeUInt16LE(16, 34)
+  header.write('data', 36)
+  header.writeUInt32LE(data.length, 40)
+  return Buffer.concat([header, data])
 }
 
-function bar(fraction: number, width = 30): string {
+/** Writes the built-in set into a fresh temporary folder. */
+function generateSet(count: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gama-demo-'))
+  const rand = random(2026)
+  const rates = [16000, 16000, 22050, 44100]
+  for (let i = 0; i < count; i++) {
+    const kind = KINDS[i % KINDS.length]
+    const rate = rates[i % rates.length]
+    const seconds = 0.5 + 5.5 * rand() ** 2
+    writeFileSync(join(dir, `${String(i).padStart(3, '0')}-${kind}.wav`), wav(synthesise(kind, seconds, rate, rand), rate, rate === 44100 ? 2 : 1))
+  }
+  writeFileSync(join(dir, 'zz-corrupt.wav'), wav(synthesise('tonal', 1, SR, rand), SR, 1).subarray(0, 30))
+  writeFileSync(join(dir, 'notes.txt'), 'not audio\n')
+  return dir
+}
+
+function bar(done: number, total: number, width = 32): string {
+  const fraction = total === 0 ? 1 : done / total
   const filled = Math.round(fraction * width)
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%`
 }
 
-function progress(label: string, done: number, total: number) {
-  if (process.stdout.isTTY) process.stdout.write(`\r${label} ${bar(done / total)}${done === total ? '\n' : ''}`)
-  else if (done === total) console.log(`${label} ${bar(1)}`)
+function fail(message: string): never {
+  console.error(`demo: ${message}`)
+  process.exit(1)
+}
+
+interface Clip {
+  name: string
+  samples: Float32Array
+  seconds: number
 }
 
 async function main() {
-  const rand = random(2026)
-  const clips = Array.from({ length: CLIPS }, (_, i) => clip(KINDS[i % KINDS.length], rand))
-  const audioSeconds = clips.reduce((s, c) => s + c.length / SR, 0)
-
-  // Native feature extraction on the Rust pool, in chunks to show progress.
-  const extractStart = performance.now()
-  const features = []
-  for (let i = 0; i < clips.length; i += 100) {
-    features.push(...(await extractFeaturesBatch(clips.slice(i, i + 100), OPTIONS)))
-    progress('extracting', Math.min(i + 100, clips.length), clips.length)
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal) // one signal stops every pending item
+  let interrupted = false
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    controller.abort()
+    process.stdout.write('\ninterrupted: stopping (Ctrl-C again to quit at once)\n')
+  })
+  const args = process.argv.slice(2)
+  const inputAt = args.indexOf('--input')
+  if (inputAt >= 0 && !args[inputAt + 1]) fail('--input needs a folder: npm run demo -- --input DIR')
+  const generated = inputAt < 0
+  const dir = generated ? generateSet(240) : args[inputAt + 1]
+  let entries: string[]
+  try {
+    if (!statSync(dir).isDirectory()) fail(`${dir} is not a folder`)
+    entries = readdirSync(dir).sort()
+  } catch (err) {
+    fail(`cannot read folder ${dir}: ${(err as Error).message}`)
   }
-  const extractMs = performance.now() - extractStart
+  const wavs = entries.filter((f) => extname(f).toLowerCase() === '.wav')
+  const skipped: Array<[string, string]> = entries.filter((f) => !wavs.includes(f)).map((f) => [f, 'not a .wav file'])
+  if (wavs.length === 0) fail(`no .wav files in ${dir}${entries.length ? ` (${entries.length} other files)` : ' (the folder is empty)'}`)
+  console.log(`gama-native demo: ${wavs.length} WAV files from ${generated ? 'a generated set' : dir}\n`)
 
-  const memory = new FeatureMemorySystem()
-  features.forEach((f, i) => memory.storePattern(`${KINDS[i % KINDS.length]}-${i}`, meanLogMel(f.logMel!)))
+  const orchestrator = new ModelOrchestrator({ featureOptions: FEATURES, maxBatchSize: 8 })
+  const { batchProcessor, memoryManager, featureCache, profiler } = orchestrator
+  profiler.reset()
 
-  // Queries: fresh clips of each kind, some asked again and again.
-  const queries = Array.from({ length: DISTINCT_QUERIES }, (_, i) => meanLogMel(extractFeatures(clip(KINDS[i % KINDS.length], rand), OPTIONS).logMel!))
-  const searchStart = performance.now()
-  let correct = 0
-  for (let q = 0; q < QUERIES; q++) {
-    const pick = Math.floor(DISTINCT_QUERIES * rand() ** 3)
-    const [best] = await memory.findSimilarPatterns(queries[pick], { topK: 1 })
-    if (best?.id.startsWith(KINDS[pick % KINDS.length])) correct++
-    if ((q + 1) % 300 === 0) progress('searching ', q + 1, QUERIES)
+  // Live progress: files decoded and items settled.
+  let decoded = 0
+  let settled = 0
+  const total = wavs.length * 2
+  const draw = () => {
+    const line = `decode ${bar(decoded, wavs.length, 16)}  analyse+extract ${bar(settled, total)}`
+    if (process.stdout.isTTY) process.stdout.write(`\r${line}`)
   }
-  const searchMs = performance.now() - searchStart
+  const ticker = setInterval(draw, 100)
+  const started = performance.now()
 
-  const stats = memory.cacheStats()
-  const usage = process.memoryUsage()
+  // Decode on the libuv pool with bounded concurrency, queueing each clip's
+  // tasks as soon as it is decoded.
+  const clips: Clip[] = []
+  // Each clip's outcome: null when done, else the error (handled at once, so
+  // an interrupted run never leaves a rejection unhandled).
+  const work: Promise<Error | null>[] = []
+  let next = 0
+  const decodeOne = async (): Promise<void> => {
+    while (next < wavs.length && !controller.signal.aborted) {
+      const name = wavs[next++]
+      try {
+        const audio = await loadAudio(join(dir, name), { sampleRate: SR })
+        const clip = { name, samples: audio.samples, seconds: audio.samples.length / SR }
+        clips.push(clip)
+        const tasks: OrchestratorTask[] = [
+          { type: 'analyze', data: clip.samples, signal: controller.signal },
+          { type: 'features', data: clip.samples, signal: controller.signal },
+        ]
+        work.push(
+          orchestrator.executeParallelTasks(tasks).then(
+            () => null,
+            (err: Error) => err,
+          ).finally(() => (settled += 2)),
+        )
+      } catch (err) {
+        skipped.push([name, `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`])
+        settled += 2
+      } finally {
+        decoded++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, decodeOne))
+  const outcomes = await Promise.all(work)
+  const firstPassMs = performance.now() - started
+  clearInterval(ticker)
+  draw()
+  if (process.stdout.isTTY) process.stdout.write('\n')
+  for (const err of outcomes) if (err && err.name !== 'AbortError') skipped.push(['(task)', String(err)])
+
+  // Second pass: the same clips again; features now come from the cache.
+  let secondPassMs = 0
+  let hitRate = 0
+  if (!controller.signal.aborted) {
+    const before = featureCache.getStats()
+    const t = performance.now()
+    await Promise.allSettled(clips.map((c) => batchProcessor.addItem('EXTRACT_FEATURES', c.samples, { signal: controller.signal })))
+    secondPassMs = performance.now() - t
+    const after = featureCache.getStats()
+    const lookups = after.hits + after.misses - before.hits - before.misses
+    hitRate = lookups ? (after.hits - before.hits) / lookups : 0
+  }
+
+  const done = outcomes.filter((err) => err === null).length
+  const audioSeconds = clips.reduce((s, c, i) => s + (outcomes[i] === null ? c.seconds : 0), 0)
+  const stats = batchProcessor.getStats()
+  const usage = memoryManager.getMemoryUsage()
+  const runs = profiler.getPerformanceSummary({ component: 'batch' })
+  const p95 = (op: string) => runs.find((s: OperationSummary) => s.operation === op)?.p95Ms ?? 0
   const rows: Array<[string, string]> = [
-    ['clips analysed (native, batch)', `${CLIPS} clips, ${audioSeconds.toFixed(0)} s of audio in ${extractMs.toFixed(0)} ms`],
-    ['audio-seconds per second', (audioSeconds / (extractMs / 1000)).toFixed(0)],
-    ['patterns stored (off-heap)', `${memory.patternCount} x 64-band mean log-mel`],
-    ['similarity queries', `${QUERIES} (${DISTINCT_QUERIES} distinct) at ${(QUERIES / (searchMs / 1000)).toFixed(0)}/s`],
-    ['nearest pattern of the same kind', `${((correct / QUERIES) * 100).toFixed(1)}%`],
-    ['result-cache hit rate', `${(stats.hitRate * 100).toFixed(1)}%`],
-    ['mean native cache access', `${(stats.averageAccessTimeMs * 1000).toFixed(2)} µs`],
-    ['process RSS / V8 heap used', `${(usage.rss / 2 ** 20).toFixed(1)} MiB / ${(usage.heapUsed / 2 ** 20).toFixed(1)} MiB`],
+    ['clips processed', `${done} of ${wavs.length} WAV files${interrupted ? ' (interrupted)' : ''}, ${audioSeconds.toFixed(0)} s of audio`],
+    ['throughput (first pass)', `${(done / (firstPassMs / 1000)).toFixed(0)} clips/s, ${(audioSeconds / (firstPassMs / 1000)).toFixed(0)} audio-s/s (decode + analyse + extract)`],
+    ['second pass (cached features)', interrupted ? 'skipped' : `${clips.length} clips in ${secondPassMs.toFixed(0)} ms, cache hit rate ${(hitRate * 100).toFixed(1)}%`],
+    ['memory manager peak', `${(usage.peak / 2 ** 20).toFixed(1)} MiB of ${(usage.total / 2 ** 30).toFixed(1)} GiB (batch reservations), process RSS ${(usage.system.processRss / 2 ** 20).toFixed(0)} MiB`],
+    ['batches', `${stats.batches}, mean size ${stats.averageBatchSize.toFixed(1)}`],
+    ['p95 latency', `wait ${stats.waitLatency.p95.toFixed(1)} ms | run: ANALYZE ${p95('ANALYZE.run').toFixed(1)} ms, EXTRACT_FEATURES ${p95('EXTRACT_FEATURES.run').toFixed(1)} ms`],
+    ['skipped', skipped.length ? `${skipped.length}` : 'none'],
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
-  console.log('\ngama-native demo: features -> FeatureMemorySystem -> AudioFeatureCache')
+  console.log('\nsummary')
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`)
-  console.log(`\n  content key of clip 0 with these options: ${AudioFeatureCache.keyFor(clips[0], { ...OPTIONS })}`)
+  for (const [name, why] of skipped) console.log(`    - ${name}: ${why}`)
+  console.log('\nwhere the time went (profiler, share of measured native time)')
+  for (const s of profiler.getPerformanceSummary().slice(0, 6)) {
+    const flag = s.share > 0.2 ? '  <- bottleneck' : ''
+    console.log(`  ${`${s.component}/${s.operation}`.padEnd(28)} ${(s.share * 100).toFixed(1).padStart(5)}%  n=${String(s.count).padStart(5)}  p50 ${s.p50Ms.toFixed(2)} ms  p95 ${s.p95Ms.toFixed(2)} ms${flag}`)
+  }
+  await orchestrator.close()
+  if (generated) rmSync(dir, { recursive: true, force: true })
+  if (interrupted) process.exitCode = 130
 }
 
 main().catch((err) => {

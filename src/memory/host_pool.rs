@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(HostPool::footprint(1 << 30), 1 << 30);
         for size in [4097usize, 10_000, 70_000, 3_000_000, 900_000_000] {
             let class = HostPool::footprint(size);
-            assert!(class >= size && (class - size) * 5 <= class, "{size} -> {class}");
+            assert!(
+                class >= size && (class - size) * 5 <= class,
+                "{size} -> {class}"
+            );
         }
         assert_eq!(
             HostPool::footprint((1 << 30) + 1),

@@ -444,39 +444,11 @@ impl BatchProcessor {
         let keep = |v: Option<sys::napi_value>| -> Result<Option<Persistent>> {
             v.map(|v| unsafe { Persistent::new(raw, v) }).transpose()
         };
-        let signal = match o.signal {
-            None => None,
-            Some(signal) => {
-                let weak = Rc::downgrade(&self.state);
-                let id = item.id;
-                let listener: Function<(), ()> =
-                    env.create_function_from_closure("onAbort", move |ctx| {
-                        if let Some(state) = weak.upgrade() {
-                            cancel_item(ctx.env, &state, id);
-                        }
-                        Ok(())
-                    })?;
-                // SAFETY: live handles of this call; `signal` has addEventListener (checked).
-                unsafe {
-                    let mut add = ptr::null_mut();
-                    sys::napi_get_named_property(
-                        raw,
-                        signal,
-                        c"addEventListener".as_ptr(),
-                        &mut add,
-                    );
-                    let name = <&str as ToNapiValue>::to_napi_value(raw, "abort")?;
-                    let args = [name, listener.raw()];
-                    let mut ignored = ptr::null_mut();
-                    crate::js::errors::check_status(
-                        sys::napi_call_function(raw, signal, add, 2, args.as_ptr(), &mut ignored),
-                        "signal.addEventListener",
-                    )?;
-                }
-                Some((unsafe { Persistent::new(raw, signal)? }, unsafe {
-                    Persistent::new(raw, listener.raw())?
-                }))
+        let signal = match (o.signal, &settle) {
+            (Some(signal), Settle::Single(_)) => {
+                Some(add_abort_listener(env, &self.state, signal, vec![item.id])?)
             }
+            _ => None,
         };
         let user_id = if with_user_id { o.id.clone() } else { None };
         let mut s = self.state.borrow_mut();
@@ -568,6 +540,42 @@ impl BatchProcessor {
                 reject_now(env, &self.state, id, &error);
             }
         }
+    }
+}
+
+/// Adds one abort listener to `signal` that cancels `ids`; returns the
+/// signal and the listener, to remove it once they settle.
+fn add_abort_listener(
+    env: &Env,
+    state: &State,
+    signal: sys::napi_value,
+    ids: Vec<ItemId>,
+) -> Result<(Persistent, Persistent)> {
+    let raw = env.raw();
+    let weak = Rc::downgrade(state);
+    let listener: Function<(), ()> = env.create_function_from_closure("onAbort", move |ctx| {
+        if let Some(state) = weak.upgrade() {
+            for id in &ids {
+                cancel_item(ctx.env, &state, *id);
+            }
+        }
+        Ok(())
+    })?;
+    // SAFETY: live handles of this call; `signal` has addEventListener (checked).
+    unsafe {
+        let mut add = ptr::null_mut();
+        sys::napi_get_named_property(raw, signal, c"addEventListener".as_ptr(), &mut add);
+        let name = <&str as ToNapiValue>::to_napi_value(raw, "abort")?;
+        let args = [name, listener.raw()];
+        let mut ignored = ptr::null_mut();
+        crate::js::errors::check_status(
+            sys::napi_call_function(raw, signal, add, 2, args.as_ptr(), &mut ignored),
+            "signal.addEventListener",
+        )?;
+        Ok((
+            Persistent::new(raw, signal)?,
+            Persistent::new(raw, listener.raw())?,
+        ))
     }
 }
 
@@ -855,6 +863,11 @@ impl BatchProcessor {
                 false,
             )?;
             items.push(item);
+        }
+        if let Some(signal) = o.signal {
+            let ids = items.iter().map(|i| i.id).collect();
+            let refs = add_abort_listener(&env, &self.state, signal, ids)?;
+            self.state.borrow_mut().set_group_signal(group_id, refs);
         }
         self.enqueue(&env, items);
         self.state.borrow_mut().update_hold(&env);

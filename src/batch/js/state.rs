@@ -57,6 +57,8 @@ struct Group {
     deferred: Option<Deferred>,
     results: Persistent,
     remaining: usize,
+    /// The call's AbortSignal and its one listener for all members.
+    signal: Option<(Persistent, Persistent)>,
 }
 
 /// Events from the core, waiting for the JS thread.
@@ -126,9 +128,17 @@ impl JsState {
                 deferred: Some(deferred),
                 results,
                 remaining: len,
+                signal: None,
             },
         );
         Ok((self.next_group, promise))
+    }
+
+    /// Records the abort listener shared by a group's members.
+    pub fn set_group_signal(&mut self, group: u64, signal: (Persistent, Persistent)) {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.signal = Some(signal);
+        }
     }
 
     /// Forgets a group that got no items after all (its promise settles now).
@@ -226,6 +236,11 @@ pub fn settle(
                 d.resolve(raw, g.results.get(raw));
             }
             g.results.delete(raw);
+            if let Some((signal, listener)) = g.signal {
+                remove_abort_listener(env, signal.get(raw), listener.get(raw));
+                signal.delete(raw);
+                listener.delete(raw);
+            }
         }
         if let Settle::Single(deferred) = pending.settle {
             match outcome {
