@@ -323,6 +323,10 @@ export declare class PerformanceProfiler {
   getStats(): PerformanceStats
   /** Every measurement and gauge in the Prometheus text exposition format. */
   metrics(): string
+  /** Whether native operations are measured (process-wide; on by default). */
+  get enabled(): boolean
+  /** Turns the measurement of native operations on or off, process-wide. */
+  set enabled(enabled: boolean)
   /** Forgets every measurement (of this process: the registry is shared). */
   reset(): void
 }

@@ -10,7 +10,12 @@ const os = require('node:os');
 const path = require('node:path');
 
 function measure(name, ...args) {
+  return measureWith({}, name, ...args);
+}
+
+function measureWith(env, name, ...args) {
   const out = execFileSync(process.execPath, [path.join(__dirname, 'workloads.js'), name, ...args.map(String)], {
+    env: { ...process.env, ...env },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 20,
@@ -46,6 +51,24 @@ async function run() {
     console.log(`batch  batch-size table, maxBatchSize ${size}: ${k(r.clipsPerSec)} clips/s | peak RSS ${r.peakRssMiB.toFixed(0)} MiB | CPU ${r.cpuPercent.toFixed(0)}% | mean batch ${r.averageBatchSize.toFixed(1)}`);
     results.batchSizes.push({ maxBatchSize: size, ...r });
   }
+
+  // Profiler overhead: the same runs with native measurement off, alternated.
+  const on = [];
+  const off = [];
+  for (let r = 0; r < 3; r++) {
+    on.push(measure('tiny-additems', 200000).itemsPerSec);
+    off.push(measureWith({ GAMA_BENCH_METRICS: '0' }, 'tiny-additems', 200000).itemsPerSec);
+  }
+  const eOn = [];
+  const eOff = [];
+  for (let r = 0; r < 2; r++) {
+    eOn.push(measure('extract-batch', clips, 8).clipsPerSec);
+    eOff.push(measureWith({ GAMA_BENCH_METRICS: '0' }, 'extract-batch', clips, 8).clipsPerSec);
+  }
+  const tinyOverhead = (1 - Math.max(...on) / Math.max(...off)) * 100;
+  const extractOverhead = (1 - Math.max(...eOn) / Math.max(...eOff)) * 100;
+  console.log(`batch  profiler overhead (best of alternating runs, measurement on vs off): tiny addItems ${k(Math.max(...on))} vs ${k(Math.max(...off))} items/s = ${tinyOverhead.toFixed(1)}% | EXTRACT_FEATURES ${k(Math.max(...eOn))} vs ${k(Math.max(...eOff))} clips/s = ${extractOverhead.toFixed(1)}% (goal < 2%: ${verdict(tinyOverhead < 2 && extractOverhead < 2)})`);
+  results.profilerOverhead = { tinyPercent: tinyOverhead, extractPercent: extractOverhead };
 
   const p = measure('priority', 10000);
   console.log(`batch  priority: one 'critical' ANALYZE behind 10,000 queued 'low' ones: ${p.criticalMs.toFixed(2)} ms | same item on an idle processor ${p.idleMs.toFixed(2)} ms | the backlog took ${p.backlogDrainMs.toFixed(0)} ms`);

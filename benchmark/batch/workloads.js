@@ -5,7 +5,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { SR, measure, clips } = require('./work.js');
-const { BatchProcessor, BatchOperationType, GAMAMemoryManager, extractFeatures } = require('../../index.js');
+const { BatchProcessor, BatchOperationType, PerformanceProfiler, extractFeatures } = require('../../index.js');
 
 const THREADS = os.cpus().length;
 const FEATURES = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc'] };
@@ -113,6 +113,7 @@ const cases = {
 };
 
 const [name, n, extra] = process.argv.slice(2);
+if (process.env.GAMA_BENCH_METRICS === '0') new PerformanceProfiler().enabled = false;
 cases[name](Number(n), extra === undefined ? undefined : Number(extra)).then(
   (result) => console.log(JSON.stringify(result)),
   (err) => {

@@ -181,6 +181,9 @@ impl Processor {
             memory,
             cache,
         });
+        let source: std::sync::Weak<dyn crate::metrics::registry::Source> =
+            Arc::downgrade(&shared) as std::sync::Weak<dyn crate::metrics::registry::Source>;
+        crate::metrics::global().add_source(source);
         let runner = shared.clone();
         let dispatcher = std::thread::Builder::new()
             .name("gama-batch-dispatch".into())
@@ -286,11 +289,9 @@ impl Processor {
         };
         state.running_batches -= 1;
         let ran = running.started.elapsed();
-        crate::metrics::global().record_many(
-            "batch",
-            &format!("{}.run", running.op),
-            running.ids.iter().map(|_| ran),
-        );
+        state
+            .stats
+            .record_op(&running.op, true, running.ids.iter().map(|_| ran));
         for (ids, success) in [(ok, true), (failed, false)] {
             for id in ids {
                 if state.running_items.remove(id).is_some() {
@@ -387,6 +388,16 @@ struct NativeBatch {
 /// Samples in a batch from which its items are spread over the workers
 /// (below it, splitting costs more than it saves).
 const PARALLEL_SAMPLES: usize = 1 << 16;
+
+impl crate::metrics::registry::Source for Shared {
+    fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<crate::metrics::Summary> {
+        self.state.lock().stats.op_summaries(now, last_minutes)
+    }
+
+    fn clear(&self) {
+        self.state.lock().stats.clear_ops();
+    }
+}
 
 enum Admission {
     Go(Vec<Item>, Option<Reservation>),
@@ -561,9 +572,9 @@ impl Shared {
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
         );
-        crate::metrics::global().record_many(
-            "batch",
-            &format!("{}.wait", batch[0].op),
+        state.stats.record_op(
+            &batch[0].op,
+            false,
             batch
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
@@ -657,6 +668,11 @@ impl Shared {
             let mut state = self.state.lock();
             state.running_batches -= 1;
             state.running_native -= 1;
+            if let Some(first) = items.first() {
+                state
+                    .stats
+                    .record_op(&first.op, true, outcomes.iter().map(|(_, _, ran)| *ran));
+            }
             for (id, result, ran) in &outcomes {
                 let cancelled =
                     matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
@@ -666,13 +682,7 @@ impl Shared {
             }
             self.pump_and_wake(&mut state, Some(&mut next));
             drop(state);
-            if let Some(first) = items.first() {
-                crate::metrics::global().record_many(
-                    "batch",
-                    &format!("{}.run", first.op),
-                    outcomes.iter().map(|(_, _, ran)| *ran),
-                );
-            }
+
             self.sink.deliver_all(
                 outcomes
                     .into_iter()

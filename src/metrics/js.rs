@@ -643,6 +643,18 @@ impl PerformanceProfiler {
         render(&global().summaries(None, None), &gauges)
     }
 
+    /// Whether native operations are measured (process-wide; on by default).
+    #[napi(getter)]
+    pub fn enabled(&self) -> bool {
+        super::registry::enabled()
+    }
+
+    /// Turns the measurement of native operations on or off, process-wide.
+    #[napi(setter)]
+    pub fn set_enabled(&self, enabled: bool) {
+        super::registry::set_enabled(enabled);
+    }
+
     /// Forgets every measurement (of this process: the registry is shared).
     #[napi]
     pub fn reset(&self) {

@@ -7,4 +7,4 @@ pub mod exposition;
 pub mod js;
 pub mod registry;
 
-pub use registry::{global, record, Registry, Summary};
+pub use registry::{enabled, global, record, record_many, set_enabled, Registry, Summary};

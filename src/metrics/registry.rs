@@ -7,7 +7,8 @@
 //! Invariant: a series' `total` holds every sample of its minute histograms
 //! and every older one.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use hashbrown::{Equivalent, HashMap};
@@ -36,10 +37,95 @@ impl Equivalent<Key> for KeyRef<'_> {
     }
 }
 
-struct Series {
+/// The samples of one operation: everything, and per minute for the last hour.
+pub struct Series {
     total: Histogram<u32>,
     total_time: Duration,
     minutes: Vec<(u64, Histogram<u32>, Duration)>,
+}
+
+/// Minutes since the process-wide epoch (what series are bucketed by).
+pub fn minute_now() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_secs() / 60
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            total: histogram(),
+            total_time: Duration::ZERO,
+            minutes: Vec::new(),
+        }
+    }
+}
+
+impl Series {
+    /// Records samples taken in `minute`.
+    pub fn record_many(&mut self, minute: u64, samples: impl Iterator<Item = Duration>) {
+        if self.minutes.last().is_none_or(|(m, _, _)| *m != minute) {
+            self.minutes.retain(|(m, _, _)| m + MINUTES_KEPT > minute);
+            self.minutes.push((minute, histogram(), Duration::ZERO));
+        }
+        let (_, current, current_time) = self.minutes.last_mut().expect("pushed above");
+        for elapsed in samples {
+            let micros = (elapsed.as_micros() as u64).clamp(1, MAX_MICROS);
+            self.total.saturating_record(micros);
+            current.saturating_record(micros);
+            self.total_time += elapsed;
+            *current_time += elapsed;
+        }
+    }
+
+    /// Statistics over the last `last_minutes` minutes (or everything);
+    /// `share` is left 0 for the caller to fill in.
+    pub fn summary(
+        &self,
+        component: &str,
+        operation: &str,
+        now: u64,
+        last_minutes: Option<u64>,
+    ) -> Option<Summary> {
+        let (h, time) = match last_minutes {
+            None => (self.total.clone(), self.total_time),
+            Some(n) => {
+                let mut h = histogram();
+                let mut time = Duration::ZERO;
+                for (m, minute, t) in &self.minutes {
+                    if m + n > now {
+                        h.add(minute).ok()?;
+                        time += *t;
+                    }
+                }
+                (h, time)
+            }
+        };
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Summary {
+            component: component.to_string(),
+            operation: operation.to_string(),
+            count: h.len(),
+            mean_ms: time.as_secs_f64() * 1000.0 / h.len() as f64,
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            total_ms: time.as_secs_f64() * 1000.0,
+            share: 0.0,
+        })
+    }
+}
+
+/// Something that keeps its own series (under its own lock, so hot paths
+/// pay no second lock) and reports them with the registry's.
+pub trait Source: Send + Sync {
+    /// Its summaries over the window.
+    fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<Summary>;
+    /// Forgets its samples.
+    fn clear(&self);
 }
 
 /// Statistics of one series over a window.
@@ -70,7 +156,7 @@ pub struct Summary {
 /// All series.
 pub struct Registry {
     series: Mutex<HashMap<Key, Series>>,
-    epoch: Instant,
+    sources: Mutex<Vec<Weak<dyn Source>>>,
 }
 
 /// The registry every native operation records into.
@@ -79,9 +165,30 @@ pub fn global() -> &'static Registry {
     REGISTRY.get_or_init(Registry::new)
 }
 
-/// Records one sample in the global registry.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns recording into the global registry on or off (on by default).
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether native operations record into the global registry.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Records one sample in the global registry (when enabled).
 pub fn record(component: &str, operation: &str, elapsed: Duration) {
-    global().record(component, operation, elapsed);
+    if enabled() {
+        global().record(component, operation, elapsed);
+    }
+}
+
+/// Records several samples of one series in the global registry (when enabled).
+pub fn record_many(component: &str, operation: &str, samples: impl Iterator<Item = Duration>) {
+    if enabled() {
+        global().record_many(component, operation, samples);
+    }
 }
 
 impl Default for Registry {
@@ -95,12 +202,13 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             series: Mutex::new(HashMap::new()),
-            epoch: Instant::now(),
+            sources: Mutex::new(Vec::new()),
         }
     }
 
-    fn minute(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_secs() / 60
+    /// Adds a source; it is dropped from the list once gone.
+    pub fn add_source(&self, source: Weak<dyn Source>) {
+        self.sources.lock().push(source);
     }
 
     /// Records one sample of `component`/`operation`.
@@ -115,73 +223,36 @@ impl Registry {
         operation: &str,
         samples: impl Iterator<Item = Duration>,
     ) {
-        let minute = self.minute(Instant::now());
+        let minute = minute_now();
         let mut all = self.series.lock();
         let series = match all.get_mut(&KeyRef(component, operation)) {
             Some(series) => series,
             None => all
                 .entry(Key(component.into(), operation.into()))
-                .or_insert_with(|| Series {
-                    total: histogram(),
-                    total_time: Duration::ZERO,
-                    minutes: Vec::new(),
-                }),
+                .or_default(),
         };
-        if series.minutes.last().is_none_or(|(m, _, _)| *m != minute) {
-            series.minutes.retain(|(m, _, _)| m + MINUTES_KEPT > minute);
-            series.minutes.push((minute, histogram(), Duration::ZERO));
-        }
-        let (_, current, current_time) = series.minutes.last_mut().expect("pushed above");
-        for elapsed in samples {
-            let micros = (elapsed.as_micros() as u64).clamp(1, MAX_MICROS);
-            series.total.saturating_record(micros);
-            current.saturating_record(micros);
-            series.total_time += elapsed;
-            *current_time += elapsed;
-        }
+        series.record_many(minute, samples);
     }
 
-    /// Summaries of every series (or one component's), over the last
-    /// `last_minutes` minutes or everything, largest total time first.
+    /// Summaries of every series and source (or one component's), over
+    /// the last `last_minutes` minutes or everything, largest total time first.
     pub fn summaries(&self, component: Option<&str>, last_minutes: Option<u64>) -> Vec<Summary> {
-        let now = self.minute(Instant::now());
-        let all = self.series.lock();
-        let mut out: Vec<Summary> = all
+        let now = minute_now();
+        let mut out: Vec<Summary> = self
+            .series
+            .lock()
             .iter()
-            .filter(|(k, _)| component.is_none_or(|c| *k.0 == *c))
-            .filter_map(|(k, s)| {
-                let (h, time) = match last_minutes {
-                    None => (s.total.clone(), s.total_time),
-                    Some(n) => {
-                        let mut h = histogram();
-                        let mut time = Duration::ZERO;
-                        for (m, minute, t) in &s.minutes {
-                            if m + n > now {
-                                h.add(minute).ok()?;
-                                time += *t;
-                            }
-                        }
-                        (h, time)
-                    }
-                };
-                if h.is_empty() {
-                    return None;
-                }
-                let ms = |us: u64| us as f64 / 1000.0;
-                Some(Summary {
-                    component: k.0.to_string(),
-                    operation: k.1.to_string(),
-                    count: h.len(),
-                    mean_ms: time.as_secs_f64() * 1000.0 / h.len() as f64,
-                    p50_ms: ms(h.value_at_quantile(0.5)),
-                    p95_ms: ms(h.value_at_quantile(0.95)),
-                    p99_ms: ms(h.value_at_quantile(0.99)),
-                    max_ms: ms(h.max()),
-                    total_ms: time.as_secs_f64() * 1000.0,
-                    share: 0.0,
-                })
-            })
+            .filter_map(|(k, s)| s.summary(&k.0, &k.1, now, last_minutes))
             .collect();
+        let sources: Vec<_> = {
+            let mut list = self.sources.lock();
+            list.retain(|s| s.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for source in sources {
+            out.extend(source.summaries(now, last_minutes));
+        }
+        out.retain(|s| component.is_none_or(|c| s.component == c));
         let total: f64 = out.iter().map(|s| s.total_ms).sum();
         for s in &mut out {
             s.share = if total > 0.0 { s.total_ms / total } else { 0.0 };
@@ -190,9 +261,18 @@ impl Registry {
         out
     }
 
-    /// Forgets every series.
+    /// Forgets every series, the sources' included.
     pub fn clear(&self) {
         self.series.lock().clear();
+        let sources: Vec<_> = self
+            .sources
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for source in sources {
+            source.clear();
+        }
     }
 }
 
