@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { parseLine, regressions } = require('../benchmark/report/figures.js');
+
+test('benchmark lines become figures with units, direction and ratios against named peers', () => {
+  const speed = parseLine('batch  tiny work, 200k items: gama-native 216.4k items/s | p-queue 60.6k | piscina 19.1k | ratio 3.6x p-queue, 11.3x piscina (goal >= 10x p-queue: missed)');
+  assert.equal(speed.suite, 'batch');
+  assert.equal(speed.value, 216400);
+  assert.equal(speed.lowerIsBetter, false);
+  assert.deepEqual(speed.ratios, [
+    { ratio: 3.6, versus: 'p-queue' },
+    { ratio: 11.3, versus: 'piscina' },
+  ]);
+  const latency = parseLine('memory  sub-allocator best-fit, 1M ops: mean 322 ns | p99 501 ns (goal p99 < 2000 ns: met)');
+  assert.equal(latency.value, 322);
+  assert.equal(latency.lowerIsBetter, true);
+  assert.equal(parseLine('# a comment'), null);
+});
+
+test('regressions flag figures more than 10% worse, in the right direction', () => {
+  const base = [
+    { suite: 's', label: 'speed', value: 100, lowerIsBetter: false },
+    { suite: 's', label: 'latency', value: 100, lowerIsBetter: true },
+    { suite: 's', label: 'steady', value: 100, lowerIsBetter: false },
+  ];
+  const now = [
+    { suite: 's', label: 'speed', value: 85, lowerIsBetter: false },
+    { suite: 's', label: 'latency', value: 115, lowerIsBetter: true },
+    { suite: 's', label: 'steady', value: 95, lowerIsBetter: false },
+    { suite: 's', label: 'new', value: 1, lowerIsBetter: false },
+  ];
+  assert.deepEqual(regressions(now, base).map((r: { label: string }) => r.label), ['speed', 'latency']);
+});
