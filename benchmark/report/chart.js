@@ -10,7 +10,9 @@ function ratioBars(figures, x0, y0, width) {
   for (const f of figures) {
     for (const r of f.ratios) {
       if (!r.versus || /goal/.test(r.versus)) continue;
-      rows.push({ label: `${f.suite}: ${f.label.slice(0, 38)} vs ${r.versus}`, ratio: r.ratio });
+      // Where less is better (memory, time), the bar shows how many times less.
+      const ratio = f.lowerIsBetter ? Number((1 / r.ratio).toPrecision(3)) : r.ratio;
+      rows.push({ label: `${f.suite}: ${f.label.slice(0, 36)}${f.lowerIsBetter ? ' (less)' : ''} vs ${r.versus}`, ratio });
     }
   }
   const shown = rows.slice(0, 16);
@@ -20,7 +22,7 @@ function ratioBars(figures, x0, y0, width) {
   const barX = x0 + 330;
   const barW = width - 380;
   const zero = barX + ((0 - minLog) / span) * barW;
-  let svg = `<text x="${x0}" y="${y0}" font-size="15" font-weight="bold">gama-native vs peers (speed-up, log scale; 1x = same)</text>`;
+  let svg = `<text x="${x0}" y="${y0}" font-size="15" font-weight="bold">gama-native vs peers (times better, log scale; 1x = same)</text>`;
   svg += `<line x1="${zero}" y1="${y0 + 12}" x2="${zero}" y2="${y0 + 18 + shown.length * 22}" stroke="#888" stroke-dasharray="3,3"/>`;
   shown.forEach((r, i) => {
     const y = y0 + 20 + i * 22;
