@@ -101,6 +101,9 @@ test('bad input: unknown type, wrong data, bad priority, bad options', async () 
   assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, new Float64Array(4)), TypeError);
   assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, [new Float32Array(4), 'x']), /data\[1\]/);
   assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, 'x' as unknown as unknown[]), TypeError);
+  const partWay = [...Array.from({ length: 150 }, () => tone(1600)), 'x'];
+  assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, partWay), /data\[150\]/, 'items read before the bad one are taken back');
+  await bp.onIdle();
   assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { priority: 11 }), RangeError);
   assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { priority: 'urgent' as 'high' }), RangeError);
   assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, tone(100), { signal: {} as AbortSignal }), TypeError);

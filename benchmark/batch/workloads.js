@@ -63,11 +63,8 @@ const cases = {
     const bp = new BatchProcessor({ threads: THREADS, maxBatchSize, featureOptions: FEATURES });
     const data = clips(n, SR);
     const cpu0 = process.cpuUsage();
-    const rss0 = process.memoryUsage.rss();
-    let peakRss = rss0;
-    const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 5);
     const s = await best(2, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data), () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data.slice(0, 20)));
-    clearInterval(timer);
+    const peakRss = process.resourceUsage().maxRSS * 1024;
     const cpu = process.cpuUsage(cpu0);
     const stats = bp.getStats();
     await bp.close();

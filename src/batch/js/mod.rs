@@ -510,6 +510,30 @@ impl BatchProcessor {
         Ok(RawValue(promise))
     }
 
+    /// Takes back the items of an `addItems` call that failed part-way
+    /// (its promise was never returned, so nothing settles).
+    fn abandon(&self, env: &Env, group: u64, ids: &[ItemId]) {
+        let raw = env.raw();
+        let core = self.core();
+        for id in ids {
+            let pending = {
+                let mut s = self.state.borrow_mut();
+                if let Some(p) = s.overflow.iter().position(|i| i.id == *id) {
+                    s.overflow.remove(p);
+                }
+                s.pending.remove(id)
+            };
+            if let Some(p) = pending {
+                for r in [p.on_progress, p.data, p.metadata].into_iter().flatten() {
+                    unsafe { r.delete(raw) };
+                }
+            }
+            core.cancel(*id);
+        }
+        self.state.borrow_mut().discard_group(env, group);
+        self.state.borrow_mut().update_hold(env);
+    }
+
     /// Hands accepted items to the core (or the overflow); on refusal rejects them.
     fn enqueue(&self, env: &Env, items: Vec<Item>) {
         let core = self.core();
@@ -542,6 +566,9 @@ impl BatchProcessor {
         }
     }
 }
+
+/// Items an `addItems` call hands to the workers at a time while reading the rest.
+const INTAKE_CHUNK: usize = 64;
 
 /// Adds one abort listener to `signal` that cancels `ids`; returns the
 /// signal and the listener, to remove it once they settle.
@@ -834,42 +861,50 @@ impl BatchProcessor {
         }
         let mut len = 0u32;
         unsafe { sys::napi_get_array_length(env.raw(), data.raw(), &mut len) };
-        let mut built = Vec::with_capacity(len as usize);
-        for i in 0..len {
-            let mut element = ptr::null_mut();
-            unsafe { sys::napi_get_element(env.raw(), data.raw(), i, &mut element) };
-            let element = unsafe { Unknown::from_napi_value(env.raw(), element)? };
-            let item = self
-                .build_item(&env, &op, is_js, &element, &o)
-                .map_err(|e| napi::Error::new(e.status, format!("data[{i}]: {}", e.reason)));
-            built.push(item?);
-        }
         let (group_id, promise) = self.state.borrow_mut().new_group(&env, len as usize)?;
-        if built.is_empty() {
+        if len == 0 {
             self.state.borrow_mut().resolve_empty_group(&env, group_id);
             return Ok(RawValue(promise));
         }
-        let mut items = Vec::with_capacity(built.len());
-        for (index, (item, kept)) in built.into_iter().enumerate() {
-            self.track(
-                &env,
-                &item,
-                Settle::Member {
-                    group: group_id,
-                    index: index as u32,
-                },
-                kept,
-                &o,
-                false,
-            )?;
-            items.push(item);
+        // Items go to the workers in chunks while the rest are still being
+        // read, so a large call keeps the pool busy from its first chunk.
+        let mut ids = Vec::with_capacity(len as usize);
+        let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
+        for i in 0..len {
+            let mut element = ptr::null_mut();
+            unsafe { sys::napi_get_element(env.raw(), data.raw(), i, &mut element) };
+            let built = unsafe { Unknown::from_napi_value(env.raw(), element) }
+                .and_then(|element| self.build_item(&env, &op, is_js, &element, &o))
+                .and_then(|(item, kept)| {
+                    let settle = Settle::Member {
+                        group: group_id,
+                        index: i,
+                    };
+                    self.track(&env, &item, settle, kept, &o, false)?;
+                    Ok(item)
+                });
+            match built {
+                Ok(item) => {
+                    ids.push(item.id);
+                    chunk.push(item);
+                    if chunk.len() == INTAKE_CHUNK {
+                        self.enqueue(&env, std::mem::take(&mut chunk));
+                    }
+                }
+                Err(e) => {
+                    self.abandon(&env, group_id, &ids);
+                    return Err(napi::Error::new(
+                        e.status,
+                        format!("data[{i}]: {}", e.reason),
+                    ));
+                }
+            }
         }
         if let Some(signal) = o.signal {
-            let ids = items.iter().map(|i| i.id).collect();
             let refs = add_abort_listener(&env, &self.state, signal, ids)?;
             self.state.borrow_mut().set_group_signal(group_id, refs);
         }
-        self.enqueue(&env, items);
+        self.enqueue(&env, chunk);
         self.state.borrow_mut().update_hold(&env);
         Ok(RawValue(promise))
     }

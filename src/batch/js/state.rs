@@ -134,6 +134,18 @@ impl JsState {
         Ok((self.next_group, promise))
     }
 
+    /// Drops a group whose promise was never handed out.
+    pub fn discard_group(&mut self, env: &Env, group: u64) {
+        if let Some(g) = self.groups.remove(&group) {
+            unsafe {
+                if let Some(d) = g.deferred {
+                    d.resolve(env.raw(), undefined(env));
+                }
+                g.results.delete(env.raw());
+            }
+        }
+    }
+
     /// Records the abort listener shared by a group's members.
     pub fn set_group_signal(&mut self, group: u64, signal: (Persistent, Persistent)) {
         if let Some(g) = self.groups.get_mut(&group) {
@@ -304,15 +316,24 @@ pub fn drain(env: &Env, state: &State) {
         std::mem::take(&mut *inbox)
     };
     if events.len() > 1 {
-        // Urgent items settle first (a stable sort keeps each item's events in order).
+        // Urgent items settle first (a stable sort keeps each item's events
+        // in order); one rank lookup per event, none when all ranks agree.
         let s = state.borrow();
-        let rank = |id: &ItemId| s.pending.get(id).map_or(u8::MAX, |p| p.priority);
-        events.sort_by_key(|e| {
-            std::cmp::Reverse(match e {
-                Event::Done { id, .. } | Event::Progress { id, .. } => rank(id),
+        let ranks: Vec<u8> = events
+            .iter()
+            .map(|e| match e {
+                Event::Done { id, .. } | Event::Progress { id, .. } => {
+                    s.pending.get(id).map_or(u8::MAX, |p| p.priority)
+                }
                 Event::RunJs { .. } => u8::MAX,
             })
-        });
+            .collect();
+        if ranks.windows(2).any(|w| w[0] != w[1]) {
+            let mut order: Vec<usize> = (0..events.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(ranks[i]));
+            let mut slots: Vec<Option<Event>> = events.into_iter().map(Some).collect();
+            events = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        }
     }
     let handled = !events.is_empty();
     for event in events {
