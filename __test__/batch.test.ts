@@ -82,14 +82,21 @@ test('a processor that throws, rejects, returns the wrong length or a non-array 
   bp.registerProcessor('SHORT', async () => []);
   bp.registerProcessor('NOT_ARRAY', () => 42 as unknown as unknown[]);
   bp.registerProcessor('OK', (items) => items.map(() => 'fine'));
+  bp.registerProcessor('BAD_PROGRESS', (items) => {
+    items[0].reportProgress(NaN);
+    return ['unreachable'];
+  });
   const thrown = await rejection(bp.addItem('THROWS', 1));
   assert.equal(thrown.code, 'E_PROCESSOR_FAILED');
   assert.equal(thrown.cause, cause);
   assert.match((await rejection(bp.addItem('REJECTS', 1))).message, /gpu lost/);
   assert.equal((await rejection(bp.addItem('SHORT', 1))).code, 'E_PROCESSOR_RESULT');
   assert.equal((await rejection(bp.addItem('NOT_ARRAY', 1))).code, 'E_PROCESSOR_RESULT');
+  const badProgress = await rejection(bp.addItem('BAD_PROGRESS', 1));
+  assert.equal(badProgress.code, 'E_PROCESSOR_FAILED');
+  assert.ok(badProgress.cause instanceof RangeError, 'reportProgress(NaN) throws a RangeError');
   assert.equal(await bp.addItem('OK', 1), 'fine', 'the processor keeps serving');
-  assert.equal(bp.getStats().failed, 4);
+  assert.equal(bp.getStats().failed, 5);
   await bp.close();
 });
 
@@ -112,6 +119,10 @@ test('bad input: unknown type, wrong data, bad priority, bad options', async () 
   assert.ok(empty instanceof RangeError && empty.code === 'E_EMPTY_AUDIO');
   const nan = await rejection(bp.addItem(BatchOperationType.ANALYZE, Float32Array.of(0, NaN)));
   assert.equal(nan.code, 'E_NOT_FINITE');
+  assert.equal((await rejection(bp.addItem(BatchOperationType.MEASURE, new Float32Array(0)))).code, 'E_EMPTY_AUDIO');
+  const measuredNaN = await rejection(bp.addItem(BatchOperationType.MEASURE, Float32Array.of(1, 2, Infinity)));
+  assert.ok(measuredNaN instanceof RangeError && measuredNaN.code === 'E_NOT_FINITE' && /2/.test(measuredNaN.message));
+  assert.equal((await bp.addItems(BatchOperationType.MEASURE, Array.from({ length: 100000 }, () => Float32Array.of(1)))).length, 100000, 'a large call');
   assert.throws(() => new BatchProcessor({ maxBatchSize: 0 }), RangeError);
   assert.throws(() => new BatchProcessor({ threads: 1.5 }), RangeError);
   assert.throws(() => new BatchProcessor({ batchTimeoutMs: -1 }), RangeError);

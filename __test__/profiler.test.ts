@@ -36,6 +36,9 @@ test('profileOperation times sync and async user code and passes results and err
   assert.equal(bottlenecks[0].operation, 'inference');
   assert.ok(bottlenecks.every((b) => b.share > 0.2));
   assert.equal(profiler.getPerformanceSummary({ lastMinutes: 5 }).length, 4);
+  for (const lastMinutes of [NaN, -3, 0, 61]) {
+    assert.throws(() => profiler.getPerformanceSummary({ lastMinutes }), RangeError, String(lastMinutes));
+  }
 });
 
 test('native operations are measured without any work from the user', async () => {
@@ -80,6 +83,9 @@ test('alerts fire with the seed defaults, once per episode, and go to listeners'
   assert.ok(!profiler.checkAlerts().some((a) => a.kind === 'memory-pressure'));
   assert.throws(() => profiler.onAlert(1 as unknown as () => void), TypeError);
   assert.throws(() => new PerformanceProfiler({ memoryManager: {} as GAMAMemoryManager }), TypeError);
+  assert.throws(() => new PerformanceProfiler({ alertThresholds: { memoryPercent: NaN } }), RangeError);
+  assert.throws(() => new PerformanceProfiler({ alertThresholds: { cacheHitRate: 2 } }), RangeError);
+  assert.throws(() => new PerformanceProfiler({ alertThresholds: { allocationFailures: 0.5 } }), RangeError);
 });
 
 test('getStats has the seed shape and metrics() is valid Prometheus text', async () => {

@@ -78,7 +78,7 @@ pub fn run(
     }
     match &*item.op {
         ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
-        MEASURE => Ok(Output::Level(measure(samples))),
+        MEASURE => measure(samples).map(Output::Level),
         _ => {
             let key = cache_key.as_deref().zip(cache);
             if let Some(features) =
@@ -172,11 +172,23 @@ fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
     }
 }
 
-/// Peak, RMS and mean of `samples` in one pass (zeros when empty). Eight
-/// independent lanes let the compiler vectorise the loop.
-pub fn measure(samples: &[f32]) -> Level {
+/// E_NOT_FINITE naming the first NaN or infinite sample, if any.
+fn check_finite(samples: &[f32]) -> Result<(), ItemError> {
+    match samples.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(extract_error(ExtractError::NotFinite {
+            index,
+            value: samples[index],
+        })),
+        None => Ok(()),
+    }
+}
+
+/// Peak, RMS and mean of `samples` in one pass. Eight independent lanes let
+/// the compiler vectorise the loop; non-finite input is looked for only when
+/// the sums show some (E_NOT_FINITE), empty input is E_EMPTY_AUDIO.
+pub fn measure(samples: &[f32]) -> Result<Level, ItemError> {
     if samples.is_empty() {
-        return Level::default();
+        return Err(extract_error(ExtractError::Empty));
     }
     const LANES: usize = 8;
     let (mut peak, mut sum, mut squares) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
@@ -197,11 +209,15 @@ pub fn measure(samples: &[f32]) -> Level {
     }
     let n = samples.len() as f64;
     let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
-    Level {
-        peak: peak.iter().fold(0f32, |m, &v| m.max(v)) as f64,
-        rms: (total(squares) / n).sqrt(),
-        mean: total(sum) / n,
+    let (sum, squares) = (total(sum), total(squares));
+    if !(sum.is_finite() && squares.is_finite()) {
+        check_finite(samples)?;
     }
+    Ok(Level {
+        peak: peak.iter().fold(0f32, |m, &v| m.max(v)) as f64,
+        rms: (squares / n).sqrt(),
+        mean: sum / n,
+    })
 }
 
 /// Frames of 20 ms quieter than this (-60 dBFS) count as silent.
@@ -216,12 +232,7 @@ pub fn analyze(samples: &[f32], sample_rate: f64) -> Result<Analysis, ItemError>
     if samples.is_empty() {
         return Err(extract_error(ExtractError::Empty));
     }
-    if let Some(index) = samples.iter().position(|x| !x.is_finite()) {
-        return Err(extract_error(ExtractError::NotFinite {
-            index,
-            value: samples[index],
-        }));
-    }
+    check_finite(samples)?;
     let peak = samples.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
     let energy: f64 = samples.iter().map(|&x| (x as f64) * (x as f64)).sum();
     let rms = (energy / samples.len() as f64).sqrt();

@@ -99,6 +99,10 @@ fn analyze_summarises_a_clip() {
         *s = (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 16000.0).sin() * 0.5;
     }
     let a = analyze(&samples, 16000.0).unwrap();
+    assert_eq!(measure(&[]).unwrap_err().code, "E_EMPTY_AUDIO");
+    assert_eq!(measure(&[1.0, f32::NAN]).unwrap_err().code, "E_NOT_FINITE");
+    let level = measure(&[1.0, -3.0, 2.0, 0.0]).unwrap();
+    assert_eq!((level.peak, level.mean), (3.0, 0.0));
     assert_eq!(a.duration, 1.0);
     assert!((a.peak - 0.5).abs() < 1e-3);
     assert!(

@@ -20,8 +20,8 @@ use crate::batch::js::BatchProcessor;
 use crate::batch::Processor;
 use crate::cache::js::AudioFeatureCache;
 use crate::cache::FeatureCache;
-use crate::js::errors::{type_error, INVALID_ARG_TYPE};
-use crate::js::options::{function_arg, millis_option};
+use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::options::{function_arg, integer_option, millis_option};
 use crate::js::raw::{call_reporting, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::js::GamaMemoryManager;
@@ -289,14 +289,33 @@ impl PerformanceProfiler {
                                 .as_secs_f64()
                                 * 1000.0;
                         }
+                        let within = |name: &str, v: f64, max: f64| -> Result<f64> {
+                            if v.is_finite() && v >= 0.0 && v <= max {
+                                Ok(v)
+                            } else {
+                                Err(range_error(
+                                    &env,
+                                    OUT_OF_RANGE,
+                                    format!(
+                                        "alertThresholds.{name} must be from 0 to {max}, got {v}"
+                                    ),
+                                ))
+                            }
+                        };
                         if let Some(v) = number(&env, &t, "memoryPercent")? {
-                            th.memory_percent = v;
+                            th.memory_percent = within("memoryPercent", v, 100.0)?;
                         }
                         if let Some(v) = number(&env, &t, "cacheHitRate")? {
-                            th.cache_hit_rate = v;
+                            th.cache_hit_rate = within("cacheHitRate", v, 1.0)?;
                         }
                         if let Some(v) = number(&env, &t, "allocationFailures")? {
-                            th.allocation_failures = v.max(1.0) as u64;
+                            th.allocation_failures = integer_option(
+                                &env,
+                                "alertThresholds.allocationFailures",
+                                v,
+                                1.0,
+                                u32::MAX as f64,
+                            )?;
                         }
                     }
                     if let Some(ms) = number(&env, &o, "checkIntervalMs")? {
@@ -373,27 +392,43 @@ impl PerformanceProfiler {
     #[napi]
     pub fn get_performance_summary(
         &self,
+        env: Env,
         options: Option<SummaryOptions>,
-    ) -> Vec<OperationSummary> {
+    ) -> Result<Vec<OperationSummary>> {
         let (component, minutes) = match options {
             Some(o) => (o.component, o.last_minutes),
             None => (None, None),
         };
-        let minutes = minutes.map(|m| m.clamp(1.0, 60.0).ceil() as u64);
-        global()
+        let minutes = match minutes {
+            None => None,
+            Some(m) if m > 0.0 && m <= 60.0 => Some(m.ceil() as u64),
+            Some(m) => {
+                return Err(range_error(
+                    &env,
+                    OUT_OF_RANGE,
+                    format!("lastMinutes must be a number of minutes in (0, 60], got {m}"),
+                ))
+            }
+        };
+        Ok(global()
             .summaries(component.as_deref(), minutes)
             .into_iter()
             .map(Into::into)
-            .collect()
+            .collect())
     }
 
     /// Operations that took more than 20% of all measured time.
     #[napi]
-    pub fn get_bottlenecks(&self, options: Option<SummaryOptions>) -> Vec<OperationSummary> {
-        self.get_performance_summary(options)
+    pub fn get_bottlenecks(
+        &self,
+        env: Env,
+        options: Option<SummaryOptions>,
+    ) -> Result<Vec<OperationSummary>> {
+        Ok(self
+            .get_performance_summary(env, options)?
             .into_iter()
             .filter(|s| s.share > 0.2)
-            .collect()
+            .collect())
     }
 
     /// Checks the alert rules now; returns every alert that holds and

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use super::convert::{error_to_js, output_to_js};
 use crate::batch::{Event, Item, ItemError, ItemId, OpName, Processor, ResourceStrategy, Stage};
+use crate::js::errors::{range_error, OUT_OF_RANGE};
 use crate::js::raw::{
     call_reporting, clear_exception, error_value, undefined, Deferred, ErrorKind, Persistent,
 };
@@ -480,9 +481,17 @@ fn run_js_batch(
             let id = *id;
             let report: Function<f64, ()> =
                 env.create_function_from_closure("reportProgress", move |ctx| {
-                    let fraction: f64 = ctx.get(0).unwrap_or(0.0);
-                    report_progress(ctx.env, &weak, id, fraction);
-                    Ok(())
+                    match ctx.get::<f64>(0) {
+                        Ok(fraction) if (0.0..=1.0).contains(&fraction) => {
+                            report_progress(ctx.env, &weak, id, fraction);
+                            Ok(())
+                        }
+                        _ => Err(range_error(
+                            ctx.env,
+                            OUT_OF_RANGE,
+                            "reportProgress(fraction) takes a number from 0 to 1",
+                        )),
+                    }
                 })?;
             item.set_named_property("reportProgress", report)?;
             items.set(i as u32, item)?;
@@ -578,12 +587,7 @@ fn report_progress(env: &Env, state: &Weak<RefCell<JsState>>, id: ItemId, fracti
             .map(|c| unsafe { c.get(env.raw()) })
     };
     if let Some(callback) = callback {
-        let _ = call_progress(
-            env,
-            callback,
-            Stage::Running,
-            fraction.clamp(0.0, 1.0) as f32,
-        );
+        let _ = call_progress(env, callback, Stage::Running, fraction as f32);
     }
 }
 
