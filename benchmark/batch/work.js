@@ -3,6 +3,8 @@
 // (log-mel bands and MFCCs, 512-sample frames, hop 160, 64 mel bands).
 'use strict';
 
+const { meydaFrames } = require('../meyda.js');
+
 const SR = 16000;
 
 function measure(y) {
@@ -19,21 +21,8 @@ function measure(y) {
   return { peak, rms: Math.sqrt(squares / y.length), mean: sum / y.length };
 }
 
-let Meyda;
 function meydaFeatures(y) {
-  if (!Meyda) {
-    Meyda = require('meyda');
-    Object.assign(Meyda, { bufferSize: 512, sampleRate: SR, melBands: 64, numberOfMFCCCoefficients: 13, windowingFunction: 'hanning' });
-  }
-  const frame = 512;
-  const hop = 160;
-  const padded = new Float32Array(y.length + frame);
-  padded.set(y, frame / 2);
-  const out = [];
-  for (let start = 0; start + frame <= padded.length; start += hop) {
-    out.push(Meyda.extract(['mfcc', 'melBands'], padded.subarray(start, start + frame)));
-  }
-  return out.length;
+  return meydaFrames(y, ['mfcc', 'melBands']).length;
 }
 
 /** Deterministic noise-like clips of `seconds` at 16 kHz. */

@@ -5,6 +5,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
 
+const { meydaFrames } = require('../meyda.js');
+
 const SR = 16000;
 const OPTIONS = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] };
 
@@ -33,23 +35,7 @@ async function rate(batch, secondsEach, run) {
   return (batch.length * secondsEach) / best;
 }
 
-function meydaExtract(Meyda, y) {
-  const frame = 512;
-  const hop = 160;
-  const padded = new Float32Array(y.length + frame);
-  padded.set(y, frame / 2);
-  const out = [];
-  for (let start = 0; start + frame <= padded.length; start += hop) {
-    out.push(Meyda.extract(['mfcc', 'rms', 'zcr', 'spectralCentroid'], padded.subarray(start, start + frame)));
-  }
-  return out;
-}
-
-function setupMeyda() {
-  const Meyda = require('meyda');
-  Object.assign(Meyda, { bufferSize: 512, sampleRate: SR, melBands: 64, numberOfMFCCCoefficients: 13, windowingFunction: 'hanning' });
-  return Meyda;
-}
+const MEYDA_FEATURES = ['mfcc', 'rms', 'zcr', 'spectralCentroid'];
 
 /** Runs `work` over `batch` split across one worker per core. */
 function onAllCores(lib, batch) {
@@ -64,8 +50,7 @@ function onAllCores(lib, batch) {
 }
 
 if (!isMainThread) {
-  const Meyda = setupMeyda();
-  for (const y of workerData.clips) meydaExtract(Meyda, y);
+  for (const y of workerData.clips) meydaFrames(y, MEYDA_FEATURES);
   parentPort.postMessage('done');
 } else {
   const [lib, count] = [process.argv[2], Number(process.argv[3] || 200)];
@@ -80,8 +65,7 @@ if (!isMainThread) {
         batch1s: await rate(clips(count * 2, 1, 3), 1, (b) => extractFeaturesBatch(b, OPTIONS)),
       };
     } else {
-      const Meyda = setupMeyda();
-      const serial = async (b) => { for (const y of b) meydaExtract(Meyda, y); };
+      const serial = async (b) => { for (const y of b) meydaFrames(y, MEYDA_FEATURES); };
       const few = Math.max(4, Math.round(count / 20));
       result = {
         single1s: await rate(clips(few, 1, 1), 1, serial),

@@ -10,7 +10,7 @@ use super::item::{
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
 use crate::features::{
-    shared_extractor, ExtractError, Feature, FeatureMatrix, FeatureOptions, Features,
+    shared_extractor, ExtractError, Extractor, Feature, FeatureMatrix, FeatureOptions, Features,
 };
 
 /// How a running item is stopped and how it reports progress.
@@ -80,14 +80,19 @@ pub fn run(
         ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
         MEASURE => measure(samples).map(Output::Level),
         _ => {
+            let extractor = shared_extractor(options)
+                .map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?;
+            let frames = extractor
+                .frame_count(samples.len())
+                .map_err(extract_error)?;
             let key = cache_key.as_deref().zip(cache);
             if let Some(features) =
-                key.and_then(|(key, cache)| cached(cache, key, samples.len(), options))
+                key.and_then(|(key, cache)| cached(cache, key, frames, &options.features))
             {
                 return Ok(Output::Features(features));
             }
             let started = Instant::now();
-            let features = extract(samples, options, control)?;
+            let features = extract(&extractor, samples, frames, control)?;
             if let Some((key, cache)) = key {
                 store(cache, key, &features, started.elapsed());
             }
@@ -100,17 +105,15 @@ fn extract_error(e: ExtractError) -> ItemError {
     ItemError::new(e.code(), e.to_string())
 }
 
+/// Extracts `frames` frames of features, reporting progress and stopping
+/// when the control says so.
 fn extract(
+    extractor: &Extractor,
     samples: &[f32],
-    options: &FeatureOptions,
+    frames: usize,
     control: &mut Control,
 ) -> Result<Features, ItemError> {
-    let extractor =
-        shared_extractor(options).map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?;
-    let frames = extractor
-        .frame_count(samples.len())
-        .map_err(extract_error)?
-        .max(1);
+    let frames = frames.max(1);
     let mut stopped = None;
     let result = extractor.extract_with(samples, &mut |done| {
         if let Some(reason) = control.stop_reason() {
@@ -135,12 +138,11 @@ fn feature_key(key: &str, feature: Feature) -> String {
 fn cached(
     cache: &FeatureCache,
     key: &str,
-    samples: usize,
-    options: &FeatureOptions,
+    frames: usize,
+    features: &[Feature],
 ) -> Option<Features> {
-    let frames = shared_extractor(options).ok()?.frame_count(samples).ok()?;
-    let mut items = Vec::with_capacity(options.features.len());
-    for &feature in &options.features {
+    let mut items = Vec::with_capacity(features.len());
+    for &feature in features {
         let matrix = cache.get_with(&feature_key(key, feature), |value| match value {
             CacheValue::Float32(data) if frames > 0 && data.len() % frames == 0 => {
                 Some(FeatureMatrix {

@@ -311,13 +311,13 @@ impl Processor {
     /// Counts for a progress bar.
     pub fn counts(&self) -> Counts {
         let state = self.shared.state.lock();
-        let s = state.stats.snapshot(0, 0, 1);
+        let (completed, failed, cancelled) = state.stats.outcomes();
         Counts {
             queued: state.queue.len() as u64,
             running: state.running_items.len() as u64,
-            completed: s.completed,
-            failed: s.failed,
-            cancelled: s.cancelled,
+            completed,
+            failed,
+            cancelled,
         }
     }
 

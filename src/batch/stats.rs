@@ -154,6 +154,11 @@ impl Recorder {
         self.busy += time;
     }
 
+    /// Items completed, failed and cancelled so far.
+    pub fn outcomes(&self) -> (u64, u64, u64) {
+        (self.completed, self.failed, self.cancelled)
+    }
+
     /// Counts with the given queue and running figures.
     pub fn snapshot(&self, queued: u64, running: u64, threads: usize) -> Snapshot {
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);

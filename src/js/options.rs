@@ -1,6 +1,9 @@
 //! Validation of numeric and size options, shared by every class.
 
-use napi::bindgen_prelude::{FromNapiValue, Function, JsValuesTupleIntoVec, Unknown};
+use napi::bindgen_prelude::{
+    ClassInstance, FromNapiValue, Function, JsObjectValue, JsValuesTupleIntoVec, MaybeTypeTag,
+    Object, Unknown,
+};
 use napi::{Either, Env, JsValue, Result, ValueType};
 
 use super::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
@@ -73,4 +76,67 @@ pub fn function_arg<'env, Args: JsValuesTupleIntoVec, Return: FromNapiValue>(
         ));
     }
     unsafe { Function::from_napi_value(env.raw(), value.raw()) }
+}
+
+/// A property that is neither undefined nor null.
+pub fn get_field<'env>(object: &Object<'env>, name: &str) -> Result<Option<Unknown<'env>>> {
+    let value: Unknown = object.get_named_property(name)?;
+    Ok(match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => None,
+        _ => Some(value),
+    })
+}
+
+/// A number property, if present; anything else is a TypeError naming it.
+pub fn number_field(env: &Env, object: &Object, name: &str) -> Result<Option<f64>> {
+    match get_field(object, name)? {
+        None => Ok(None),
+        Some(v) if v.get_type()? == ValueType::Number => {
+            Ok(Some(unsafe { f64::from_napi_value(env.raw(), v.raw())? }))
+        }
+        Some(_) => Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!("{name} must be a number"),
+        )),
+    }
+}
+
+/// An options argument: an object, or None for undefined/null; anything
+/// else is a TypeError naming it.
+pub fn options_object<'env>(
+    env: &Env,
+    value: Option<Unknown<'env>>,
+    name: &str,
+) -> Result<Option<Object<'env>>> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.get_type()? {
+            ValueType::Undefined | ValueType::Null => Ok(None),
+            ValueType::Object => Ok(Some(unsafe {
+                Object::from_napi_value(env.raw(), v.raw())?
+            })),
+            _ => Err(type_error(
+                env,
+                INVALID_ARG_TYPE,
+                format!("{name} must be an object"),
+            )),
+        },
+    }
+}
+
+/// A property holding an instance of the #[napi] class `T`, if present;
+/// anything else is a TypeError naming it and `class`.
+pub fn instance_field<'env, T: 'static + MaybeTypeTag>(
+    env: &Env,
+    object: &Object<'env>,
+    name: &str,
+    class: &str,
+) -> Result<Option<ClassInstance<'env, T>>> {
+    get_field(object, name)?
+        .map(|v| {
+            unsafe { ClassInstance::<T>::from_napi_value(env.raw(), v.raw()) }
+                .map_err(|_| type_error(env, INVALID_ARG_TYPE, format!("{name} must be {class}")))
+        })
+        .transpose()
 }

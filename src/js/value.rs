@@ -334,3 +334,86 @@ impl TypeName for RawValue {
         ValueType::Unknown
     }
 }
+
+/// A typed array's memory, valid for the current call.
+pub struct TypedArrayView {
+    /// Element type.
+    pub kind: sys::napi_typedarray_type,
+    /// First element (null for an empty array).
+    pub data: *mut u8,
+    /// Elements.
+    pub len: usize,
+}
+
+impl TypedArrayView {
+    /// Short element type name (`f32`, `i16`, ...) and bytes per element.
+    pub fn element(&self) -> (&'static str, usize) {
+        use sys::TypedarrayType as T;
+        match self.kind {
+            T::int8_array => ("i8", 1),
+            T::uint8_array | T::uint8_clamped_array => ("u8", 1),
+            T::int16_array => ("i16", 2),
+            T::uint16_array => ("u16", 2),
+            T::int32_array => ("i32", 4),
+            T::uint32_array => ("u32", 4),
+            T::float32_array => ("f32", 4),
+            T::float64_array => ("f64", 8),
+            T::bigint64_array => ("i64", 8),
+            T::biguint64_array => ("u64", 8),
+            _ => ("bytes", 1),
+        }
+    }
+
+    /// Bytes the array spans.
+    pub fn byte_len(&self) -> usize {
+        self.len * self.element().1
+    }
+
+    /// The array's bytes.
+    ///
+    /// # Safety
+    /// Only for the current call, while JS cannot run.
+    pub unsafe fn bytes<'a>(&self) -> &'a [u8] {
+        if self.data.is_null() || self.len == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.data, self.byte_len())
+    }
+}
+
+/// The memory of `value` when it is a typed array (a Buffer included), else None.
+///
+/// # Safety
+/// `env` and `value` must be live handles of the current call.
+pub unsafe fn typed_array_view(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> Result<Option<TypedArrayView>> {
+    let mut is_typed = false;
+    check(
+        sys::napi_is_typedarray(env, value, &mut is_typed),
+        "napi_is_typedarray",
+    )?;
+    if !is_typed {
+        return Ok(None);
+    }
+    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
+    let (mut buffer, mut offset) = (ptr::null_mut(), 0usize);
+    check(
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut buffer,
+            &mut offset,
+        ),
+        "napi_get_typedarray_info",
+    )?;
+    Ok(Some(TypedArrayView {
+        kind,
+        data: data.cast(),
+        len,
+    }))
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 use napi::bindgen_prelude::{
     ClassInstance, FromNapiValue, Function, JsObjectValue, Null, Object, Unknown,
 };
-use napi::{sys, Env, JsValue, Result, Status, ValueType};
+use napi::{sys, Env, JsValue, Result, Status};
 use napi_derive::napi;
 
 use super::alerts::{Alert, AlertState, Readings, Thresholds};
@@ -20,8 +20,11 @@ use crate::batch::js::BatchProcessor;
 use crate::batch::Processor;
 use crate::cache::js::AudioFeatureCache;
 use crate::cache::FeatureCache;
-use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::options::{function_arg, integer_option, millis_option};
+use crate::js::errors::{range_error, OUT_OF_RANGE};
+use crate::js::options::{
+    function_arg, get_field, instance_field, integer_option, millis_option, number_field,
+    options_object,
+};
 use crate::js::raw::{call_reporting, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::js::GamaMemoryManager;
@@ -197,19 +200,6 @@ fn check(env: &Env, watch: &Rc<RefCell<Watch>>) -> Vec<Alert> {
     now
 }
 
-fn number(env: &Env, o: &Object, name: &str) -> Result<Option<f64>> {
-    let v: Unknown = o.get_named_property(name)?;
-    match v.get_type()? {
-        ValueType::Undefined | ValueType::Null => Ok(None),
-        ValueType::Number => Ok(Some(unsafe { f64::from_napi_value(env.raw(), v.raw())? })),
-        _ => Err(type_error(
-            env,
-            INVALID_ARG_TYPE,
-            format!("{name} must be a number"),
-        )),
-    }
-}
-
 fn gb(bytes: u64) -> f64 {
     (bytes as f64 / (1u64 << 30) as f64 * 100.0).round() / 100.0
 }
@@ -230,108 +220,55 @@ impl PerformanceProfiler {
             interval_ms: 5000.0,
             timer: None,
         };
-        if let Some(o) = options {
-            match o.get_type()? {
-                ValueType::Undefined | ValueType::Null => {}
-                ValueType::Object => {
-                    let o = unsafe { Object::from_napi_value(env.raw(), o.raw())? };
-                    let field = |name: &str| -> Result<Option<Unknown>> {
-                        let v: Unknown = o.get_named_property(name)?;
-                        Ok(match v.get_type()? {
-                            ValueType::Undefined | ValueType::Null => None,
-                            _ => Some(v),
-                        })
-                    };
-                    if let Some(m) = field("memoryManager")? {
-                        let m = unsafe {
-                            ClassInstance::<GamaMemoryManager>::from_napi_value(env.raw(), m.raw())
-                        }
-                        .map_err(|_| {
-                            type_error(
-                                &env,
-                                INVALID_ARG_TYPE,
-                                "memoryManager must be a GAMAMemoryManager",
-                            )
-                        })?;
-                        watch.memory = Some(m.core().clone());
-                    }
-                    if let Some(c) = field("featureCache")? {
-                        let c = unsafe {
-                            ClassInstance::<AudioFeatureCache>::from_napi_value(env.raw(), c.raw())
-                        }
-                        .map_err(|_| {
-                            type_error(
-                                &env,
-                                INVALID_ARG_TYPE,
-                                "featureCache must be an AudioFeatureCache",
-                            )
-                        })?;
-                        watch.cache = Some(c.core().clone());
-                    }
-                    if let Some(b) = field("batchProcessor")? {
-                        let b = unsafe {
-                            ClassInstance::<BatchProcessor>::from_napi_value(env.raw(), b.raw())
-                        }
-                        .map_err(|_| {
-                            type_error(
-                                &env,
-                                INVALID_ARG_TYPE,
-                                "batchProcessor must be a BatchProcessor",
-                            )
-                        })?;
-                        watch.batch = Some(b.core());
-                    }
-                    if let Some(t) = field("alertThresholds")? {
-                        let t = unsafe { Object::from_napi_value(env.raw(), t.raw())? };
-                        let th = &mut watch.thresholds;
-                        if let Some(v) = number(&env, &t, "p95Ms")? {
-                            th.p95_ms = millis_option(&env, "alertThresholds.p95Ms", v)?
-                                .as_secs_f64()
-                                * 1000.0;
-                        }
-                        let within = |name: &str, v: f64, max: f64| -> Result<f64> {
-                            if v.is_finite() && v >= 0.0 && v <= max {
-                                Ok(v)
-                            } else {
-                                Err(range_error(
-                                    &env,
-                                    OUT_OF_RANGE,
-                                    format!(
-                                        "alertThresholds.{name} must be from 0 to {max}, got {v}"
-                                    ),
-                                ))
-                            }
-                        };
-                        if let Some(v) = number(&env, &t, "memoryPercent")? {
-                            th.memory_percent = within("memoryPercent", v, 100.0)?;
-                        }
-                        if let Some(v) = number(&env, &t, "cacheHitRate")? {
-                            th.cache_hit_rate = within("cacheHitRate", v, 1.0)?;
-                        }
-                        if let Some(v) = number(&env, &t, "allocationFailures")? {
-                            th.allocation_failures = integer_option(
-                                &env,
-                                "alertThresholds.allocationFailures",
-                                v,
-                                1.0,
-                                u32::MAX as f64,
-                            )?;
-                        }
-                    }
-                    if let Some(ms) = number(&env, &o, "checkIntervalMs")? {
-                        watch.interval_ms = millis_option(&env, "checkIntervalMs", ms)?
-                            .as_secs_f64()
-                            .max(0.01)
-                            * 1000.0;
-                    }
+        if let Some(o) = options_object(&env, options, "options")? {
+            let manager: Option<ClassInstance<GamaMemoryManager>> =
+                instance_field(&env, &o, "memoryManager", "a GAMAMemoryManager")?;
+            watch.memory = manager.map(|m| m.core().clone());
+            let cache: Option<ClassInstance<AudioFeatureCache>> =
+                instance_field(&env, &o, "featureCache", "an AudioFeatureCache")?;
+            watch.cache = cache.map(|c| c.core().clone());
+            let batch: Option<ClassInstance<BatchProcessor>> =
+                instance_field(&env, &o, "batchProcessor", "a BatchProcessor")?;
+            watch.batch = batch.map(|b| b.core());
+            if let Some(t) = get_field(&o, "alertThresholds")? {
+                let t = unsafe { Object::from_napi_value(env.raw(), t.raw())? };
+                let th = &mut watch.thresholds;
+                if let Some(v) = number_field(&env, &t, "p95Ms")? {
+                    th.p95_ms =
+                        millis_option(&env, "alertThresholds.p95Ms", v)?.as_secs_f64() * 1000.0;
                 }
-                _ => {
-                    return Err(type_error(
+                let within = |name: &str, v: f64, max: f64| -> Result<f64> {
+                    if v.is_finite() && v >= 0.0 && v <= max {
+                        Ok(v)
+                    } else {
+                        Err(range_error(
+                            &env,
+                            OUT_OF_RANGE,
+                            format!("alertThresholds.{name} must be from 0 to {max}, got {v}"),
+                        ))
+                    }
+                };
+                if let Some(v) = number_field(&env, &t, "memoryPercent")? {
+                    th.memory_percent = within("memoryPercent", v, 100.0)?;
+                }
+                if let Some(v) = number_field(&env, &t, "cacheHitRate")? {
+                    th.cache_hit_rate = within("cacheHitRate", v, 1.0)?;
+                }
+                if let Some(v) = number_field(&env, &t, "allocationFailures")? {
+                    th.allocation_failures = integer_option(
                         &env,
-                        INVALID_ARG_TYPE,
-                        "options must be an object",
-                    ))
+                        "alertThresholds.allocationFailures",
+                        v,
+                        1.0,
+                        u32::MAX as f64,
+                    )?;
                 }
+            }
+            if let Some(ms) = number_field(&env, &o, "checkIntervalMs")? {
+                watch.interval_ms = millis_option(&env, "checkIntervalMs", ms)?
+                    .as_secs_f64()
+                    .max(0.01)
+                    * 1000.0;
             }
         }
         Ok(PerformanceProfiler {

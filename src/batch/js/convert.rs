@@ -15,6 +15,7 @@ use crate::features::js::{feature_options, to_js as features_to_js, ExtractOptio
 use crate::features::FeatureOptions;
 use crate::js::errors::{check_status, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::raw::{error_value, ErrorKind};
+use crate::js::value::typed_array_view;
 
 /// Named priorities and their numbers (the seed's TaskRouter treats > 8 as high).
 const NAMED: [(&str, u8); 4] = [("critical", 10), ("high", 8), ("normal", 5), ("low", 1)];
@@ -60,34 +61,16 @@ pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
 
 /// The samples of a Float32Array, copied (JS may reuse the array at once).
 fn float32_samples(env: &Env, value: &Unknown) -> Result<Option<Arc<[f32]>>> {
-    let mut is_typed = false;
-    unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) };
-    if !is_typed {
-        return Ok(None);
-    }
-    let (mut kind, mut len, mut data) = (0, 0usize, std::ptr::null_mut());
-    let (mut buffer, mut offset) = (std::ptr::null_mut(), 0usize);
-    unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            value.raw(),
-            &mut kind,
-            &mut len,
-            &mut data,
-            &mut buffer,
-            &mut offset,
-        )
-    };
-    if kind != sys::TypedarrayType::float32_array {
-        return Ok(None);
-    }
-    if len == 0 {
-        return Ok(Some(Arc::from([])));
-    }
-    // SAFETY: a Float32Array of `len` elements at `data`, valid for this call.
-    Ok(Some(Arc::from(unsafe {
-        std::slice::from_raw_parts(data.cast::<f32>(), len)
-    })))
+    // SAFETY: live handles of this call; the samples are copied before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), value.raw())? };
+    Ok(view
+        .filter(|v| v.kind == sys::TypedarrayType::float32_array)
+        .map(|v| {
+            if v.len == 0 {
+                return Arc::from([]);
+            }
+            Arc::from(unsafe { std::slice::from_raw_parts(v.data.cast::<f32>(), v.len) })
+        }))
 }
 
 /// The input of a native item: audio, its extraction options, and the JSON
@@ -159,35 +142,11 @@ pub fn native_input(
 
 /// Byte length of a typed array, or 0 for any other value (a JS item's estimate).
 pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
-    let mut is_typed = false;
-    unsafe { sys::napi_is_typedarray(env.raw(), data.raw(), &mut is_typed) };
-    if !is_typed {
-        return 0;
+    // SAFETY: live handles of this call.
+    match unsafe { typed_array_view(env.raw(), data.raw()) } {
+        Ok(Some(view)) => view.byte_len() as u64,
+        _ => 0,
     }
-    let (mut kind, mut len, mut ptr) = (0, 0usize, std::ptr::null_mut());
-    let (mut buffer, mut offset) = (std::ptr::null_mut(), 0usize);
-    unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            data.raw(),
-            &mut kind,
-            &mut len,
-            &mut ptr,
-            &mut buffer,
-            &mut offset,
-        )
-    };
-    let element = match kind {
-        sys::TypedarrayType::int8_array
-        | sys::TypedarrayType::uint8_array
-        | sys::TypedarrayType::uint8_clamped_array => 1,
-        sys::TypedarrayType::int16_array | sys::TypedarrayType::uint16_array => 2,
-        sys::TypedarrayType::float64_array
-        | sys::TypedarrayType::bigint64_array
-        | sys::TypedarrayType::biguint64_array => 8,
-        _ => 4,
-    };
-    (len * element) as u64
 }
 
 /// A hash of extraction parameters, for similarity groups.

@@ -27,7 +27,10 @@ use crate::cache::js::AudioFeatureCache;
 use crate::features::js::{feature_options, ExtractOptions};
 use crate::features::FeatureOptions;
 use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::options::{function_arg, integer_option, millis_option};
+use crate::js::options::{
+    function_arg, get_field, instance_field, integer_option, millis_option, number_field,
+    options_object,
+};
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::js::GamaMemoryManager;
@@ -246,49 +249,6 @@ pub struct BatchProcessor {
     default_params: Option<serde_json::Value>,
     wait_when_full: bool,
     with_cache: bool,
-}
-
-fn get_field<'env>(object: &Object<'env>, name: &str) -> Result<Option<Unknown<'env>>> {
-    let value: Unknown = object.get_named_property(name)?;
-    Ok(match value.get_type()? {
-        ValueType::Undefined | ValueType::Null => None,
-        _ => Some(value),
-    })
-}
-
-fn number_field(env: &Env, object: &Object, name: &str) -> Result<Option<f64>> {
-    match get_field(object, name)? {
-        None => Ok(None),
-        Some(v) if v.get_type()? == ValueType::Number => {
-            Ok(Some(unsafe { f64::from_napi_value(env.raw(), v.raw())? }))
-        }
-        Some(_) => Err(type_error(
-            env,
-            INVALID_ARG_TYPE,
-            format!("{name} must be a number"),
-        )),
-    }
-}
-
-fn options_object<'env>(
-    env: &Env,
-    value: Option<Unknown<'env>>,
-    name: &str,
-) -> Result<Option<Object<'env>>> {
-    match value {
-        None => Ok(None),
-        Some(v) => match v.get_type()? {
-            ValueType::Undefined | ValueType::Null => Ok(None),
-            ValueType::Object => Ok(Some(unsafe {
-                Object::from_napi_value(env.raw(), v.raw())?
-            })),
-            _ => Err(type_error(
-                env,
-                INVALID_ARG_TYPE,
-                format!("{name} must be an object"),
-            )),
-        },
-    }
 }
 
 /// Per-call item options, read once for `addItem` and `addItems`.
@@ -688,32 +648,12 @@ impl BatchProcessor {
                     };
                 }
             }
-            if let Some(m) = get_field(&o, "memoryManager")? {
-                let manager = unsafe {
-                    ClassInstance::<GamaMemoryManager>::from_napi_value(env.raw(), m.raw())
-                }
-                .map_err(|_| {
-                    type_error(
-                        &env,
-                        INVALID_ARG_TYPE,
-                        "memoryManager must be a GAMAMemoryManager",
-                    )
-                })?;
-                memory = Some(manager.core().clone());
-            }
-            if let Some(c) = get_field(&o, "featureCache")? {
-                let instance = unsafe {
-                    ClassInstance::<AudioFeatureCache>::from_napi_value(env.raw(), c.raw())
-                }
-                .map_err(|_| {
-                    type_error(
-                        &env,
-                        INVALID_ARG_TYPE,
-                        "featureCache must be an AudioFeatureCache",
-                    )
-                })?;
-                cache = Some(instance.core().clone());
-            }
+            let manager: Option<ClassInstance<GamaMemoryManager>> =
+                instance_field(&env, &o, "memoryManager", "a GAMAMemoryManager")?;
+            memory = manager.map(|m| m.core().clone());
+            let instance: Option<ClassInstance<AudioFeatureCache>> =
+                instance_field(&env, &o, "featureCache", "an AudioFeatureCache")?;
+            cache = instance.map(|c| c.core().clone());
             if let Some(f) = get_field(&o, "featureOptions")? {
                 let parsed = unsafe { ExtractOptions::from_napi_value(env.raw(), f.raw())? };
                 default_options = feature_options(&env, &parsed)?;

@@ -536,31 +536,9 @@ fn run_js_batch(
         return;
     }
     let ids = Rc::new(ids);
-    let (weak_ok, weak_err) = (Rc::downgrade(state), Rc::downgrade(state));
-    let (ids_ok, ids_err) = (ids.clone(), ids);
     let attached = (|| -> Result<()> {
-        let on_ok: Function<RawValue, ()> =
-            env.create_function_from_closure("onBatchResult", move |ctx| {
-                if let Some(state) = weak_ok.upgrade() {
-                    let value = ctx
-                        .get::<RawValue>(0)
-                        .map(|v| v.0)
-                        .unwrap_or_else(|_| undefined(ctx.env));
-                    finish_batch(ctx.env, &state, batch, &ids_ok, Ok(value));
-                }
-                Ok(())
-            })?;
-        let on_err: Function<RawValue, ()> =
-            env.create_function_from_closure("onBatchError", move |ctx| {
-                if let Some(state) = weak_err.upgrade() {
-                    let value = ctx
-                        .get::<RawValue>(0)
-                        .map(|v| v.0)
-                        .unwrap_or_else(|_| undefined(ctx.env));
-                    finish_batch(ctx.env, &state, batch, &ids_err, Err(value));
-                }
-                Ok(())
-            })?;
+        let on_ok = batch_handler(env, state, batch, ids.clone(), true)?;
+        let on_err = batch_handler(env, state, batch, ids.clone(), false)?;
         let mut then = ptr::null_mut();
         unsafe {
             sys::napi_get_named_property(env.raw(), result, c"then".as_ptr(), &mut then);
@@ -573,8 +551,31 @@ fn run_js_batch(
     if let Err(e) = attached {
         let error =
             unsafe { error_value(env.raw(), ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason) };
-        finish_batch(env, state, batch, &[], Err(error));
+        finish_batch(env, state, batch, &ids, Err(error));
     }
+}
+
+/// The `then` callback that ends JS batch `batch` with its promise's value
+/// (`fulfilled`) or reason.
+fn batch_handler<'env>(
+    env: &'env Env,
+    state: &State,
+    batch: u64,
+    ids: Rc<Vec<ItemId>>,
+    fulfilled: bool,
+) -> Result<Function<'env, RawValue, ()>> {
+    let weak = Rc::downgrade(state);
+    env.create_function_from_closure("onBatchSettled", move |ctx| {
+        if let Some(state) = weak.upgrade() {
+            let value = ctx
+                .get::<RawValue>(0)
+                .map(|v| v.0)
+                .unwrap_or_else(|_| undefined(ctx.env));
+            let outcome = if fulfilled { Ok(value) } else { Err(value) };
+            finish_batch(ctx.env, &state, batch, &ids, outcome);
+        }
+        Ok(())
+    })
 }
 
 fn report_progress(env: &Env, state: &Weak<RefCell<JsState>>, id: ItemId, fraction: f64) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
-use napi::{sys, Env, JsValue, Result};
+use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 
 mod compute;
@@ -17,7 +17,9 @@ use super::{
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::keys::read_keys;
 use crate::js::options::{function_arg, integer_option, millis_option, size_option, SizeInput};
-use crate::js::value::{from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue};
+use crate::js::value::{
+    from_js, new_float32_array, typed_array_view, CachedValueOut, MaybeCached, RawValue,
+};
 
 /// Eviction policy of an `AudioFeatureCache`.
 #[napi(string_enum = "lowercase")]
@@ -549,51 +551,15 @@ impl AudioFeatureCache {
 
 /// The element type name and bytes of a typed array, without copying.
 fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Result<(&'static str, &'a [u8])> {
-    let mut is_typed = false;
-    unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) };
-    if !is_typed {
-        return Err(type_error(
+    // SAFETY: live handles of this call; the bytes are read before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), value.raw())? }.ok_or_else(|| {
+        type_error(
             env,
             INVALID_ARG_TYPE,
             "audio must be a typed array such as Float32Array",
-        ));
-    }
-    let mut kind = 0;
-    let mut len = 0usize;
-    let mut data = std::ptr::null_mut();
-    let mut buffer = std::ptr::null_mut();
-    let mut offset = 0usize;
-    unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            value.raw(),
-            &mut kind,
-            &mut len,
-            &mut data,
-            &mut buffer,
-            &mut offset,
         )
-    };
-    use sys::TypedarrayType as T;
-    let (name, size) = match kind {
-        T::int8_array => ("i8", 1),
-        T::uint8_array | T::uint8_clamped_array => ("u8", 1),
-        T::int16_array => ("i16", 2),
-        T::uint16_array => ("u16", 2),
-        T::int32_array => ("i32", 4),
-        T::uint32_array => ("u32", 4),
-        T::float32_array => ("f32", 4),
-        T::float64_array => ("f64", 8),
-        T::bigint64_array => ("i64", 8),
-        T::biguint64_array => ("u64", 8),
-        _ => ("bytes", 1),
-    };
-    let bytes = if data.is_null() || len == 0 {
-        &[][..]
-    } else {
-        unsafe { std::slice::from_raw_parts(data as *const u8, len * size) }
-    };
-    Ok((name, bytes))
+    })?;
+    Ok((view.element().0, unsafe { view.bytes() }))
 }
 
 /// Installs the fast read path when the module loads.

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::js::errors::{check_status, coded_error, range_error, type_error};
 use crate::js::errors::{INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::value::RawValue;
+use crate::js::value::{typed_array_view, RawValue};
 use crate::memory::{Device, GpuLease, HostLease, MemoryError, MemoryManager};
 
 /// Code of a use of a block after its last release.
@@ -164,46 +164,16 @@ impl MemoryBlock {
     }
 }
 
-/// Where a JS typed array's bytes are.
+/// Where a JS typed array's bytes are, and how many.
 unsafe fn typed_array_bytes(env: &Env, value: &Unknown, name: &str) -> Result<(*mut u8, usize)> {
-    let (raw_env, raw) = (env.raw(), value.raw());
-    let mut is_typed = false;
-    check_status(
-        sys::napi_is_typedarray(raw_env, raw, &mut is_typed),
-        "napi_is_typedarray",
-    )?;
-    if !is_typed {
-        return Err(type_error(
+    let view = typed_array_view(env.raw(), value.raw())?.ok_or_else(|| {
+        type_error(
             env,
             INVALID_ARG_TYPE,
             format!("{name} must be a typed array or Buffer"),
-        ));
-    }
-    let (mut kind, mut length, mut data) = (0, 0usize, ptr::null_mut());
-    let (mut buffer, mut offset) = (ptr::null_mut(), 0usize);
-    check_status(
-        sys::napi_get_typedarray_info(
-            raw_env,
-            raw,
-            &mut kind,
-            &mut length,
-            &mut data,
-            &mut buffer,
-            &mut offset,
-        ),
-        "napi_get_typedarray_info",
-    )?;
-    let element = match kind {
-        sys::TypedarrayType::int8_array
-        | sys::TypedarrayType::uint8_array
-        | sys::TypedarrayType::uint8_clamped_array => 1,
-        sys::TypedarrayType::int16_array | sys::TypedarrayType::uint16_array => 2,
-        sys::TypedarrayType::float64_array
-        | sys::TypedarrayType::bigint64_array
-        | sys::TypedarrayType::biguint64_array => 8,
-        _ => 4,
-    };
-    Ok((data.cast::<u8>(), length * element))
+        )
+    })?;
+    Ok((view.data, view.byte_len()))
 }
 
 fn copy_range(env: &Env, block_bytes: u64, offset: Option<f64>, len: usize) -> Result<u64> {
