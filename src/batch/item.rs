@@ -1,6 +1,6 @@
 //! What flows through the processor: items in, outcomes and progress out.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,8 +56,8 @@ pub struct Item {
     pub input: Input,
     /// Whether progress events are wanted.
     pub wants_progress: bool,
-    /// Set to stop the item.
-    pub cancelled: Arc<AtomicBool>,
+    /// Set to stop the item (cancel or forced close).
+    pub stop: Arc<Stop>,
     /// When it was queued.
     pub enqueued: Instant,
     /// Submission order (set by the queue).
@@ -133,6 +133,47 @@ impl ItemError {
     /// The processor was closed with `force`.
     pub fn closed() -> Self {
         ItemError::new("E_CLOSED", "the batch processor was closed")
+    }
+}
+
+/// Why a running item is to stop: set once from any thread (the first
+/// reason wins), read by the worker between frame blocks.
+#[derive(Debug, Default)]
+pub struct Stop(AtomicU8);
+
+impl Stop {
+    const RUNNING: u8 = 0;
+    const CANCELLED: u8 = 1;
+    const CLOSED: u8 = 2;
+
+    /// Asks the item to stop with ABORT_ERR.
+    pub fn cancel(&self) {
+        self.set(Self::CANCELLED);
+    }
+
+    /// Asks the item to stop with E_CLOSED.
+    pub fn close(&self) {
+        self.set(Self::CLOSED);
+    }
+
+    fn set(&self, reason: u8) {
+        let _ =
+            self.0
+                .compare_exchange(Self::RUNNING, reason, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != Self::RUNNING
+    }
+
+    /// The error the item ends with, when a stop was asked for.
+    pub fn error(&self) -> Option<ItemError> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::CANCELLED => Some(ItemError::aborted()),
+            Self::CLOSED => Some(ItemError::closed()),
+            _ => None,
+        }
     }
 }
 

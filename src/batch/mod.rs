@@ -15,7 +15,7 @@ mod tests;
 
 pub use item::{
     Analysis, Event, Input, Item, ItemError, ItemId, Level, OpName, Output, ResourceStrategy, Sink,
-    Stage, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
+    Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
 };
 pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};

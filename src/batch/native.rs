@@ -1,12 +1,11 @@
 //! The built-in operations, run on the pool: EXTRACT_FEATURES (through the
 //! feature cache when one is attached) and ANALYZE.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::item::{
-    Analysis, Input, Item, ItemError, Level, Output, ANALYZE, EXTRACT_FEATURES, MEASURE,
+    Analysis, Input, Item, ItemError, Level, Output, Stop, ANALYZE, EXTRACT_FEATURES, MEASURE,
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
 use crate::features::{
@@ -15,8 +14,8 @@ use crate::features::{
 
 /// How a running item is stopped and how it reports progress.
 pub struct Control<'a> {
-    /// Set when the item is cancelled.
-    pub cancelled: &'a AtomicBool,
+    /// Set when the item is cancelled or the processor force-closed.
+    pub stop: &'a Stop,
     /// When the item's batch times out.
     pub deadline: Option<Instant>,
     /// Called with the fraction done.
@@ -25,8 +24,8 @@ pub struct Control<'a> {
 
 impl Control<'_> {
     fn stop_reason(&self) -> Option<ItemError> {
-        if self.cancelled.load(Ordering::Relaxed) {
-            return Some(ItemError::aborted());
+        if let Some(error) = self.stop.error() {
+            return Some(error);
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Some(timed_out());

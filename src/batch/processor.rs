@@ -7,7 +7,6 @@
 //! close) or in `finish_js_batch`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use rayon::prelude::*;
 
 use super::item::{
-    Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage,
+    Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage, Stop,
 };
 use super::native::{self, Control};
 use super::queue::Queue;
@@ -116,7 +115,7 @@ struct State {
     queue: Queue,
     running_batches: usize,
     running_native: usize,
-    running_items: HashMap<ItemId, Arc<AtomicBool>>,
+    running_items: HashMap<ItemId, Arc<Stop>>,
     js_batches: HashMap<u64, RunningJs>,
     js_ops: HashSet<OpName>,
     next_batch: u64,
@@ -264,10 +263,10 @@ impl Processor {
             });
             return true;
         }
-        let Some(flag) = state.running_items.get(&id).cloned() else {
+        let Some(stop) = state.running_items.get(&id).cloned() else {
             return false;
         };
-        flag.store(true, Ordering::Relaxed);
+        stop.cancel();
         let in_js = state.js_batches.values().any(|b| b.ids.contains(&id));
         if in_js {
             state.running_items.remove(&id);
@@ -358,8 +357,8 @@ impl Processor {
                     }
                 }
             }
-            for flag in state.running_items.values() {
-                flag.store(true, Ordering::Relaxed);
+            for stop in state.running_items.values() {
+                stop.close();
             }
         }
         drop(state);
@@ -580,7 +579,7 @@ impl Shared {
                 .map(|i| now.saturating_duration_since(i.enqueued)),
         );
         for item in &batch {
-            state.running_items.insert(item.id, item.cancelled.clone());
+            state.running_items.insert(item.id, item.stop.clone());
             if item.wants_progress {
                 self.sink.deliver(Event::Progress {
                     id: item.id,
@@ -658,7 +657,7 @@ impl Shared {
                     Input::Js => 0,
                 })
                 .sum();
-            let outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> =
+            let mut outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> =
                 if samples >= PARALLEL_SAMPLES && items.len() > 1 {
                     items.par_iter().map(run).collect()
                 } else {
@@ -673,10 +672,15 @@ impl Shared {
                     .stats
                     .record_op(&first.op, true, outcomes.iter().map(|(_, _, ran)| *ran));
             }
-            for (id, result, ran) in &outcomes {
+            for (id, result, ran) in &mut outcomes {
+                // A stop asked for before this point was acknowledged by
+                // `cancel`/`close` (which take this lock): it wins over a
+                // result the item reached meanwhile.
+                if let Some(stopped) = state.running_items.remove(id).and_then(|s| s.error()) {
+                    *result = Err(stopped);
+                }
                 let cancelled =
                     matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
-                state.running_items.remove(id);
                 state.stats.finished(result.is_ok(), cancelled, Some(*ran));
                 state.stats.busy(*ran);
             }
@@ -706,7 +710,7 @@ impl Shared {
             }
         };
         let mut control = Control {
-            cancelled: &item.cancelled,
+            stop: &item.stop,
             deadline,
             progress: &mut progress,
         };

@@ -1,4 +1,3 @@
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,76 @@ fn processor(config: Config, memory: Option<Arc<MemoryManager>>) -> (Processor, 
     )
 }
 
+/// A sink that stops the worker running item `hold` at its first progress
+/// report past 0, until the test drops `Gate::open`: while held, the item is
+/// provably in flight, whatever the machine's load.
+struct Held {
+    events: Sender<Event>,
+    hold: ItemId,
+    reached: Sender<()>,
+    open: Receiver<()>,
+}
+
+impl Sink for Held {
+    fn deliver(&self, event: Event) {
+        if let Event::Progress {
+            id,
+            stage: Stage::Running,
+            fraction,
+        } = event
+        {
+            if id == self.hold && fraction > 0.0 {
+                let _ = self.reached.send(());
+                // Returns once the test drops the sender.
+                let _ = self.open.recv();
+            }
+        }
+        let _ = self.events.send(event);
+    }
+}
+
+/// The test's side of a `Held` sink.
+struct Gate {
+    reached: Receiver<()>,
+    open: Sender<()>,
+}
+
+impl Gate {
+    /// Waits until the held item is running on a worker.
+    fn wait_running(&self) {
+        self.reached
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the held item reaches its first progress report");
+    }
+
+    /// Lets the held item go on.
+    fn release(self) {
+        drop(self.open);
+    }
+}
+
+fn held_processor(config: Config, hold: ItemId) -> (Processor, Receiver<Event>, Gate) {
+    let (events, rx) = unbounded();
+    let (reached_tx, reached) = unbounded();
+    let (open, open_rx) = unbounded();
+    let sink = Held {
+        events,
+        hold,
+        reached: reached_tx,
+        open: open_rx,
+    };
+    let processor = Processor::new(config, Arc::new(sink), None, None).unwrap();
+    (processor, rx, Gate { reached, open })
+}
+
+/// An item that reports progress (and so can be held by a `Held` sink).
+fn watched(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
+    Item {
+        wants_progress: true,
+        ..item(id, op, priority, samples)
+    }
+}
+
 fn tone(len: usize) -> Arc<[f32]> {
     (0..len).map(|i| (i as f32 * 0.05).sin() * 0.5).collect()
 }
@@ -46,7 +115,7 @@ fn item(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
             cache_key: None,
         },
         wants_progress: false,
-        cancelled: Arc::new(AtomicBool::new(false)),
+        stop: Arc::default(),
         enqueued: Instant::now(),
         seq: 0,
     }
@@ -56,7 +125,7 @@ fn done(rx: &Receiver<Event>, n: usize) -> Vec<(ItemId, Result<Output, ItemError
     let mut out = Vec::new();
     while out.len() < n {
         if let Event::Done { id, result } =
-            rx.recv_timeout(Duration::from_secs(10)).expect("an event")
+            rx.recv_timeout(Duration::from_secs(120)).expect("an event")
         {
             out.push((id, result));
         }
@@ -123,21 +192,23 @@ fn analyze_summarises_a_clip() {
 
 #[test]
 fn a_critical_item_overtakes_queued_low_priority_work() {
-    let (p, rx) = processor(
+    let (p, rx, gate) = held_processor(
         Config {
             threads: 1,
             max_concurrent_batches: 1,
             max_batch_size: 4,
             ..Config::default()
         },
-        None,
+        1000,
     );
     let low: Vec<_> = (1..=40).map(|i| item(i, ANALYZE, 1, tone(16000))).collect();
     let critical = item(999, ANALYZE, MAX_PRIORITY, tone(16000));
-    p.submit(vec![item(1000, EXTRACT_FEATURES, 5, tone(16000 * 600))])
+    p.submit(vec![watched(1000, EXTRACT_FEATURES, 5, tone(16000 * 60))])
         .unwrap();
+    gate.wait_running();
     p.submit(low).unwrap();
     p.submit(vec![critical]).unwrap();
+    gate.release();
     let order: Vec<ItemId> = done(&rx, 42).into_iter().map(|(id, _)| id).collect();
     let position = order.iter().position(|&id| id == 999).unwrap();
     assert!(position <= 1, "critical finished at position {position}");
@@ -145,21 +216,25 @@ fn a_critical_item_overtakes_queued_low_priority_work() {
 
 #[test]
 fn cancel_removes_a_queued_item_and_unknown_types_are_refused() {
-    let (p, rx) = processor(
+    let (p, rx, gate) = held_processor(
         Config {
             threads: 1,
             max_concurrent_batches: 1,
             max_batch_size: 1,
             ..Config::default()
         },
-        None,
+        1,
     );
     let items: Vec<_> = (1..=5)
-        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(160000)))
+        .map(|i| watched(i, EXTRACT_FEATURES, 5, tone(160000)))
         .collect();
     p.submit(items).unwrap();
+    gate.wait_running();
+    assert_eq!(p.counts().queued, 4, "item 1 runs, the rest wait");
     assert!(p.cancel(5));
+    assert!(!p.cancel(5), "an item ends once");
     assert!(!p.cancel(12345));
+    gate.release();
     let results = done(&rx, 5);
     let cancelled = results.iter().find(|(id, _)| *id == 5).unwrap();
     assert_eq!(cancelled.1.as_ref().unwrap_err().code, "ABORT_ERR");
@@ -170,7 +245,7 @@ fn cancel_removes_a_queued_item_and_unknown_types_are_refused() {
 
 #[test]
 fn a_full_queue_refuses_and_close_force_ends_everything() {
-    let (p, rx) = processor(
+    let (p, rx, gate) = held_processor(
         Config {
             threads: 1,
             max_concurrent_batches: 1,
@@ -178,15 +253,15 @@ fn a_full_queue_refuses_and_close_force_ends_everything() {
             max_queue_size: Some(3),
             ..Config::default()
         },
-        None,
+        1,
     );
     p.submit(
         (1..=3)
-            .map(|i| item(i, EXTRACT_FEATURES, 5, tone(16000 * 600)))
+            .map(|i| watched(i, EXTRACT_FEATURES, 5, tone(16000 * 60)))
             .collect(),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    gate.wait_running();
     p.submit(vec![item(4, EXTRACT_FEATURES, 5, tone(16000))])
         .unwrap();
     let err = p
@@ -198,10 +273,13 @@ fn a_full_queue_refuses_and_close_force_ends_everything() {
         .unwrap_err();
     assert_eq!(err.code(), "E_QUEUE_FULL");
     p.close(true);
+    gate.release();
     let results = done(&rx, 4);
     assert!(
-        results.iter().all(|(_, r)| r.is_err()),
-        "forced close ends queued and running items"
+        results
+            .iter()
+            .all(|(_, r)| r.as_ref().is_err_and(|e| e.code == "E_CLOSED")),
+        "forced close ends queued and running items with E_CLOSED: {results:?}"
     );
     assert_eq!(
         p.submit(vec![item(20, ANALYZE, 5, tone(10))])
@@ -250,37 +328,71 @@ fn memory_is_reserved_per_batch_and_oversized_items_fail_with_e_budget() {
 
 #[test]
 fn a_running_item_is_cancelled_at_its_next_frame_block() {
-    let (p, rx) = processor(
+    let (p, rx, gate) = held_processor(
         Config {
             threads: 1,
             ..Config::default()
         },
-        None,
+        1,
     );
-    let long = item(1, EXTRACT_FEATURES, 5, tone(16000 * 600));
-    let flag = long.cancelled.clone();
+    let long = watched(1, EXTRACT_FEATURES, 5, tone(16000 * 60));
+    let stop = long.stop.clone();
     p.submit(vec![long]).unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    assert!(p.cancel(1));
-    assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
-    let started = Instant::now();
+    gate.wait_running();
+    assert!(p.cancel(1), "an item in flight can be cancelled");
+    assert!(stop.is_set());
+    gate.release();
     let results = done(&rx, 1);
     assert_eq!(results[0].1.as_ref().unwrap_err().code, "ABORT_ERR");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(p.stats().cancelled, 1);
+}
+
+#[test]
+fn an_item_is_cancellable_at_every_moment_until_it_ends() {
+    // No window between leaving the queue and being listed as running:
+    // cancel either ends the item (true, ABORT_ERR) or finds it finished
+    // (false, its own outcome).
+    for round in 0..200u64 {
+        let (p, rx) = processor(
+            Config {
+                threads: 1,
+                max_batch_size: 1,
+                ..Config::default()
+            },
+            None,
+        );
+        p.submit((1..=3).map(|i| item(i, MEASURE, 5, tone(64))).collect())
+            .unwrap();
+        let target = 1 + round % 3;
+        let cancelled = p.cancel(target);
+        let results = done(&rx, 3);
+        let outcome = &results.iter().find(|(id, _)| *id == target).unwrap().1;
+        assert_eq!(
+            cancelled,
+            outcome.as_ref().is_err_and(|e| e.code == "ABORT_ERR"),
+            "round {round}: cancel said {cancelled}, the item ended {outcome:?}"
+        );
+    }
 }
 
 #[test]
 fn a_batch_past_its_timeout_fails_with_e_timeout() {
-    let (p, rx) = processor(
+    let timeout = Duration::from_millis(20);
+    let (p, rx, gate) = held_processor(
         Config {
             threads: 1,
-            batch_timeout: Some(Duration::from_millis(20)),
+            batch_timeout: Some(timeout),
             ..Config::default()
         },
-        None,
+        1,
     );
-    p.submit(vec![item(1, EXTRACT_FEATURES, 5, tone(16000 * 600))])
+    p.submit(vec![watched(1, EXTRACT_FEATURES, 5, tone(16000 * 60))])
         .unwrap();
+    gate.wait_running();
+    // The batch started before the gate was reached, so its deadline has
+    // passed once `timeout` has elapsed from here.
+    std::thread::sleep(timeout);
+    gate.release();
     let results = done(&rx, 1);
     assert_eq!(results[0].1.as_ref().unwrap_err().code, "E_TIMEOUT");
     assert_eq!(p.stats().failed, 1);

@@ -314,8 +314,18 @@ impl Extractor {
                         }
                     }
                 }
+                // A silent frame gets exact zeros, not the ~1e-24 of its
+                // partner's power that the shared FFT leaves in it.
+                let silent_a = is_silent(a);
+                let silent_b = b.is_some_and(is_silent);
                 self.fft.process_with_scratch(&mut buffer, &mut scratch);
                 split_powers(&buffer, &mut pow_a, &mut pow_b);
+                if silent_a {
+                    pow_a.fill(0.0);
+                }
+                if silent_b {
+                    pow_b.fill(0.0);
+                }
                 self.frame_features(f, &pow_a, &mut rows, &mut out);
                 if b.is_some() {
                     self.frame_features(f + 1, &pow_b, &mut rows, &mut out);
@@ -481,6 +491,12 @@ impl Extractor {
             }
         }
     }
+}
+
+/// Whether every sample of a frame is zero (stops at the first that is not).
+#[inline(always)]
+fn is_silent(frame: &[f32]) -> bool {
+    frame.iter().all(|&x| x == 0.0)
 }
 
 /// Power spectra of the two real frames packed into one complex FFT `z`:

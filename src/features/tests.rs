@@ -148,3 +148,43 @@ fn one_extractor_serves_many_threads() {
         assert_eq!(h.join().unwrap(), expected);
     }
 }
+
+#[test]
+fn digital_silence_gives_librosas_values_beside_loud_frames() {
+    // Silence between two tones: frames paired with a loud partner in one
+    // complex FFT must still see exact zeros.
+    let mut audio = tone(1_000.0, 4_000);
+    audio.extend(std::iter::repeat_n(0.0, 8_000));
+    audio.extend(tone(3_000.0, 4_000));
+    let e = Extractor::new(options(&[
+        Feature::Stft,
+        Feature::Power,
+        Feature::Mel,
+        Feature::SpectralCentroid,
+        Feature::SpectralBandwidth,
+        Feature::SpectralRolloff,
+        Feature::SpectralFlatness,
+    ]))
+    .unwrap();
+    let out = e.extract(&audio).unwrap();
+    // Frames whose 512 samples (centred, hop 160) lie inside the silence.
+    let silent: Vec<usize> = (0..out.frames)
+        .filter(|f| {
+            let start = (f * 160) as isize - 256;
+            start >= 4_000 && start + 512 <= 12_000
+        })
+        .collect();
+    assert!(silent.len() > 40 && silent.iter().any(|f| f % 2 == 1));
+    for &f in &silent {
+        for feature in [Feature::Stft, Feature::Power, Feature::Mel] {
+            let m = out.get(feature).unwrap();
+            let row = &m.data[f * m.bins..(f + 1) * m.bins];
+            assert!(row.iter().all(|&v| v == 0.0), "{feature:?} frame {f}");
+        }
+        let at = |feature| out.get(feature).unwrap().data[f];
+        assert_eq!(at(Feature::SpectralCentroid), 0.0, "frame {f}");
+        assert_eq!(at(Feature::SpectralBandwidth), 0.0, "frame {f}");
+        assert_eq!(at(Feature::SpectralRolloff), 0.0, "frame {f}");
+        assert_eq!(at(Feature::SpectralFlatness), 1.0, "frame {f}");
+    }
+}

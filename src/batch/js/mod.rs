@@ -8,7 +8,6 @@ mod state;
 use std::cell::RefCell;
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -382,7 +381,7 @@ impl BatchProcessor {
                 estimate,
                 input,
                 wants_progress: o.on_progress.is_some(),
-                cancelled: Arc::new(AtomicBool::new(false)),
+                stop: Arc::default(),
                 enqueued: Instant::now(),
                 seq: 0,
             },
