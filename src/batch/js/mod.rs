@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use napi::bindgen_prelude::{
-    ClassInstance, FromNapiValue, Function, JsObjectValue, Object, ToNapiValue, Unknown,
+    ClassInstance, FromNapiValue, Function, JsObjectValue, Object, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Result, Status, ValueType};
@@ -404,9 +404,13 @@ impl BatchProcessor {
             v.map(|v| unsafe { Persistent::new(raw, v) }).transpose()
         };
         let signal = match (o.signal, &settle) {
-            (Some(signal), Settle::Single(_)) => {
-                Some(add_abort_listener(env, &self.state, signal, vec![item.id])?)
-            }
+            (Some(signal), Settle::Single(_)) => Some(state::watch_signal(
+                env,
+                &self.state,
+                signal,
+                &[item.id],
+                cancel_item,
+            )?),
             _ => None,
         };
         let user_id = if with_user_id { o.id.clone() } else { None };
@@ -486,6 +490,9 @@ impl BatchProcessor {
                 for r in [p.on_progress, p.data, p.metadata].into_iter().flatten() {
                     unsafe { r.delete(raw) };
                 }
+                if let Some(key) = p.signal {
+                    state::unwatch_signal(env, &self.state, key, *id);
+                }
             }
             core.cancel(*id);
         }
@@ -528,42 +535,6 @@ impl BatchProcessor {
 
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 const INTAKE_CHUNK: usize = 64;
-
-/// Adds one abort listener to `signal` that cancels `ids`; returns the
-/// signal and the listener, to remove it once they settle.
-fn add_abort_listener(
-    env: &Env,
-    state: &State,
-    signal: sys::napi_value,
-    ids: Vec<ItemId>,
-) -> Result<(Persistent, Persistent)> {
-    let raw = env.raw();
-    let weak = Rc::downgrade(state);
-    let listener: Function<(), ()> = env.create_function_from_closure("onAbort", move |ctx| {
-        if let Some(state) = weak.upgrade() {
-            for id in &ids {
-                cancel_item(ctx.env, &state, *id);
-            }
-        }
-        Ok(())
-    })?;
-    // SAFETY: live handles of this call; `signal` has addEventListener (checked).
-    unsafe {
-        let mut add = ptr::null_mut();
-        sys::napi_get_named_property(raw, signal, c"addEventListener".as_ptr(), &mut add);
-        let name = <&str as ToNapiValue>::to_napi_value(raw, "abort")?;
-        let args = [name, listener.raw()];
-        let mut ignored = ptr::null_mut();
-        crate::js::errors::check_status(
-            sys::napi_call_function(raw, signal, add, 2, args.as_ptr(), &mut ignored),
-            "signal.addEventListener",
-        )?;
-        Ok((
-            Persistent::new(raw, signal)?,
-            Persistent::new(raw, listener.raw())?,
-        ))
-    }
-}
 
 /// Cancels an item wherever it is; false when it already settled.
 fn cancel_item(env: &Env, state: &State, id: ItemId) -> bool {
@@ -840,8 +811,30 @@ impl BatchProcessor {
             }
         }
         if let Some(signal) = o.signal {
-            let refs = add_abort_listener(&env, &self.state, signal, ids)?;
-            self.state.borrow_mut().set_group_signal(group_id, refs);
+            // Items refused at submission already settled: watch the rest.
+            let live: Vec<ItemId> = {
+                let s = self.state.borrow();
+                ids.iter()
+                    .copied()
+                    .filter(|id| s.pending.contains_key(id))
+                    .collect()
+            };
+            if !live.is_empty() {
+                match state::watch_signal(&env, &self.state, signal, &live, cancel_item) {
+                    Ok(key) => {
+                        let mut s = self.state.borrow_mut();
+                        for id in &live {
+                            if let Some(p) = s.pending.get_mut(id) {
+                                p.signal = Some(key);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.abandon(&env, group_id, &ids);
+                        return Err(e);
+                    }
+                }
+            }
         }
         self.enqueue(&env, chunk);
         self.state.borrow_mut().update_hold(&env);

@@ -15,7 +15,7 @@ use std::ptr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use napi::bindgen_prelude::{Function, JsObjectValue, Object, ToNapiValue};
 use napi::{sys, Env, JsValue, Result};
 use parking_lot::Mutex;
@@ -46,8 +46,8 @@ pub struct Pending {
     pub data: Option<Persistent>,
     /// `metadata` of the item.
     pub metadata: Option<Persistent>,
-    /// The item's AbortSignal and the abort listener added to it.
-    pub signal: Option<(Persistent, Persistent)>,
+    /// The key of the item's AbortSignal in `JsState::signals`.
+    pub signal: Option<u64>,
     /// The `id` the user gave, for `cancel(id)`.
     pub user_id: Option<String>,
     /// The item's priority: outcomes of urgent items settle first.
@@ -58,8 +58,15 @@ struct Group {
     deferred: Option<Deferred>,
     results: Persistent,
     remaining: usize,
-    /// The call's AbortSignal and its one listener for all members.
-    signal: Option<(Persistent, Persistent)>,
+}
+
+/// The one abort listener of an AbortSignal, shared by every pending item
+/// given that signal (so any number of items add a single listener).
+pub struct SignalWatch {
+    signal: Persistent,
+    listener: Persistent,
+    /// Pending items to cancel on abort; the watch ends when it empties.
+    ids: Rc<RefCell<HashSet<ItemId>>>,
 }
 
 /// Events from the core, waiting for the JS thread.
@@ -70,6 +77,8 @@ pub struct JsState {
     pub core: Option<Arc<Processor>>,
     pub pending: HashMap<ItemId, Pending>,
     groups: HashMap<u64, Group>,
+    signals: HashMap<u64, SignalWatch>,
+    next_signal: u64,
     pub user_ids: HashMap<String, ItemId>,
     /// Items accepted while the queue was full (`queueFullBehavior: 'wait'`).
     pub overflow: VecDeque<Item>,
@@ -97,6 +106,8 @@ impl JsState {
             core: None,
             pending: HashMap::new(),
             groups: HashMap::new(),
+            signals: HashMap::new(),
+            next_signal: 0,
             user_ids: HashMap::new(),
             overflow: VecDeque::new(),
             idle_waiters: Vec::new(),
@@ -129,7 +140,6 @@ impl JsState {
                 deferred: Some(deferred),
                 results,
                 remaining: len,
-                signal: None,
             },
         );
         Ok((self.next_group, promise))
@@ -147,11 +157,12 @@ impl JsState {
         }
     }
 
-    /// Records the abort listener shared by a group's members.
-    pub fn set_group_signal(&mut self, group: u64, signal: (Persistent, Persistent)) {
-        if let Some(g) = self.groups.get_mut(&group) {
-            g.signal = Some(signal);
-        }
+    /// The AbortSignal of a watch, if it is still active.
+    pub fn signal_value(&self, env: &Env, key: u64) -> Option<sys::napi_value> {
+        // SAFETY: called on the JS thread; the reference lives as long as the watch.
+        self.signals
+            .get(&key)
+            .map(|w| unsafe { w.signal.get(env.raw()) })
     }
 
     /// Forgets a group that got no items after all (its promise settles now).
@@ -249,11 +260,6 @@ pub fn settle(
                 d.resolve(raw, g.results.get(raw));
             }
             g.results.delete(raw);
-            if let Some((signal, listener)) = g.signal {
-                remove_abort_listener(env, signal.get(raw), listener.get(raw));
-                signal.delete(raw);
-                listener.delete(raw);
-            }
         }
         if let Settle::Single(deferred) = pending.settle {
             match outcome {
@@ -261,10 +267,8 @@ pub fn settle(
                 Err(error) => deferred.reject(raw, error),
             }
         }
-        if let Some((signal, listener)) = pending.signal {
-            remove_abort_listener(env, signal.get(raw), listener.get(raw));
-            signal.delete(raw);
-            listener.delete(raw);
+        if let Some(key) = pending.signal {
+            unwatch_signal(env, state, key, id);
         }
         if let Some(callback) = pending.on_progress {
             let _ = call_progress(env, callback.get(raw), Stage::Done, 1.0);
@@ -275,6 +279,98 @@ pub fn settle(
         }
     }
     true
+}
+
+/// Cancels `ids` when `signal` aborts, through the signal's one listener
+/// (added on first use, shared after); returns the watch's key.
+pub fn watch_signal(
+    env: &Env,
+    state: &State,
+    signal: sys::napi_value,
+    ids: &[ItemId],
+    cancel: fn(&Env, &State, ItemId) -> bool,
+) -> Result<u64> {
+    let raw = env.raw();
+    {
+        let s = state.borrow();
+        for (key, watch) in &s.signals {
+            let mut same = false;
+            // SAFETY: JS-thread handles; strict equality runs no JS.
+            unsafe { sys::napi_strict_equals(raw, watch.signal.get(raw), signal, &mut same) };
+            if same {
+                watch.ids.borrow_mut().extend(ids.iter().copied());
+                return Ok(*key);
+            }
+        }
+    }
+    let targets = Rc::new(RefCell::new(ids.iter().copied().collect::<HashSet<_>>()));
+    let weak_state = Rc::downgrade(state);
+    let weak_targets = Rc::downgrade(&targets);
+    let listener: Function<(), ()> = env.create_function_from_closure("onAbort", move |ctx| {
+        if let (Some(state), Some(targets)) = (weak_state.upgrade(), weak_targets.upgrade()) {
+            // Copied first: cancelling settles items, which edits the set.
+            let ids: Vec<ItemId> = targets.borrow().iter().copied().collect();
+            for id in ids {
+                cancel(ctx.env, &state, id);
+            }
+        }
+        Ok(())
+    })?;
+    // SAFETY: live handles of this call; `signal` has addEventListener
+    // (checked when the options were read). No borrow is held: it may run JS.
+    unsafe {
+        let mut add = ptr::null_mut();
+        crate::js::errors::check_status(
+            sys::napi_get_named_property(raw, signal, c"addEventListener".as_ptr(), &mut add),
+            "signal.addEventListener",
+        )?;
+        let name = <&str as ToNapiValue>::to_napi_value(raw, "abort")?;
+        let args = [name, listener.raw()];
+        let mut ignored = ptr::null_mut();
+        crate::js::errors::check_status(
+            sys::napi_call_function(raw, signal, add, 2, args.as_ptr(), &mut ignored),
+            "signal.addEventListener",
+        )?;
+        let watch = SignalWatch {
+            signal: Persistent::new(raw, signal)?,
+            listener: Persistent::new(raw, listener.raw())?,
+            ids: targets,
+        };
+        let mut s = state.borrow_mut();
+        s.next_signal += 1;
+        let key = s.next_signal;
+        s.signals.insert(key, watch);
+        Ok(key)
+    }
+}
+
+/// Forgets item `id` of watch `key`; the last item removes the listener.
+pub fn unwatch_signal(env: &Env, state: &State, key: u64, id: ItemId) {
+    let ended = {
+        let mut s = state.borrow_mut();
+        let Some(watch) = s.signals.get(&key) else {
+            return;
+        };
+        let empty = {
+            let mut ids = watch.ids.borrow_mut();
+            ids.remove(&id);
+            ids.is_empty()
+        };
+        if empty {
+            s.signals.remove(&key)
+        } else {
+            None
+        }
+    };
+    if let Some(watch) = ended {
+        let raw = env.raw();
+        // SAFETY: JS-thread handles owned by the watch, deleted once.
+        unsafe {
+            remove_abort_listener(env, watch.signal.get(raw), watch.listener.get(raw));
+            watch.signal.delete(raw);
+            watch.listener.delete(raw);
+        }
+    }
 }
 
 unsafe fn remove_abort_listener(env: &Env, signal: sys::napi_value, listener: sys::napi_value) {
@@ -472,8 +568,8 @@ fn run_js_batch(
                     item.set_named_property("metadata", RawValue(get(&p.metadata)))?;
                     let signal = p
                         .signal
-                        .as_ref()
-                        .map_or(undefined(env), |(s, _)| s.get(env.raw()));
+                        .and_then(|key| s.signal_value(env, key))
+                        .unwrap_or_else(|| undefined(env));
                     item.set_named_property("signal", RawValue(signal))?;
                 }
             }
