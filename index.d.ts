@@ -210,7 +210,7 @@ export declare class BatchProcessor {
  */
 export declare class GAMAMemoryManager {
   /** A manager. Throws E_NO_GPU when `device: 'cuda'` finds no usable GPU. */
-  constructor(options?: MemoryManagerOptions | undefined | null)
+  constructor(options?: MemoryManagerOptions)
   /**
    * A block of `size` bytes (a number or a string such as "4MB"). Over
    * budget it first gives idle pooled memory back, then throws an Error
@@ -547,11 +547,15 @@ export declare function extractFeatures(audio: Float32Array, options: ExtractOpt
 
 /**
  * Computes features of many clips in parallel on the Rust thread pool.
- * The arrays are read in place: do not modify them until the promise settles.
+ * The clips are copied first: the arrays may be changed or transferred as
+ * soon as the call returns.
  */
-export declare function extractFeaturesBatch(clips: Array<Float32Array>, options: ExtractOptions): Promise<ExtractedFeatures[]>
+export declare function extractFeaturesBatch(clips: Float32Array[], options: ExtractOptions): Promise<ExtractedFeatures[]>
 
-/** Options of `extractFeatures`, named as librosa's parameters in camelCase. */
+/**
+ * Options of `extractFeatures`, named as librosa's parameters in camelCase
+ * (the declared type; `extract_params` reads them).
+ */
 export interface ExtractOptions {
   /** Samples per second of the input (required). */
   sampleRate: number
@@ -674,7 +678,7 @@ export interface LatencyStats {
  * resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
  * corrupt or truncated files 'E_BAD_WAV'.
  */
-export declare function loadAudio(path: string, options?: LoadAudioOptions | undefined | null): Promise<LoadedAudio>
+export declare function loadAudio(path: string, options?: LoadAudioOptions): Promise<LoadedAudio>
 
 /** Options of `loadAudio`. */
 export interface LoadAudioOptions {
@@ -688,7 +692,7 @@ export interface LoadAudioOptions {
  * Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
  * thread; see `loadAudio`.
  */
-export declare function loadAudioSync(path: string, options?: LoadAudioOptions | undefined | null): LoadedAudio
+export declare function loadAudioSync(path: string, options?: LoadAudioOptions): LoadedAudio
 
 /** Samples read by `loadAudio`. */
 export interface LoadedAudio {
@@ -870,7 +874,7 @@ export interface ProfilerOptions {
   batchProcessor?: BatchProcessor
   /** When alerts fire. */
   alertThresholds?: AlertThresholds
-  /** How often alerts are checked while a listener is attached, in ms (default 5000). */
+  /** How often alerts are checked while a listener is attached, in ms (10 or more; default 5000). */
   checkIntervalMs?: number
 }
 

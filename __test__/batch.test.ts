@@ -108,7 +108,7 @@ test('bad input: unknown type, wrong data, bad priority, bad options', async () 
   assert.equal((await rejection(bp.addItem(BatchOperationType.PROCESS, 1))).code, 'E_NO_PROCESSOR');
   assert.throws(() => bp.addItem(BatchOperationType.EXTRACT_FEATURES, [1, 2, 3]), TypeError);
   assert.throws(() => bp.addItem(BatchOperationType.ANALYZE, new Float64Array(4)), TypeError);
-  assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, [new Float32Array(4), 'x']), /data\[1\]/);
+  assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, [new Float32Array(4), 'x']), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /^data\[1\] of ANALYZE must be a Float32Array/ });
   assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, 'x' as unknown as unknown[]), TypeError);
   const partWay = [...Array.from({ length: 150 }, () => tone(1600)), 'x'];
   assert.throws(() => bp.addItems(BatchOperationType.ANALYZE, partWay), /data\[150\]/, 'items read before the bad one are taken back');
@@ -332,6 +332,30 @@ test('with a feature cache, EXTRACT_FEATURES results are stored and reused under
   assert.deepEqual(second.mfcc!.data, first.mfcc!.data);
   assert.equal(cache.getStats().hits - hitsBefore, 2, 'logMel and mfcc came from the cache');
   await bp.close();
+});
+
+test('per-item sampleRate and options are laid over featureOptions, derive their defaults again, and key the cache', async () => {
+  const cache = new AudioFeatureCache({ maxMemory: '64MB' });
+  const bp = new BatchProcessor({ featureCache: cache, featureOptions: speech });
+  const clip = tone(44100, 1000, 44100);
+  const cd = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: clip, sampleRate: 44100 })) as ExtractedFeatures;
+  assert.deepEqual(cd.logMel!.data, extractFeatures(clip, { ...speech, sampleRate: 44100 }).logMel!.data, 'fmax follows the item\'s rate');
+  const phone = tone(8000, 440, 8000);
+  const narrow = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: phone, sampleRate: 8000 })) as ExtractedFeatures;
+  assert.deepEqual(narrow.mfcc!.data, extractFeatures(phone, { ...speech, sampleRate: 8000 }).mfcc!.data, 'no RangeError about an fmax never given');
+  const plain = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, clip)) as ExtractedFeatures;
+  assert.deepEqual(plain.logMel!.data, extractFeatures(clip, speech).logMel!.data, 'the 16 kHz item is not served the 44.1 kHz features');
+  assert.ok(cache.has(`${AudioFeatureCache.keyFor(clip, { ...speech, sampleRate: 44100 })}:logMel`));
+  assert.ok(cache.has(`${AudioFeatureCache.keyFor(clip, speech)}:logMel`));
+  const wide = (await bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: clip, options: { nFft: 1024, sampleRate: 44100 } })) as ExtractedFeatures;
+  assert.deepEqual(wide.mfcc!.data, extractFeatures(clip, { ...speech, nFft: 1024, sampleRate: 44100 }).mfcc!.data);
+  const summary = await bp.addItem(BatchOperationType.ANALYZE, { audio: phone, sampleRate: 8000 });
+  assert.equal(summary.duration, 1);
+  const derived = new BatchProcessor({ featureOptions: { sampleRate: 16000, nFft: 512 } });
+  const hop = (await derived.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(16000), options: { nFft: 1024 } })) as ExtractedFeatures;
+  assert.equal(hop.mfcc!.frames, 1 + Math.floor(16000 / 256), 'hopLength = nFft / 4 of the item\'s nFft');
+  await assert.rejects(async () => derived.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(100), options: { fmax: 9000 } }), /data\.fmax/);
+  await Promise.all([bp.close(), derived.close()]);
 });
 
 test('with a memory manager, batches reserve memory and an item that can never fit rejects with E_BUDGET', async () => {

@@ -11,3 +11,4 @@ mod js;
 pub mod memory;
 pub mod metrics;
 mod reaper;
+mod suggest;

@@ -10,6 +10,7 @@ mod pack;
 pub mod policy;
 mod stats;
 mod store;
+pub mod structured;
 mod value;
 
 pub use config::{

@@ -118,7 +118,9 @@ mod tests {
                 width: 2
             })
         );
-        let values = vec![Some(CacheValue::Json("1".into()))];
+        let values = vec![Some(CacheValue::Structured(std::sync::Arc::new(
+            crate::cache::structured::Node::Number(1.0),
+        )))];
         assert!(matches!(
             packed_width(&values),
             Err(PackError::NotFloat32 { index: 0, .. })

@@ -142,7 +142,7 @@ impl Store {
                 let slot = self.find(hash, key);
                 if let Some(s) = slot {
                     let value = &self.entry(s).value;
-                    let bytes = value.as_bytes();
+                    let bytes = value.typed_bytes().unwrap_or_default();
                     for offset in (0..bytes.len().min(PREFETCH_VALUE_BYTES)).step_by(64) {
                         prefetch(bytes.as_ptr().wrapping_add(offset));
                     }

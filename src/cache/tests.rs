@@ -39,7 +39,9 @@ fn stores_and_reads_back_every_value_kind() {
         CacheValue::Int16(vec![-3, 4].into()),
         CacheValue::Uint8(vec![5, 6].into()),
         CacheValue::Buffer(vec![7].into()),
-        CacheValue::Json("{\"a\":[1,2]}".into()),
+        CacheValue::Structured(std::sync::Arc::new(crate::cache::structured::Node::Object(
+            vec![("a".into(), crate::cache::structured::Node::Number(1.5))],
+        ))),
     ];
     for (i, v) in values.iter().enumerate() {
         store

@@ -1,11 +1,13 @@
-//! Values a cache holds: typed-array samples or serialised JSON, kept in Rust
-//! memory. Each variant is one shared allocation, so cloning a value is a
+//! Values a cache holds: typed-array samples or structured values, kept in
+//! Rust memory. Each variant is one shared allocation, so cloning a value is a
 //! reference-count bump and reading it touches one block of memory.
 
 use std::sync::Arc;
 
+use super::structured::Node;
+
 /// A cached value. Typed arrays keep their element type so a read gives back
-/// the same kind of array; JSON values are stored as their serialised text.
+/// the same kind of array; any other value is stored as a structured tree.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CacheValue {
     /// A `Float32Array`.
@@ -18,30 +20,34 @@ pub enum CacheValue {
     Uint8(Arc<[u8]>),
     /// A Node.js `Buffer`.
     Buffer(Arc<[u8]>),
-    /// A JSON-serialisable value, stored as its JSON text.
-    Json(Arc<str>),
+    /// Any other storable value (objects, strings, numbers, Map, Date, ...).
+    Structured(Arc<Node>),
 }
 
 impl CacheValue {
-    /// The payload as raw bytes (native-endian elements, or the JSON text).
-    pub fn as_bytes(&self) -> &[u8] {
+    /// The payload of a typed value as raw bytes (native-endian elements);
+    /// None for a structured value.
+    pub fn typed_bytes(&self) -> Option<&[u8]> {
         fn bytes<T: Copy>(v: &[T]) -> &[u8] {
             // SAFETY: plain numeric element types have no padding and any
             // byte pattern of them may be read as bytes.
             unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
         }
-        match self {
+        Some(match self {
             CacheValue::Float32(v) => bytes(v),
             CacheValue::Float64(v) => bytes(v),
             CacheValue::Int16(v) => bytes(v),
             CacheValue::Uint8(v) | CacheValue::Buffer(v) => v,
-            CacheValue::Json(s) => s.as_bytes(),
-        }
+            CacheValue::Structured(_) => return None,
+        })
     }
 
     /// Bytes of payload the value occupies.
     pub fn byte_len(&self) -> usize {
-        self.as_bytes().len()
+        match self {
+            CacheValue::Structured(node) => node.byte_len(),
+            typed => typed.typed_bytes().map_or(0, <[u8]>::len),
+        }
     }
 
     /// The value's kind as users name it (`"Float32Array"`, `"json"`, ...).
@@ -52,7 +58,7 @@ impl CacheValue {
             CacheValue::Int16(_) => "Int16Array",
             CacheValue::Uint8(_) => "Uint8Array",
             CacheValue::Buffer(_) => "Buffer",
-            CacheValue::Json(_) => "json",
+            CacheValue::Structured(_) => "structured",
         }
     }
 }

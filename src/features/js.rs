@@ -1,6 +1,8 @@
 //! `extractFeatures` and `extractFeaturesBatch` as JS sees them.
 
-use napi::bindgen_prelude::{AsyncTask, Float32Array, JsObjectValue, Null, Object};
+use napi::bindgen_prelude::{
+    Array, AsyncTask, FromNapiValue, JsObjectValue, Null, Object, Unknown,
+};
 use napi::{Either, Env, JsValue, Result, Task};
 use napi_derive::napi;
 use rayon::prelude::*;
@@ -9,14 +11,17 @@ use super::plans::shared_extractor;
 use std::path::Path;
 
 use super::{
-    load_wav, AudioError, DecodedAudio, ExtractError, Feature, FeatureOptions, Features, PadMode,
-    WindowKind,
+    load_wav, AudioError, DecodedAudio, ExtractError, ExtractParams, Feature, FeatureOptions,
+    Features, PadMode, WindowKind,
 };
-use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::options::integer_option;
-use crate::js::value::{new_float32_array, RawValue};
+use crate::js::errors::{
+    coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
+};
+use crate::js::fields::{describe, is_array, string_value, Fields};
+use crate::js::value::{new_float32_array, typed_array_view, RawValue};
 
-/// Options of `extractFeatures`, named as librosa's parameters in camelCase.
+/// Options of `extractFeatures`, named as librosa's parameters in camelCase
+/// (the declared type; `extract_params` reads them).
 #[napi(object)]
 pub struct ExtractOptions {
     /// Samples per second of the input (required).
@@ -56,107 +61,132 @@ pub struct ExtractOptions {
     pub top_db: Option<Either<f64, Null>>,
 }
 
-pub(crate) fn feature_options(env: &Env, o: &ExtractOptions) -> Result<FeatureOptions> {
-    if !(o.sample_rate.is_finite() && o.sample_rate > 0.0) {
-        return Err(range_error(
+/// Reads extraction parameters from the options object at `path`; unknown
+/// keys and values of the wrong type are errors naming them.
+pub(crate) fn extract_params(
+    env: &Env,
+    value: Option<Unknown>,
+    path: &str,
+) -> Result<ExtractParams> {
+    let Some(f) = Fields::read(env, value, path, &ExtractParams::NAMES)? else {
+        return Ok(ExtractParams::default());
+    };
+    let count = |key, max: f64| -> Result<Option<usize>> {
+        Ok(f.integer(key, 1.0, max)?.map(|n| n as usize))
+    };
+    let features = match f.strings("features")? {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    Feature::from_name(name).ok_or_else(|| {
+                        let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+                        let hint = crate::suggest::nearest(name, &known)
+                            .map(|k| format!("did you mean '{k}'? "))
+                            .unwrap_or_default();
+                        range_error(
+                            env,
+                            INVALID_ARG_VALUE,
+                            format!(
+                                "{}[{i}]: unknown feature '{}'; {hint}known: {}",
+                                f.path("features"),
+                                name.chars().take(40).collect::<String>(),
+                                known.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    const WINDOWS: [(&str, WindowKind); 5] = [
+        ("hann", WindowKind::Hann),
+        ("hamming", WindowKind::Hamming),
+        ("rectangular", WindowKind::Rectangular),
+        ("boxcar", WindowKind::Rectangular),
+        ("ones", WindowKind::Rectangular),
+    ];
+    const PADS: [(&str, PadMode); 2] = [
+        ("constant", PadMode::Constant),
+        ("reflect", PadMode::Reflect),
+    ];
+    Ok(ExtractParams {
+        sample_rate: f.number("sampleRate")?,
+        features,
+        n_fft: f
+            .integer("nFft", 2.0, (1 << 20) as f64)?
+            .map(|n| n as usize),
+        hop_length: count("hopLength", u32::MAX as f64)?,
+        win_length: count("winLength", (1 << 20) as f64)?,
+        window: f.choice("window", &WINDOWS)?,
+        center: f.boolean("center")?,
+        pad_mode: f.choice("padMode", &PADS)?,
+        n_mels: count("nMels", 4096.0)?,
+        fmin: f.number("fmin")?,
+        fmax: f.number("fmax")?,
+        htk: f.boolean("htk")?,
+        slaney_norm: if f.is_null("norm")? {
+            Some(false)
+        } else {
+            f.choice("norm", &[("slaney", true)])?
+        },
+        power: f.number("power")?,
+        n_mfcc: count("nMfcc", 4096.0)?,
+        top_db: if f.is_null("topDb")? {
+            Some(None)
+        } else {
+            f.number("topDb")?.map(Some)
+        },
+    })
+}
+
+/// Resolves parameters into options; a bad value is a RangeError naming
+/// `path.parameter`.
+pub(crate) fn resolve_params(
+    env: &Env,
+    params: &ExtractParams,
+    path: &str,
+) -> Result<FeatureOptions> {
+    params
+        .resolve()
+        .map_err(|e| range_error(env, OUT_OF_RANGE, format!("{path}.{e}")))
+}
+
+/// The options of `extractFeatures` and `extractFeaturesBatch`, where
+/// `sampleRate` is required.
+fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions> {
+    let params = extract_params(env, value, "options")?;
+    if params.sample_rate.is_none() {
+        return Err(type_error(
             env,
-            OUT_OF_RANGE,
-            format!(
-                "sampleRate must be a positive number of Hz, got {}",
-                o.sample_rate
-            ),
+            INVALID_ARG_TYPE,
+            "options.sampleRate is required: extraction options are { sampleRate, ...ExtractOptions }",
         ));
     }
-    let mut f = FeatureOptions::new(o.sample_rate);
-    let int = |name, v: Option<f64>, min: f64, max: f64| -> Result<Option<usize>> {
-        v.map(|v| integer_option(env, name, v, min, max).map(|n| n as usize))
-            .transpose()
-    };
-    if let Some(n) = int("nFft", o.n_fft, 2.0, (1 << 20) as f64)? {
-        f.n_fft = n;
-        f.win_length = n;
-        f.hop_length = (n / 4).max(1);
+    resolve_params(env, &params, "options")
+}
+
+/// The samples of a Float32Array argument, copied into Rust memory (so no
+/// native thread ever reads memory JS can detach or free); `path` names it.
+pub(crate) fn audio_arg(env: &Env, path: &str, value: &Unknown) -> Result<Vec<f32>> {
+    // SAFETY: live handles of this call; the bytes are copied before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), value.raw())? }
+        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array);
+    match view {
+        Some(v) if v.len == 0 || v.data.is_null() => Ok(Vec::new()),
+        // SAFETY: napi reported `len` f32 elements at `data`, alive during this call.
+        Some(v) => Ok(unsafe { std::slice::from_raw_parts(v.data.cast::<f32>(), v.len) }.to_vec()),
+        None => Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!(
+                "{path} must be a Float32Array; got {}",
+                describe(env, value)
+            ),
+        )),
     }
-    if let Some(n) = int("hopLength", o.hop_length, 1.0, u32::MAX as f64)? {
-        f.hop_length = n;
-    }
-    if let Some(n) = int("winLength", o.win_length, 1.0, u32::MAX as f64)? {
-        f.win_length = n;
-    }
-    if let Some(n) = int("nMels", o.n_mels, 1.0, 4096.0)? {
-        f.n_mels = n;
-    }
-    if let Some(n) = int("nMfcc", o.n_mfcc, 1.0, 4096.0)? {
-        f.n_mfcc = n;
-    }
-    f.window = match o.window.as_deref() {
-        None | Some("hann") => WindowKind::Hann,
-        Some("hamming") => WindowKind::Hamming,
-        Some("rectangular" | "boxcar" | "ones") => WindowKind::Rectangular,
-        Some(other) => {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!("window must be 'hann', 'hamming' or 'rectangular', got '{other}'"),
-            ))
-        }
-    };
-    f.pad_mode = match o.pad_mode.as_deref() {
-        None | Some("constant") => PadMode::Constant,
-        Some("reflect") => PadMode::Reflect,
-        Some(other) => {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!("padMode must be 'constant' or 'reflect', got '{other}'"),
-            ))
-        }
-    };
-    f.center = o.center.unwrap_or(true);
-    f.fmin = o.fmin.unwrap_or(0.0);
-    f.fmax = o.fmax.unwrap_or(o.sample_rate / 2.0);
-    f.htk = o.htk.unwrap_or(false);
-    f.slaney_norm = match &o.norm {
-        None => true,
-        Some(Either::B(_)) => false,
-        Some(Either::A(s)) if s == "slaney" => true,
-        Some(Either::A(other)) => {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!("norm must be 'slaney' or null, got '{other}'"),
-            ))
-        }
-    };
-    if let Some(p) = o.power {
-        f.power = p;
-    }
-    f.top_db = match o.top_db {
-        None => Some(80.0),
-        Some(Either::B(_)) => None,
-        Some(Either::A(db)) => Some(db),
-    };
-    if let Some(names) = &o.features {
-        f.features = names
-            .iter()
-            .map(|name| {
-                Feature::from_name(name).ok_or_else(|| {
-                    let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-                    range_error(
-                        env,
-                        OUT_OF_RANGE,
-                        format!(
-                            "features: unknown feature '{name}'; known: {}",
-                            known.join(", ")
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<_>>()?;
-    }
-    f.validate()
-        .map_err(|e| range_error(env, OUT_OF_RANGE, e.to_string()))?;
-    Ok(f)
 }
 
 /// The JS error for `e`; `clip` names the batch position it happened at.
@@ -199,27 +229,47 @@ pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
 /// Computes features of one clip on the calling thread. Every spectral
 /// feature asked for shares one STFT; results match librosa for the same
 /// parameters. Throws a RangeError naming the bad parameter or input.
-#[napi(catch_unwind, ts_return_type = "ExtractedFeatures")]
-pub fn extract_features(
-    env: Env,
-    audio: Float32Array,
-    options: ExtractOptions,
-) -> Result<RawValue> {
-    let o = feature_options(&env, &options)?;
-    let extractor =
-        shared_extractor(&o).map_err(|e| range_error(&env, OUT_OF_RANGE, e.to_string()))?;
+#[napi(
+    catch_unwind,
+    ts_args_type = "audio: Float32Array, options: ExtractOptions",
+    ts_return_type = "ExtractedFeatures"
+)]
+pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> Result<RawValue> {
+    let o = required_options(&env, options)?;
+    // SAFETY: live handles of this call; the samples are read before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), audio.raw())? }
+        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array)
+        .ok_or_else(|| {
+            type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!(
+                    "audio must be a Float32Array; got {}",
+                    describe(&env, &audio)
+                ),
+            )
+        })?;
+    let samples: &[f32] = if view.len == 0 || view.data.is_null() {
+        &[]
+    } else {
+        // SAFETY: napi reported `len` f32 elements at `data`; extraction runs
+        // on this thread and ends before JS can run again.
+        unsafe { std::slice::from_raw_parts(view.data.cast::<f32>(), view.len) }
+    };
+    let extractor = shared_extractor(&o)
+        .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
     let started = std::time::Instant::now();
     let features = extractor
-        .extract(&audio)
+        .extract(samples)
         .map_err(|e| extract_error(&env, e, None))?;
     crate::metrics::record("features", "extract", started.elapsed());
     to_js(&env, features)
 }
 
 /// Work of `extractFeaturesBatch`, run on the libuv pool and fanned out to
-/// the Rust (rayon) pool.
+/// the Rust (rayon) pool over copies of the clips.
 pub struct BatchExtract {
-    clips: Vec<Float32Array>,
+    clips: Vec<Vec<f32>>,
     options: FeatureOptions,
 }
 
@@ -253,22 +303,56 @@ impl Task for BatchExtract {
 }
 
 /// Computes features of many clips in parallel on the Rust thread pool.
-/// The arrays are read in place: do not modify them until the promise settles.
-#[napi(catch_unwind, ts_return_type = "Promise<ExtractedFeatures[]>")]
+/// The clips are copied first: the arrays may be changed or transferred as
+/// soon as the call returns.
+#[napi(
+    catch_unwind,
+    ts_args_type = "clips: Float32Array[], options: ExtractOptions",
+    ts_return_type = "Promise<ExtractedFeatures[]>"
+)]
 pub fn extract_features_batch(
     env: Env,
-    clips: Vec<Float32Array>,
-    options: ExtractOptions,
+    clips: Unknown,
+    options: Option<Unknown>,
 ) -> Result<AsyncTask<BatchExtract>> {
-    let options = feature_options(&env, &options)?;
-    if clips.is_empty() {
+    let options = required_options(&env, options)?;
+    if !is_array(&env, &clips)? {
+        return Err(type_error(
+            &env,
+            INVALID_ARG_TYPE,
+            format!(
+                "clips must be an array of Float32Array; got {}",
+                describe(&env, &clips)
+            ),
+        ));
+    }
+    // SAFETY: a live handle of this call, checked to be an array.
+    let array = unsafe { Array::from_napi_value(env.raw(), clips.raw())? };
+    if array.len() == 0 {
         return Err(type_error(
             &env,
             INVALID_ARG_TYPE,
             "clips must hold at least one Float32Array",
         ));
     }
-    Ok(AsyncTask::new(BatchExtract { clips, options }))
+    // Grown as elements are read (a sparse array's length is not trusted):
+    // the first hole or non-Float32Array is an error naming its index.
+    let mut copies = Vec::new();
+    for i in 0..array.len() {
+        let path = format!("clips[{i}]");
+        let clip: Unknown = array.get(i)?.ok_or_else(|| {
+            type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!("{path} must be a Float32Array; got a hole"),
+            )
+        })?;
+        copies.push(audio_arg(&env, &path, &clip)?);
+    }
+    Ok(AsyncTask::new(BatchExtract {
+        clips: copies,
+        options,
+    }))
 }
 
 /// Options of `loadAudio`.
@@ -294,16 +378,17 @@ pub struct LoadedAudio {
     pub duration_sec: f64,
 }
 
-fn load_request(env: &Env, options: Option<LoadAudioOptions>) -> Result<(Option<u32>, bool)> {
-    let options = options.unwrap_or(LoadAudioOptions {
-        sample_rate: None,
-        mono: None,
-    });
-    let rate = match options.sample_rate {
-        None => None,
-        Some(r) => Some(integer_option(env, "sampleRate", r, 1.0, 768_000.0)? as u32),
+fn load_request(
+    env: &Env,
+    path: &Unknown,
+    options: Option<Unknown>,
+) -> Result<(String, Option<u32>, bool)> {
+    let path = string_value(env, "path", path)?;
+    let Some(o) = Fields::read(env, options, "options", &["sampleRate", "mono"])? else {
+        return Ok((path, None, true));
     };
-    Ok((rate, options.mono.unwrap_or(true)))
+    let rate = o.integer("sampleRate", 1.0, 768_000.0)?.map(|r| r as u32);
+    Ok((path, rate, o.boolean("mono")?.unwrap_or(true)))
 }
 
 fn audio_error(env: &Env, e: AudioError) -> napi::Error {
@@ -327,13 +412,12 @@ fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
 
 /// Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
 /// thread; see `loadAudio`.
-#[napi(catch_unwind)]
-pub fn load_audio_sync(
-    env: Env,
-    path: String,
-    options: Option<LoadAudioOptions>,
-) -> Result<LoadedAudio> {
-    let (rate, mono) = load_request(&env, options)?;
+#[napi(
+    catch_unwind,
+    ts_args_type = "path: string, options?: LoadAudioOptions"
+)]
+pub fn load_audio_sync(env: Env, path: Unknown, options: Option<Unknown>) -> Result<LoadedAudio> {
+    let (path, rate, mono) = load_request(&env, &path, options)?;
     let started = std::time::Instant::now();
     let audio = load_wav(Path::new(&path), rate, mono).map_err(|e| audio_error(&env, e))?;
     crate::metrics::record("features", "load_wav", started.elapsed());
@@ -369,12 +453,16 @@ impl Task for LoadAudio {
 /// samples are interleaved; `sampleRate` resamples with a band-limited FFT
 /// resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
 /// corrupt or truncated files 'E_BAD_WAV'.
-#[napi(catch_unwind, ts_return_type = "Promise<LoadedAudio>")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "path: string, options?: LoadAudioOptions",
+    ts_return_type = "Promise<LoadedAudio>"
+)]
 pub fn load_audio(
     env: Env,
-    path: String,
-    options: Option<LoadAudioOptions>,
+    path: Unknown,
+    options: Option<Unknown>,
 ) -> Result<AsyncTask<LoadAudio>> {
-    let (rate, mono) = load_request(&env, options)?;
+    let (path, rate, mono) = load_request(&env, &path, options)?;
     Ok(AsyncTask::new(LoadAudio { path, rate, mono }))
 }

@@ -10,6 +10,7 @@ pub mod js;
 mod math;
 mod mel;
 mod options;
+mod params;
 mod plans;
 #[cfg(test)]
 mod tests;
@@ -20,5 +21,6 @@ pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features};
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
+pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};
 pub use plans::shared_extractor;
 pub use wav::{load_wav, AudioError, DecodedAudio};

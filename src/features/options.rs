@@ -96,6 +96,27 @@ pub enum WindowKind {
     Rectangular,
 }
 
+impl WindowKind {
+    /// The name JS uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowKind::Hann => "hann",
+            WindowKind::Hamming => "hamming",
+            WindowKind::Rectangular => "rectangular",
+        }
+    }
+
+    /// The window with this name (scipy's 'boxcar' and 'ones' are rectangular).
+    pub fn from_name(name: &str) -> Option<WindowKind> {
+        match name {
+            "hann" => Some(WindowKind::Hann),
+            "hamming" => Some(WindowKind::Hamming),
+            "rectangular" | "boxcar" | "ones" => Some(WindowKind::Rectangular),
+            _ => None,
+        }
+    }
+}
+
 /// How `center` pads the signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PadMode {
@@ -103,6 +124,25 @@ pub enum PadMode {
     Constant,
     /// Mirror without repeating the edge sample.
     Reflect,
+}
+
+impl PadMode {
+    /// The name JS uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            PadMode::Constant => "constant",
+            PadMode::Reflect => "reflect",
+        }
+    }
+
+    /// The mode with this name.
+    pub fn from_name(name: &str) -> Option<PadMode> {
+        match name {
+            "constant" => Some(PadMode::Constant),
+            "reflect" => Some(PadMode::Reflect),
+            _ => None,
+        }
+    }
 }
 
 /// Every parameter of an extraction; `FeatureOptions::new(sample_rate)` gives librosa's defaults.

@@ -4,6 +4,9 @@ use napi::{sys, Env, Error, JsError, JsRangeError, JsTypeError, Result, Status};
 
 /// Code of a wrong-type argument, as Node's own APIs use it.
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
+/// Code of an argument of the right type with a value not allowed (an
+/// unknown option or enum name).
+pub const INVALID_ARG_VALUE: &str = "ERR_INVALID_ARG_VALUE";
 /// Code of an out-of-range or malformed argument.
 pub const OUT_OF_RANGE: &str = "ERR_OUT_OF_RANGE";
 

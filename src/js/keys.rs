@@ -7,34 +7,85 @@ use napi::{sys, Env, Result};
 
 use super::errors::{type_error, INVALID_ARG_TYPE};
 
+/// Why a JS value is not a usable key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadKey {
+    /// Not a string.
+    NotString,
+    /// A string with a lone surrogate at this UTF-16 index: it has no UTF-8
+    /// form, and replacing it would make distinct keys collide.
+    LoneSurrogate(usize),
+}
+
+impl BadKey {
+    /// What is wrong, for an error about `name`.
+    pub fn message(self, name: &str) -> String {
+        match self {
+            BadKey::NotString => format!("{name} must be a string"),
+            BadKey::LoneSurrogate(i) => {
+                format!("{name} must be a well-formed string; it has a lone surrogate at index {i}")
+            }
+        }
+    }
+}
+
 /// Reads a JS string into `buf` when it fits, else into a fresh String.
-/// Returns None if `value` is not a string.
+///
+/// # Safety
+/// `env` and `value` must be live handles of the current call.
 pub(crate) unsafe fn read_key<'b>(
     env: sys::napi_env,
     value: sys::napi_value,
     buf: &'b mut [u8; 256],
-) -> Option<std::borrow::Cow<'b, str>> {
+) -> std::result::Result<Cow<'b, str>, BadKey> {
     let mut len = 0usize;
     if sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), buf.len(), &mut len)
         != sys::Status::napi_ok
     {
-        return None;
+        return Err(BadKey::NotString);
     }
-    if len + 1 < buf.len() {
-        return Some(Cow::Borrowed(std::str::from_utf8_unchecked(&buf[..len])));
+    // N-API copies whole characters only: a string may stop up to 4 bytes
+    // short of the room (255 bytes and the NUL) yet be cut. Below that it is whole.
+    let key = if len + 4 < buf.len() - 1 {
+        Cow::Borrowed(std::str::from_utf8_unchecked(&buf[..len]))
+    } else {
+        let mut full = 0usize;
+        sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut full);
+        let mut owned = vec![0u8; full + 1];
+        sys::napi_get_value_string_utf8(
+            env,
+            value,
+            owned.as_mut_ptr().cast(),
+            owned.len(),
+            &mut full,
+        );
+        owned.truncate(full);
+        Cow::Owned(String::from_utf8_unchecked(owned))
+    };
+    // N-API writes U+FFFD for a lone surrogate: look closer only then.
+    if key.contains('\u{FFFD}') {
+        if let Some(i) = lone_surrogate(env, value) {
+            return Err(BadKey::LoneSurrogate(i));
+        }
     }
-    let mut full = 0usize;
-    sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut full);
-    let mut owned = vec![0u8; full + 1];
-    sys::napi_get_value_string_utf8(
-        env,
-        value,
-        owned.as_mut_ptr().cast(),
-        owned.len(),
-        &mut full,
-    );
-    owned.truncate(full);
-    Some(Cow::Owned(String::from_utf8_unchecked(owned)))
+    Ok(key)
+}
+
+/// The UTF-16 index of the first lone surrogate of a JS string, if any.
+unsafe fn lone_surrogate(env: sys::napi_env, value: sys::napi_value) -> Option<usize> {
+    let mut len = 0usize;
+    sys::napi_get_value_string_utf16(env, value, ptr::null_mut(), 0, &mut len);
+    let mut units = vec![0u16; len + 1];
+    sys::napi_get_value_string_utf16(env, value, units.as_mut_ptr(), units.len(), &mut len);
+    units.truncate(len);
+    let mut i = 0;
+    for decoded in char::decode_utf16(units.iter().copied()) {
+        match decoded {
+            Ok(c) => i += c.len_utf16(),
+            Err(_) => return Some(i),
+        }
+    }
+    None
 }
 
 /// The keys of a JS string array, in one buffer.
@@ -56,6 +107,17 @@ impl KeyList {
             })
             .collect()
     }
+}
+
+/// A string key argument; `name` appears in the error.
+///
+/// # Safety
+/// `env` and `value` must be live handles of the current call.
+pub unsafe fn key_arg(env: &Env, name: &str, value: sys::napi_value) -> Result<String> {
+    let mut buf = [0u8; 256];
+    read_key(env.raw(), value, &mut buf)
+        .map(Cow::into_owned)
+        .map_err(|bad| type_error(env, INVALID_ARG_TYPE, bad.message(name)))
 }
 
 /// Reads an array of string keys; `name` appears in errors. `joined` may be
@@ -94,13 +156,9 @@ pub unsafe fn read_keys(
     for i in 0..len {
         let mut element = ptr::null_mut();
         sys::napi_get_element(raw, array, i, &mut element);
-        let Some(key) = read_key(raw, element, &mut buf) else {
-            return Err(type_error(
-                env,
-                INVALID_ARG_TYPE,
-                format!("{name}[{i}] must be a string"),
-            ));
-        };
+        let key = read_key(raw, element, &mut buf).map_err(|bad| {
+            type_error(env, INVALID_ARG_TYPE, bad.message(&format!("{name}[{i}]")))
+        })?;
         list.text.push_str(&key);
         list.ends.push(list.text.len());
     }

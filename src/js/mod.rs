@@ -3,7 +3,9 @@
 //! cores (`cache::js`, ...).
 
 pub mod errors;
+pub mod fields;
 pub mod keys;
 pub mod options;
 pub mod raw;
+pub mod structured;
 pub mod value;

@@ -1,6 +1,6 @@
 //! Conversion between JS values and `CacheValue`: typed arrays are copied
 //! into Rust memory (off the V8 heap) and back into fresh arrays of the same
-//! type; other values go through `JSON.stringify` / `JSON.parse`.
+//! type; other values become structured values (`super::structured`).
 
 use std::ptr;
 use std::sync::Arc;
@@ -12,10 +12,6 @@ use crate::cache::CacheValue;
 
 use super::errors::check_status as check;
 
-/// Type names users see in errors.
-const SUPPORTED: &str =
-    "Float32Array, Float64Array, Int16Array, Uint8Array, Buffer or a JSON-serialisable value";
-
 /// Copies `len` elements at `data` into a boxed slice (empty when `data` is null).
 unsafe fn copy_elements<T: Copy>(data: *const std::ffi::c_void, len: usize) -> Arc<[T]> {
     if data.is_null() || len == 0 {
@@ -24,8 +20,7 @@ unsafe fn copy_elements<T: Copy>(data: *const std::ffi::c_void, len: usize) -> A
     std::slice::from_raw_parts(data.cast::<T>(), len).into()
 }
 
-/// Why a JS value cannot be cached (becomes a `TypeError` where an `Env` is at hand).
-pub type Refusal = String;
+pub use super::structured::Refusal;
 
 /// Reads a JS value as a cache value, copying typed-array bytes. The outer
 /// error is a failed N-API call; the inner one a value the cache refuses.
@@ -35,6 +30,7 @@ pub type Refusal = String;
 pub unsafe fn from_js(
     env: sys::napi_env,
     value: sys::napi_value,
+    path: &str,
 ) -> Result<std::result::Result<CacheValue, Refusal>> {
     let mut is_typed = false;
     check(
@@ -60,7 +56,7 @@ pub unsafe fn from_js(
             "napi_get_typedarray_info",
         )?;
         let data = data as *const std::ffi::c_void;
-        return Ok(Ok(match kind {
+        let flat = match kind {
             sys::TypedarrayType::uint8_array if is_node_buffer(env, value)? => {
                 CacheValue::Buffer(copy_elements(data, len))
             }
@@ -68,44 +64,15 @@ pub unsafe fn from_js(
             sys::TypedarrayType::float32_array => CacheValue::Float32(copy_elements(data, len)),
             sys::TypedarrayType::float64_array => CacheValue::Float64(copy_elements(data, len)),
             sys::TypedarrayType::int16_array => CacheValue::Int16(copy_elements(data, len)),
+            // Other element types are kept as structured values.
             _ => {
-                return Ok(Err(format!(
-                    "this typed array type cannot be cached; use {SUPPORTED}"
-                )))
+                return Ok(super::structured::read(env, value, path)?
+                    .map(|n| CacheValue::Structured(n.into())))
             }
-        }));
+        };
+        return Ok(Ok(flat));
     }
-    let mut kind = 0;
-    check(sys::napi_typeof(env, value, &mut kind), "napi_typeof")?;
-    match kind {
-        sys::ValueType::napi_undefined
-        | sys::ValueType::napi_function
-        | sys::ValueType::napi_symbol
-        | sys::ValueType::napi_bigint
-        | sys::ValueType::napi_external => {
-            let name = ValueType::from(kind);
-            return Ok(Err(format!(
-                "a value of type {name} cannot be cached; use {SUPPORTED}"
-            )));
-        }
-        _ => {}
-    }
-    let text = match json_call(env, c"stringify", value) {
-        Ok(text) => text,
-        Err(e) => {
-            return Ok(Err(format!(
-                "value is not JSON-serialisable ({}); use {SUPPORTED}",
-                e.reason
-            )))
-        }
-    };
-    let mut kind = 0;
-    check(sys::napi_typeof(env, text, &mut kind), "napi_typeof")?;
-    if kind != sys::ValueType::napi_string {
-        return Ok(Err(format!("value has no JSON form; use {SUPPORTED}")));
-    }
-    let text = String::from_napi_value(env, text)?;
-    Ok(Ok(CacheValue::Json(text.into())))
+    Ok(super::structured::read(env, value, path)?.map(|node| CacheValue::Structured(node.into())))
 }
 
 /// Whether a Uint8Array is a Node.js `Buffer` (`napi_is_buffer` accepts any Uint8Array).
@@ -123,43 +90,6 @@ unsafe fn is_node_buffer(env: sys::napi_env, value: sys::napi_value) -> Result<b
         "napi_instanceof",
     )?;
     Ok(result)
-}
-
-/// Calls `JSON[method](arg)`; a JS exception becomes an `Err` and is cleared.
-unsafe fn json_call(
-    env: sys::napi_env,
-    method: &std::ffi::CStr,
-    arg: sys::napi_value,
-) -> Result<sys::napi_value> {
-    let mut global = ptr::null_mut();
-    check(sys::napi_get_global(env, &mut global), "napi_get_global")?;
-    let mut json = ptr::null_mut();
-    check(
-        sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
-        "JSON",
-    )?;
-    let mut func = ptr::null_mut();
-    check(
-        sys::napi_get_named_property(env, json, method.as_ptr(), &mut func),
-        "JSON method",
-    )?;
-    let mut result = ptr::null_mut();
-    let status = sys::napi_call_function(env, json, func, 1, [arg].as_ptr(), &mut result);
-    if status == sys::Status::napi_pending_exception {
-        let mut exception = ptr::null_mut();
-        sys::napi_get_and_clear_last_exception(env, &mut exception);
-        let message =
-            String::from_napi_value(env, coerce_to_string(env, exception)).unwrap_or_default();
-        return Err(Error::new(Status::GenericFailure, message));
-    }
-    check(status, "JSON call")?;
-    Ok(result)
-}
-
-unsafe fn coerce_to_string(env: sys::napi_env, value: sys::napi_value) -> sys::napi_value {
-    let mut out = ptr::null_mut();
-    sys::napi_coerce_to_string(env, value, &mut out);
-    out
 }
 
 /// Creates a `Float32Array` of `len` elements and lets `fill` write all of
@@ -252,11 +182,12 @@ unsafe fn typed_array(
 /// `env` must be the live environment of the current call.
 pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_value> {
     use sys::TypedarrayType as T;
+    let bytes = value.typed_bytes().unwrap_or_default();
     match value {
-        CacheValue::Float32(_) => typed_array(env, T::float32_array, value.as_bytes(), 4),
-        CacheValue::Float64(_) => typed_array(env, T::float64_array, value.as_bytes(), 8),
-        CacheValue::Int16(_) => typed_array(env, T::int16_array, value.as_bytes(), 2),
-        CacheValue::Uint8(_) => typed_array(env, T::uint8_array, value.as_bytes(), 1),
+        CacheValue::Float32(_) => typed_array(env, T::float32_array, bytes, 4),
+        CacheValue::Float64(_) => typed_array(env, T::float64_array, bytes, 8),
+        CacheValue::Int16(_) => typed_array(env, T::int16_array, bytes, 2),
+        CacheValue::Uint8(_) => typed_array(env, T::uint8_array, bytes, 1),
         CacheValue::Buffer(v) => {
             let mut data = ptr::null_mut();
             let mut buffer = ptr::null_mut();
@@ -272,10 +203,7 @@ pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_
             )?;
             Ok(buffer)
         }
-        CacheValue::Json(text) => {
-            let text = String::to_napi_value(env, text.to_string())?;
-            json_call(env, c"parse", text)
-        }
+        CacheValue::Structured(node) => super::structured::write(env, node),
     }
 }
 

@@ -21,14 +21,16 @@ use crate::batch::Processor;
 use crate::cache::js::AudioFeatureCache;
 use crate::cache::FeatureCache;
 use crate::js::errors::{range_error, OUT_OF_RANGE};
-use crate::js::options::{
-    function_arg, get_field, instance_field, integer_option, millis_option, number_field,
-    options_object,
-};
+use crate::js::fields::Fields;
+use crate::js::options::function_arg;
 use crate::js::raw::{call_reporting, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::js::GamaMemoryManager;
 use crate::memory::MemoryManager;
+
+/// Shortest alert check interval (a shorter one would poll the machine
+/// needlessly often).
+const MIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Alert thresholds; every one has the seeds' default.
 #[napi(object)]
@@ -58,7 +60,7 @@ pub struct ProfilerOptions {
     /// When alerts fire.
     #[napi(ts_type = "AlertThresholds")]
     pub alert_thresholds: Option<()>,
-    /// How often alerts are checked while a listener is attached, in ms (default 5000).
+    /// How often alerts are checked while a listener is attached, in ms (10 or more; default 5000).
     pub check_interval_ms: Option<f64>,
 }
 
@@ -220,55 +222,57 @@ impl PerformanceProfiler {
             interval_ms: 5000.0,
             timer: None,
         };
-        if let Some(o) = options_object(&env, options, "options")? {
+        const KNOWN: [&str; 5] = [
+            "memoryManager",
+            "featureCache",
+            "batchProcessor",
+            "alertThresholds",
+            "checkIntervalMs",
+        ];
+        const THRESHOLDS: [&str; 4] = [
+            "p95Ms",
+            "memoryPercent",
+            "cacheHitRate",
+            "allocationFailures",
+        ];
+        if let Some(o) = Fields::read(&env, options, "options", &KNOWN)? {
             let manager: Option<ClassInstance<GamaMemoryManager>> =
-                instance_field(&env, &o, "memoryManager", "a GAMAMemoryManager")?;
+                o.instance("memoryManager", "a GAMAMemoryManager")?;
             watch.memory = manager.map(|m| m.core().clone());
             let cache: Option<ClassInstance<AudioFeatureCache>> =
-                instance_field(&env, &o, "featureCache", "an AudioFeatureCache")?;
+                o.instance("featureCache", "an AudioFeatureCache")?;
             watch.cache = cache.map(|c| c.core().clone());
             let batch: Option<ClassInstance<BatchProcessor>> =
-                instance_field(&env, &o, "batchProcessor", "a BatchProcessor")?;
+                o.instance("batchProcessor", "a BatchProcessor")?;
             watch.batch = batch.map(|b| b.core());
-            if let Some(t) = get_field(&o, "alertThresholds")? {
-                let t = unsafe { Object::from_napi_value(env.raw(), t.raw())? };
+            if let Some(t) = o.fields("alertThresholds", &THRESHOLDS)? {
                 let th = &mut watch.thresholds;
-                if let Some(v) = number_field(&env, &t, "p95Ms")? {
-                    th.p95_ms =
-                        millis_option(&env, "alertThresholds.p95Ms", v)?.as_secs_f64() * 1000.0;
+                if let Some(v) = t.millis("p95Ms")? {
+                    th.p95_ms = v.as_secs_f64() * 1000.0;
                 }
-                let within = |name: &str, v: f64, max: f64| -> Result<f64> {
-                    if v.is_finite() && v >= 0.0 && v <= max {
-                        Ok(v)
-                    } else {
-                        Err(range_error(
-                            &env,
-                            OUT_OF_RANGE,
-                            format!("alertThresholds.{name} must be from 0 to {max}, got {v}"),
-                        ))
-                    }
-                };
-                if let Some(v) = number_field(&env, &t, "memoryPercent")? {
-                    th.memory_percent = within("memoryPercent", v, 100.0)?;
+                if let Some(v) = t.number_in("memoryPercent", 0.0, 100.0)? {
+                    th.memory_percent = v;
                 }
-                if let Some(v) = number_field(&env, &t, "cacheHitRate")? {
-                    th.cache_hit_rate = within("cacheHitRate", v, 1.0)?;
+                if let Some(v) = t.number_in("cacheHitRate", 0.0, 1.0)? {
+                    th.cache_hit_rate = v;
                 }
-                if let Some(v) = number_field(&env, &t, "allocationFailures")? {
-                    th.allocation_failures = integer_option(
-                        &env,
-                        "alertThresholds.allocationFailures",
-                        v,
-                        1.0,
-                        u32::MAX as f64,
-                    )?;
+                if let Some(v) = t.integer("allocationFailures", 1.0, u32::MAX as f64)? {
+                    th.allocation_failures = v;
                 }
             }
-            if let Some(ms) = number_field(&env, &o, "checkIntervalMs")? {
-                watch.interval_ms = millis_option(&env, "checkIntervalMs", ms)?
-                    .as_secs_f64()
-                    .max(0.01)
-                    * 1000.0;
+            if let Some(t) = o.millis("checkIntervalMs")? {
+                if t < MIN_CHECK_INTERVAL {
+                    return Err(range_error(
+                        &env,
+                        OUT_OF_RANGE,
+                        format!(
+                            "options.checkIntervalMs must be at least {} ms; got {}",
+                            MIN_CHECK_INTERVAL.as_millis(),
+                            t.as_secs_f64() * 1000.0
+                        ),
+                    ));
+                }
+                watch.interval_ms = t.as_secs_f64() * 1000.0;
             }
         }
         Ok(PerformanceProfiler {
@@ -326,16 +330,17 @@ impl PerformanceProfiler {
 
     /// Statistics per operation (largest total time first), optionally of
     /// one component and of the last N minutes.
-    #[napi]
+    #[napi(ts_args_type = "options?: SummaryOptions | undefined | null")]
     pub fn get_performance_summary(
         &self,
         env: Env,
-        options: Option<SummaryOptions>,
+        options: Option<Unknown>,
     ) -> Result<Vec<OperationSummary>> {
-        let (component, minutes) = match options {
-            Some(o) => (o.component, o.last_minutes),
-            None => (None, None),
-        };
+        let (component, minutes) =
+            match Fields::read(&env, options, "options", &["component", "lastMinutes"])? {
+                Some(o) => (o.string("component")?, o.number("lastMinutes")?),
+                None => (None, None),
+            };
         let minutes = match minutes {
             None => None,
             Some(m) if m > 0.0 && m <= 60.0 => Some(m.ceil() as u64),
@@ -355,11 +360,11 @@ impl PerformanceProfiler {
     }
 
     /// Operations that took more than 20% of all measured time.
-    #[napi]
+    #[napi(ts_args_type = "options?: SummaryOptions | undefined | null")]
     pub fn get_bottlenecks(
         &self,
         env: Env,
-        options: Option<SummaryOptions>,
+        options: Option<Unknown>,
     ) -> Result<Vec<OperationSummary>> {
         Ok(self
             .get_performance_summary(env, options)?

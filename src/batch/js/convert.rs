@@ -6,14 +6,15 @@ use std::ffi::CStr;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use crate::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
 use crate::cache::content_key;
-use crate::features::js::{feature_options, to_js as features_to_js, ExtractOptions};
-use crate::features::FeatureOptions;
+use crate::features::js::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
+use crate::features::{ExtractParams, FeatureOptions};
 use crate::js::errors::{check_status, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::fields::{describe, is_array, Fields};
 use crate::js::raw::{error_value, ErrorKind};
 use crate::js::value::typed_array_view;
 
@@ -59,84 +60,103 @@ pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
     }
 }
 
-/// The samples of a Float32Array, copied (JS may reuse the array at once).
-fn float32_samples(env: &Env, value: &Unknown) -> Result<Option<Arc<[f32]>>> {
-    // SAFETY: live handles of this call; the samples are copied before JS runs again.
-    let view = unsafe { typed_array_view(env.raw(), value.raw())? };
-    Ok(view
-        .filter(|v| v.kind == sys::TypedarrayType::float32_array)
-        .map(|v| {
-            if v.len == 0 {
-                return Arc::from([]);
-            }
-            Arc::from(unsafe { std::slice::from_raw_parts(v.data.cast::<f32>(), v.len) })
-        }))
-}
-
-/// The input of a native item: audio, its extraction options, and the JSON
-/// of those options for the cache key.
-pub struct NativeInput {
-    /// Mono samples.
-    pub samples: Arc<[f32]>,
-    /// Parameters (the default when the item gives none).
+/// The extraction parameters items fall back to (the processor's
+/// `featureOptions`), resolved once.
+pub struct Defaults {
+    /// The parameters as given.
+    pub params: ExtractParams,
+    /// Resolved.
     pub options: Arc<FeatureOptions>,
-    /// The options as given, for `AudioFeatureCache.keyFor`.
-    pub params: Option<serde_json::Value>,
+    /// Their hash, for similarity groups.
+    pub hash: u64,
+    /// Their JSON, the parameter part of cache keys.
+    pub key: Option<serde_json::Value>,
 }
 
-/// Reads `data` of a native operation: a Float32Array, or
-/// `{ audio: Float32Array, options?: ExtractOptions, sampleRate?: number }`.
+impl Defaults {
+    /// Resolves `params` (a RangeError naming `path.parameter` when bad).
+    pub fn new(env: &Env, params: ExtractParams, path: &str) -> Result<Defaults> {
+        let options = resolve_params(env, &params, path)?;
+        Ok(Defaults {
+            hash: options_hash(&options),
+            key: params.to_json(),
+            options: Arc::new(options),
+            params,
+        })
+    }
+}
+
+/// The input of a native item: audio, its extraction options, their hash
+/// and the parameter JSON of its cache key.
+pub struct NativeInput {
+    /// Mono samples, copied from the caller's array.
+    pub samples: Arc<[f32]>,
+    /// Parameters (the processor's when the item gives none).
+    pub options: Arc<FeatureOptions>,
+    /// Hash of `options`, for similarity groups.
+    pub hash: u64,
+    /// The merged parameters as given, for `AudioFeatureCache.keyFor`.
+    pub key: Option<serde_json::Value>,
+}
+
+/// Reads `data` of a native operation: a Float32Array, or `{ audio:
+/// Float32Array, options?: ExtractOptions, sampleRate?: number }`. The
+/// item's options are laid over the processor's and resolved afterwards,
+/// so derived defaults (fmax = sampleRate / 2, hopLength = nFft / 4, ...)
+/// follow the item's values.
 pub fn native_input(
     env: &Env,
     op: &str,
     data: &Unknown,
-    default: &Arc<FeatureOptions>,
-    default_params: &Option<serde_json::Value>,
+    path: &str,
+    defaults: &Defaults,
 ) -> Result<NativeInput> {
-    let bad = || {
+    let shape = || {
         type_error(
             env,
             INVALID_ARG_TYPE,
-            format!("{op} data must be a Float32Array or {{ audio: Float32Array, options? }}"),
+            format!(
+                "{path} of {op} must be a Float32Array or {{ audio: Float32Array, options?, sampleRate? }}; got {}",
+                describe(env, data)
+            ),
         )
     };
-    if let Some(samples) = float32_samples(env, data)? {
+    // SAFETY: live handles of this call.
+    let is_typed = unsafe { typed_array_view(env.raw(), data.raw())? }.is_some();
+    if is_typed || data.get_type()? != ValueType::Object || is_array(env, data)? {
+        if !is_typed {
+            return Err(shape());
+        }
         return Ok(NativeInput {
-            samples,
-            options: default.clone(),
-            params: default_params.clone(),
+            samples: audio_arg(env, path, data)?.into(),
+            options: defaults.options.clone(),
+            hash: defaults.hash,
+            key: defaults.key.clone(),
         });
     }
-    if data.get_type()? != ValueType::Object {
-        return Err(bad());
+    let fields = Fields::read(env, Some(*data), path, &["audio", "options", "sampleRate"])?
+        .ok_or_else(shape)?;
+    let audio = fields.value("audio")?.ok_or_else(shape)?;
+    let samples: Arc<[f32]> = audio_arg(env, &fields.path("audio"), &audio)?.into();
+    let mut params = extract_params(env, fields.value("options")?, &fields.path("options"))?;
+    if let Some(rate) = fields.number("sampleRate")? {
+        params.sample_rate = Some(rate);
     }
-    let object = unsafe { Object::from_napi_value(env.raw(), data.raw())? };
-    let audio: Unknown = object.get_named_property("audio")?;
-    let samples = float32_samples(env, &audio)?.ok_or_else(bad)?;
-    let options: Unknown = object.get_named_property("options")?;
-    let sample_rate: Option<f64> = object.get_named_property("sampleRate")?;
-    let (mut options, params) = match options.get_type()? {
-        ValueType::Undefined | ValueType::Null => ((**default).clone(), default_params.clone()),
-        _ => {
-            let parsed = unsafe { ExtractOptions::from_napi_value(env.raw(), options.raw())? };
-            let params = unsafe { serde_json::Value::from_napi_value(env.raw(), options.raw())? };
-            (feature_options(env, &parsed)?, Some(params))
-        }
-    };
-    if let Some(rate) = sample_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!("sampleRate must be a positive number, got {rate}"),
-            ));
-        }
-        options.sample_rate = rate;
+    if params == ExtractParams::default() {
+        return Ok(NativeInput {
+            samples,
+            options: defaults.options.clone(),
+            hash: defaults.hash,
+            key: defaults.key.clone(),
+        });
     }
+    let merged = params.over(&defaults.params);
+    let options = resolve_params(env, &merged, path)?;
     Ok(NativeInput {
         samples,
+        hash: options_hash(&options),
         options: Arc::new(options),
-        params,
+        key: merged.to_json(),
     })
 }
 

@@ -19,17 +19,15 @@ use napi::{sys, Env, JsValue, Result, Status, ValueType};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
-use self::convert::{byte_length, cache_key, group, native_input, options_hash, priority};
+use self::convert::{byte_length, cache_key, group, native_input, priority};
 use self::state::{after_change, drain, reject_now, JsState, Pending, Settle, State};
 use super::{Config, Event, Input, Item, ItemError, ItemId, OpName, Processor, Sink};
 use crate::cache::js::AudioFeatureCache;
-use crate::features::js::{feature_options, ExtractOptions};
-use crate::features::FeatureOptions;
+use crate::features::js::extract_params;
+use crate::features::ExtractParams;
 use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::options::{
-    function_arg, get_field, instance_field, integer_option, millis_option, number_field,
-    options_object,
-};
+use crate::js::fields::{describe, Fields};
+use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::js::GamaMemoryManager;
@@ -49,6 +47,20 @@ pub enum BatchOperationType {
     /// One-pass level meter: peak, RMS and mean; native.
     MEASURE,
 }
+
+/// Names of `BatchProcessorOptions`.
+const PROCESSOR_OPTIONS: [&str; 10] = [
+    "maxBatchSize",
+    "maxConcurrentBatches",
+    "maxWaitMs",
+    "batchTimeoutMs",
+    "threads",
+    "maxQueueSize",
+    "queueFullBehavior",
+    "memoryManager",
+    "featureCache",
+    "featureOptions",
+];
 
 /// Options of `new BatchProcessor(options)`.
 #[napi(object, object_to_js = false, object_from_js = false)]
@@ -243,9 +255,7 @@ impl Sink for JsSink {
 #[napi]
 pub struct BatchProcessor {
     state: State,
-    default_options: Arc<FeatureOptions>,
-    default_hash: u64,
-    default_params: Option<serde_json::Value>,
+    defaults: convert::Defaults,
     wait_when_full: bool,
     with_cache: bool,
 }
@@ -261,7 +271,15 @@ struct ItemOptions {
 }
 
 fn item_options(env: &Env, options: Option<Unknown>) -> Result<ItemOptions> {
-    let Some(o) = options_object(env, options, "options")? else {
+    const KNOWN: [&str; 6] = [
+        "priority",
+        "metadata",
+        "onProgress",
+        "signal",
+        "similarityKey",
+        "id",
+    ];
+    let Some(o) = Fields::read(env, options, "options", &KNOWN)? else {
         return Ok(ItemOptions {
             priority: convert::NORMAL,
             metadata: None,
@@ -271,42 +289,39 @@ fn item_options(env: &Env, options: Option<Unknown>) -> Result<ItemOptions> {
             id: None,
         });
     };
-    let on_progress = match get_field(&o, "onProgress")? {
+    let on_progress = match o.value("onProgress")? {
         None => None,
-        Some(f) => Some(function_arg::<(), ()>(env, "onProgress", f)?.raw()),
+        Some(f) => Some(function_arg::<(), ()>(env, "options.onProgress", f)?.raw()),
     };
-    let signal = get_field(&o, "signal")?.map(|s| s.raw());
-    if let Some(s) = signal {
-        let signal = unsafe { Object::from_napi_value(env.raw(), s)? };
-        let add: Unknown = signal.get_named_property("addEventListener")?;
-        if add.get_type()? != ValueType::Function {
-            return Err(type_error(
-                env,
-                INVALID_ARG_TYPE,
-                "signal must be an AbortSignal",
-            ));
-        }
-    }
-    let string = |name: &str| -> Result<Option<String>> {
-        match get_field(&o, name)? {
-            None => Ok(None),
-            Some(v) if v.get_type()? == ValueType::String => Ok(Some(unsafe {
-                String::from_napi_value(env.raw(), v.raw())?
-            })),
-            Some(_) => Err(type_error(
-                env,
-                INVALID_ARG_TYPE,
-                format!("{name} must be a string"),
-            )),
+    let signal = match o.value("signal")? {
+        None => None,
+        Some(s) => {
+            let is_signal = s.get_type()? == ValueType::Object && {
+                // SAFETY: a live handle of this call, checked to be an object.
+                let object = unsafe { Object::from_napi_value(env.raw(), s.raw())? };
+                let add: Unknown = object.get_named_property("addEventListener")?;
+                add.get_type()? == ValueType::Function
+            };
+            if !is_signal {
+                return Err(type_error(
+                    env,
+                    INVALID_ARG_TYPE,
+                    format!(
+                        "options.signal must be an AbortSignal; got {}",
+                        describe(env, &s)
+                    ),
+                ));
+            }
+            Some(s.raw())
         }
     };
     Ok(ItemOptions {
-        priority: priority(env, get_field(&o, "priority")?.as_ref())?,
-        metadata: get_field(&o, "metadata")?.map(|m| m.raw()),
+        priority: priority(env, o.value("priority")?.as_ref())?,
+        metadata: o.value("metadata")?.map(|m| m.raw()),
         on_progress,
         signal,
-        similarity_key: string("similarityKey")?,
-        id: string("id")?,
+        similarity_key: o.string("similarityKey")?,
+        id: o.string("id")?,
     })
 }
 
@@ -330,6 +345,7 @@ impl BatchProcessor {
         op: &OpName,
         is_js: bool,
         data: &Unknown,
+        path: &str,
         o: &ItemOptions,
     ) -> Result<(Item, Option<Persistent>)> {
         let id = {
@@ -347,18 +363,13 @@ impl BatchProcessor {
                 Some(kept),
             )
         } else {
-            let n = native_input(env, op, data, &self.default_options, &self.default_params)?;
+            let n = native_input(env, op, data, path, &self.defaults)?;
             let key = (self.with_cache && &**op == super::EXTRACT_FEATURES)
-                .then(|| cache_key(&n.samples, n.params.as_ref()));
+                .then(|| cache_key(&n.samples, n.key.as_ref()));
             let estimate = super::estimate(op, n.samples.len(), &n.options);
-            let hash = if Arc::ptr_eq(&n.options, &self.default_options) {
-                self.default_hash
-            } else {
-                options_hash(&n.options)
-            };
             let group_id = group(
                 o.similarity_key.as_deref(),
-                hash,
+                n.hash,
                 n.samples.len() as u64 * 4,
             );
             (
@@ -565,72 +576,46 @@ impl BatchProcessor {
         let mut config = Config::default();
         let mut memory = None;
         let mut cache = None;
-        let mut default_options = FeatureOptions::new(22050.0);
-        let mut default_params = None;
+        let mut params = ExtractParams::default();
         let mut wait_when_full = false;
-        if let Some(o) = options_object(&env, options, "options")? {
-            let whole = |name: &str, min: f64, max: f64| -> Result<Option<u64>> {
-                number_field(&env, &o, name)?
-                    .map(|v| integer_option(&env, name, v, min, max))
-                    .transpose()
-            };
-            if let Some(v) = whole("maxBatchSize", 1.0, 65536.0)? {
+        if let Some(o) = Fields::read(&env, options, "options", &PROCESSOR_OPTIONS)? {
+            if let Some(v) = o.integer("maxBatchSize", 1.0, 65536.0)? {
                 config.max_batch_size = v as usize;
             }
-            if let Some(v) = whole("maxConcurrentBatches", 1.0, 4096.0)? {
+            if let Some(v) = o.integer("maxConcurrentBatches", 1.0, 4096.0)? {
                 config.max_concurrent_batches = v as usize;
             }
-            if let Some(v) = whole("threads", 1.0, 1024.0)? {
+            if let Some(v) = o.integer("threads", 1.0, 1024.0)? {
                 config.threads = v as usize;
             }
-            if let Some(v) = whole("maxQueueSize", 1.0, (1u64 << 32) as f64)? {
+            if let Some(v) = o.integer("maxQueueSize", 1.0, (1u64 << 32) as f64)? {
                 config.max_queue_size = Some(v as usize);
             }
-            if let Some(ms) = number_field(&env, &o, "maxWaitMs")? {
-                config.max_wait = millis_option(&env, "maxWaitMs", ms)?;
+            if let Some(t) = o.millis("maxWaitMs")? {
+                config.max_wait = t;
             }
-            if let Some(ms) = number_field(&env, &o, "batchTimeoutMs")? {
-                let t = millis_option(&env, "batchTimeoutMs", ms)?;
+            if let Some(t) = o.millis("batchTimeoutMs")? {
                 if t.is_zero() {
                     return Err(range_error(
                         &env,
                         OUT_OF_RANGE,
-                        "batchTimeoutMs must be greater than 0",
+                        "options.batchTimeoutMs must be greater than 0",
                     ));
                 }
                 config.batch_timeout = Some(t);
             }
-            match get_field(&o, "queueFullBehavior")? {
-                None => {}
-                Some(v) => {
-                    let s: String =
-                        unsafe { String::from_napi_value(env.raw(), v.raw()) }.unwrap_or_default();
-                    wait_when_full = match s.as_str() {
-                        "reject" => false,
-                        "wait" => true,
-                        _ => {
-                            return Err(range_error(
-                                &env,
-                                OUT_OF_RANGE,
-                                format!("queueFullBehavior must be 'reject' or 'wait', got '{s}'"),
-                            ))
-                        }
-                    };
-                }
-            }
+            wait_when_full = o
+                .choice("queueFullBehavior", &[("reject", false), ("wait", true)])?
+                .unwrap_or(false);
             let manager: Option<ClassInstance<GamaMemoryManager>> =
-                instance_field(&env, &o, "memoryManager", "a GAMAMemoryManager")?;
+                o.instance("memoryManager", "a GAMAMemoryManager")?;
             memory = manager.map(|m| m.core().clone());
             let instance: Option<ClassInstance<AudioFeatureCache>> =
-                instance_field(&env, &o, "featureCache", "an AudioFeatureCache")?;
+                o.instance("featureCache", "an AudioFeatureCache")?;
             cache = instance.map(|c| c.core().clone());
-            if let Some(f) = get_field(&o, "featureOptions")? {
-                let parsed = unsafe { ExtractOptions::from_napi_value(env.raw(), f.raw())? };
-                default_options = feature_options(&env, &parsed)?;
-                default_params =
-                    Some(unsafe { serde_json::Value::from_napi_value(env.raw(), f.raw())? });
-            }
+            params = extract_params(&env, o.value("featureOptions")?, "options.featureOptions")?;
         }
+        let defaults = convert::Defaults::new(&env, params, "options.featureOptions")?;
         let with_cache = cache.is_some();
         let inbox: state::Inbox = Arc::new(Mutex::new(Vec::new()));
         let state: State = Rc::new(RefCell::new(JsState::new(inbox.clone())));
@@ -657,9 +642,7 @@ impl BatchProcessor {
         state.borrow_mut().core = Some(Arc::new(core));
         Ok(BatchProcessor {
             state,
-            default_hash: options_hash(&default_options),
-            default_options: Arc::new(default_options),
-            default_params,
+            defaults,
             wait_when_full,
             with_cache,
         })
@@ -723,7 +706,7 @@ impl BatchProcessor {
                 ));
             }
         }
-        let (item, kept) = self.build_item(&env, &op, is_js, &data, &o)?;
+        let (item, kept) = self.build_item(&env, &op, is_js, &data, "data", &o)?;
         let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
         self.track(&env, &item, Settle::Single(deferred), kept, &o, true)?;
         self.enqueue(&env, vec![item]);
@@ -784,7 +767,9 @@ impl BatchProcessor {
             let mut element = ptr::null_mut();
             unsafe { sys::napi_get_element(env.raw(), data.raw(), i, &mut element) };
             let built = unsafe { Unknown::from_napi_value(env.raw(), element) }
-                .and_then(|element| self.build_item(&env, &op, is_js, &element, &o))
+                .and_then(|element| {
+                    self.build_item(&env, &op, is_js, &element, &format!("data[{i}]"), &o)
+                })
                 .and_then(|(item, kept)| {
                     let settle = Settle::Member {
                         group: group_id,
@@ -803,10 +788,7 @@ impl BatchProcessor {
                 }
                 Err(e) => {
                     self.abandon(&env, group_id, &ids);
-                    return Err(napi::Error::new(
-                        e.status,
-                        format!("data[{i}]: {}", e.reason),
-                    ));
+                    return Err(e);
                 }
             }
         }
@@ -932,9 +914,15 @@ impl BatchProcessor {
 
     /// Stops accepting items; resolves when everything pending has settled
     /// and the threads stop. `{ force: true }` rejects what is pending with E_CLOSED.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn close(&self, env: Env, options: Option<CloseOptions>) -> Result<RawValue> {
-        let force = options.and_then(|o| o.force).unwrap_or(false);
+    #[napi(
+        ts_args_type = "options?: CloseOptions | undefined | null",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn close(&self, env: Env, options: Option<Unknown>) -> Result<RawValue> {
+        let force = match Fields::read(&env, options, "options", &["force"])? {
+            Some(o) => o.boolean("force")?.unwrap_or(false),
+            None => false,
+        };
         let core = self.core();
         core.close(force);
         let dropped: Vec<ItemId> = if force {

@@ -2,49 +2,53 @@
 // when the addon loads.
 //
 // Two costs dominate a naive native `get` of a small vector: unwrapping
-// `this` for a class-method call, and creating a fresh off-heap ArrayBuffer
-// for the result (about 1 µs on Node 20 for 512 bytes, far more than the
-// lookup). So each cache gets, on first read, a native handle (no unwrap per
-// call) and reads are copied by native code straight into a pooled slab
-// ArrayBuffer, out of which JS cuts a typed-array view, the way Node's own
-// Buffer pool serves small Buffers. Each read gets its own region, so the
-// arrays returned never alias one another; like pooled Buffers, their
-// `.buffer` is the shared slab (use `.slice()` for a standalone buffer).
+// `this` for a class-method call, and creating an off-heap ArrayBuffer for
+// the result through N-API (about 1 µs on Node 20 for 512 bytes, far more
+// than the lookup). So each cache gets, on first read, a native handle (no
+// unwrap per call); native code copies a small value into the cache's
+// scratch buffer, and JS copies it out with `TypedArray.prototype.slice`,
+// which V8 does without a trip through N-API. Every array returned owns its
+// own ArrayBuffer: no read can see or detach another.
 //
 // getMany and getManyPacked pass their keys a second time joined with NUL
 // characters, so native code reads one string instead of one per key (it
 // falls back to the array when a key contains a NUL itself).
 //
-// readInto(handle, key, slab, offset) returns -1 on a miss, -2 when the
-// value waits in takePending (JSON or larger than POOLED_MAX), -3 when it
-// waits in placePending (it did not fit the slab's remaining room), else
-// `length * 8 + typeTag` with the value written at `offset`.
+// readInto(handle, key, scratch) returns -1 on a miss, -2 when the value
+// waits in takePending (JSON or larger than the scratch buffer), else
+// `length * 8 + typeTag` with the value written at the start of `scratch`.
 'use strict';
-(function install(Cache, makeHandle, readInto, placePending, takePending, slabBytes) {
-  const STATE = Symbol('gama-native.cache.fastPath');
-
-  // Slabs are not zero-filled: every byte handed out is written first.
-  const slab = () => Buffer.allocUnsafeSlow(slabBytes).buffer;
+(function install(Cache, makeHandle, readInto, takePending, scratchBytes) {
+  // Kept beside the cache, not on it: a frozen cache still reads.
+  const states = new WeakMap();
 
   function attach(cache) {
-    const state = { handle: makeHandle(cache), slab: slab(), offset: 0 };
-    Object.defineProperty(cache, STATE, { value: state });
+    // Never handed out: only copied from, right after native code wrote it.
+    const scratch = new ArrayBuffer(scratchBytes);
+    const state = {
+      handle: makeHandle(cache),
+      scratch,
+      f32: new Float32Array(scratch),
+      f64: new Float64Array(scratch),
+      i16: new Int16Array(scratch),
+      u8: new Uint8Array(scratch),
+    };
+    states.set(cache, state);
     return state;
   }
 
-  function view(s, code) {
+  function copyOut(s, code) {
     const length = Math.floor(code / 8);
-    const offset = s.offset;
-    let out;
     switch (code % 8) {
-      case 0: out = new Float32Array(s.slab, offset, length); break;
-      case 1: out = new Float64Array(s.slab, offset, length); break;
-      case 2: out = new Int16Array(s.slab, offset, length); break;
-      case 3: out = new Uint8Array(s.slab, offset, length); break;
-      default: out = Buffer.from(s.slab, offset, length); break;
+      case 0: return s.f32.slice(0, length);
+      case 1: return s.f64.slice(0, length);
+      case 2: return s.i16.slice(0, length);
+      case 3: return s.u8.slice(0, length);
+      default: {
+        const bytes = s.u8.slice(0, length);
+        return Buffer.from(bytes.buffer, 0, length);
+      }
     }
-    s.offset = (offset + out.byteLength + 7) & ~7;
-    return out;
   }
 
   for (const name of ['getMany', 'getManyPacked']) {
@@ -67,14 +71,11 @@
     writable: true,
     value: function get(key) {
       if (!(this instanceof Cache)) return nativeGet.call(this, key);
-      const s = this[STATE] || attach(this);
-      const code = readInto(s.handle, key, s.slab, s.offset);
-      if (code >= 0) return view(s, code);
+      const s = states.get(this) || attach(this);
+      const code = readInto(s.handle, key, s.scratch);
+      if (code >= 0) return copyOut(s, code);
       if (code === -1) return undefined;
-      if (code === -2) return takePending(s.handle);
-      s.slab = slab();
-      s.offset = 0;
-      return view(s, placePending(s.handle, s.slab, 0));
+      return takePending(s.handle);
     },
   });
 })

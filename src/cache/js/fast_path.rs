@@ -13,10 +13,9 @@ use crate::cache::{CacheValue, FeatureCache};
 use crate::js::keys::read_key;
 use crate::js::value::to_js;
 
-/// Bytes of each pooled slab that reads are copied into.
-const SLAB_BYTES: u32 = 32 * 1024;
-/// Largest value served from a slab; larger ones get their own array.
-const POOLED_MAX: usize = 4 * 1024;
+/// Bytes of a cache's scratch buffer: the largest value read through it;
+/// larger ones are created as their own array by `takePending`.
+const SCRATCH_BYTES: usize = 4 * 1024;
 
 /// Tags the externals this module creates, so a foreign external is refused.
 const HANDLE_TAG: sys::napi_type_tag = sys::napi_type_tag {
@@ -125,80 +124,56 @@ fn slab_layout(value: &CacheValue) -> Option<(u8, &[u8])> {
         CacheValue::Int16(_) => 2,
         CacheValue::Uint8(_) => 3,
         CacheValue::Buffer(_) => 4,
-        CacheValue::Json(_) => return None,
+        CacheValue::Structured(_) => return None,
     };
-    Some((tag, value.as_bytes()))
+    Some((tag, value.typed_bytes()?))
 }
 
-/// Copies `value` into `slab` at `offset` if it is a typed value of at most
-/// `POOLED_MAX` bytes; returns the code `fast_path.js` decodes, or -2 / -3.
-unsafe fn place(
-    env: sys::napi_env,
-    slab: sys::napi_value,
-    offset: sys::napi_value,
-    value: &CacheValue,
-) -> f64 {
-    let Some((tag, bytes)) = slab_layout(value).filter(|(_, b)| b.len() <= POOLED_MAX) else {
+/// Copies `value` to the start of `scratch` if it is a typed value that
+/// fits; returns the code `fast_path.js` decodes, or -2.
+unsafe fn place(env: sys::napi_env, scratch: sys::napi_value, value: &CacheValue) -> f64 {
+    let Some((tag, bytes)) = slab_layout(value) else {
         return -2.0;
     };
     let mut data = ptr::null_mut();
     let mut capacity = 0usize;
-    sys::napi_get_arraybuffer_info(env, slab, &mut data, &mut capacity);
-    let mut start = 0f64;
-    sys::napi_get_value_double(env, offset, &mut start);
-    let start = start as usize;
-    if data.is_null() || !start.is_multiple_of(8) || start.saturating_add(bytes.len()) > capacity {
-        return -3.0;
+    let status = sys::napi_get_arraybuffer_info(env, scratch, &mut data, &mut capacity);
+    if status != sys::Status::napi_ok || data.is_null() || bytes.len() > capacity {
+        return -2.0;
     }
-    ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>().add(start), bytes.len());
+    // SAFETY: `data` holds `capacity` >= bytes.len() bytes of an ArrayBuffer
+    // kept alive by this call's arguments; the value is Rust memory.
+    ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
     let elements = bytes.len() / element_size(tag);
     (elements * 8 + tag as usize) as f64
 }
 
-/// `readInto(handle, key, slab, offset)`: see `fast_path.js`.
+/// `readInto(handle, key, scratch)`: see `fast_path.js`.
 unsafe extern "C" fn read_into(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     guarded(env, || {
-        let [handle_value, key, slab, offset] = args::<4>(env, info);
+        let [handle_value, key, scratch] = args::<3>(env, info);
         let Some(handle) = handle(env, handle_value) else {
             return throw_type_error(env, c"invalid cache handle");
         };
         let mut buf = [0u8; 256];
-        let Some(key) = read_key(env, key, &mut buf) else {
-            return throw_type_error(env, c"key must be a string");
+        let key = match read_key(env, key, &mut buf) {
+            Ok(key) => key,
+            Err(bad) => {
+                let message = std::ffi::CString::new(bad.message("key")).unwrap_or_default();
+                return throw_type_error(env, &message);
+            }
         };
         let placed = handle.cache.get_with(&key, |value| {
-            let code = place(env, slab, offset, value);
+            let code = place(env, scratch, value);
             if code < 0.0 {
                 *handle.pending.borrow_mut() = Some(value.clone());
             }
             code
         });
         number(env, placed.unwrap_or(-1.0))
-    })
-}
-
-/// `placePending(handle, slab, offset)`: places the value `readInto` left
-/// pending (with -3) into a fresh slab.
-unsafe extern "C" fn place_pending(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    guarded(env, || {
-        let [handle_value, slab, offset] = args::<3>(env, info);
-        let Some(handle) = handle(env, handle_value) else {
-            return throw_type_error(env, c"invalid cache handle");
-        };
-        let Some(value) = handle.pending.borrow_mut().take() else {
-            return throw_type_error(env, c"no value is pending");
-        };
-        let code = place(env, slab, offset, &value);
-        if code < 0.0 {
-            return throw_type_error(env, c"pending value does not fit a fresh slab");
-        }
-        number(env, code)
     })
 }
 
@@ -268,9 +243,8 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
         class,
         native_function(env, c"makeHandle", Some(make_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
-        native_function(env, c"placePending", Some(place_pending))?,
         native_function(env, c"takePending", Some(take_pending))?,
-        unsafe { u32::to_napi_value(env.raw(), SLAB_BYTES)? },
+        unsafe { u32::to_napi_value(env.raw(), SCRATCH_BYTES as u32)? },
     ];
     let mut undefined = ptr::null_mut();
     let mut result = ptr::null_mut();

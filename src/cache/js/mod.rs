@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Array, FromNapiValue, JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 
@@ -15,8 +15,9 @@ use super::{
     Invalidation, PolicyKind, Ttl,
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::keys::read_keys;
-use crate::js::options::{function_arg, integer_option, millis_option, size_option, SizeInput};
+use crate::js::fields::{describe, is_array, Fields};
+use crate::js::keys::{key_arg, read_keys};
+use crate::js::options::{function_arg, SizeInput};
 use crate::js::value::{
     from_js, new_float32_array, typed_array_view, CachedValueOut, MaybeCached, RawValue,
 };
@@ -34,17 +35,6 @@ pub enum CachePolicy {
     Tinylfu,
     /// Same as `tinylfu`.
     Hybrid,
-}
-
-impl From<CachePolicy> for PolicyKind {
-    fn from(p: CachePolicy) -> Self {
-        match p {
-            CachePolicy::Lru => PolicyKind::Lru,
-            CachePolicy::Lfu => PolicyKind::Lfu,
-            CachePolicy::Ttl => PolicyKind::Ttl,
-            CachePolicy::Tinylfu | CachePolicy::Hybrid => PolicyKind::TinyLfu,
-        }
-    }
 }
 
 /// Options of `new AudioFeatureCache(options)`.
@@ -177,61 +167,103 @@ impl AudioFeatureCache {
 /// Loader calls `warm` keeps pending at once unless told otherwise.
 const DEFAULT_WARM_CONCURRENCY: usize = 4;
 
-fn ttl_option(env: &Env, name: &str, ttl: Option<f64>) -> Result<Ttl> {
-    Ok(match ttl {
+fn ttl_of(duration: Option<Duration>) -> Ttl {
+    match duration {
         None => Ttl::Default,
-        Some(ms) => match millis_option(env, name, ms)? {
-            Duration::ZERO => Ttl::Never,
-            d => Ttl::After(d),
-        },
-    })
+        Some(Duration::ZERO) => Ttl::Never,
+        Some(d) => Ttl::After(d),
+    }
 }
 
-fn entry_options(env: &Env, options: Option<SetOptions>) -> Result<EntryOptions> {
-    let options = options.unwrap_or(SetOptions {
-        ttl: None,
-        tags: None,
-    });
-    Ok(EntryOptions {
-        ttl: ttl_option(env, "ttl", options.ttl)?,
-        tags: options.tags.unwrap_or_default(),
+/// Options of one stored entry (`set`, `setMany`, `getOrCompute`); `extra`
+/// names keys the caller reads itself (`warm`'s `concurrency`).
+fn entry_fields<'env>(
+    env: &Env,
+    options: Option<Unknown<'env>>,
+    extra: &[&str],
+) -> Result<(EntryOptions, Option<Fields<'env>>)> {
+    let mut known = vec!["ttl", "tags"];
+    known.extend_from_slice(extra);
+    let Some(o) = Fields::read(env, options, "options", &known)? else {
+        return Ok((EntryOptions::default(), None));
+    };
+    let entry = EntryOptions {
+        ttl: ttl_of(o.millis("ttl")?),
+        tags: o.strings("tags")?.unwrap_or_default(),
         compute_cost: Duration::ZERO,
-    })
+    };
+    Ok((entry, Some(o)))
+}
+
+fn entry_options(env: &Env, options: Option<Unknown>) -> Result<EntryOptions> {
+    Ok(entry_fields(env, options, &[])?.0)
+}
+
+/// A key argument (a well-formed string); `name` appears in the error.
+fn key_of(env: &Env, name: &str, key: &Unknown) -> Result<String> {
+    // SAFETY: a live handle of this call.
+    unsafe { key_arg(env, name, key.raw()) }
 }
 
 pub(super) fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
-    let read = unsafe { from_js(env.raw(), value.raw()) }?;
+    js_value_at(env, value, "value")
+}
+
+/// A value to store; `path` names it in the error of a refused value.
+pub(super) fn js_value_at(env: &Env, value: Unknown, path: &str) -> Result<CacheValue> {
+    if value.get_type()? == napi::ValueType::Undefined {
+        return Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!("{path} must not be undefined: a read could not tell it from a miss"),
+        ));
+    }
+    // SAFETY: a live handle of this call.
+    let read = unsafe { from_js(env.raw(), value.raw(), path) }?;
     read.map_err(|why| type_error(env, INVALID_ARG_TYPE, why))
 }
 
 #[napi]
 impl AudioFeatureCache {
     /// Creates a cache. Every option has a default; bad values throw a RangeError.
-    #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, options: Option<AudioFeatureCacheOptions>) -> Result<Self> {
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options?: AudioFeatureCacheOptions | undefined | null"
+    )]
+    pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
+        const KNOWN: [&str; 5] = ["maxEntries", "maxMemory", "ttl", "policy", "enableWarming"];
         let mut config = CacheConfig::with_system_defaults();
-        if let Some(o) = options {
-            if let Some(n) = o.max_entries {
-                config.max_entries = integer_option(&env, "maxEntries", n, 1.0, 4_294_967_295.0)?;
+        if let Some(o) = Fields::read(&env, options, "options", &KNOWN)? {
+            if let Some(n) = o.integer("maxEntries", 1.0, 4_294_967_295.0)? {
+                config.max_entries = n;
             }
-            if let Some(size) = &o.max_memory {
-                config.max_bytes = size_option(&env, "maxMemory", size)?;
-                if config.max_bytes == 0 {
+            if let Some(bytes) = o.size("maxMemory")? {
+                if bytes == 0 {
                     return Err(range_error(
                         &env,
                         OUT_OF_RANGE,
-                        "maxMemory must be greater than 0",
+                        "options.maxMemory must be greater than 0",
                     ));
                 }
+                config.max_bytes = bytes;
             }
-            if let Some(ms) = o.ttl {
-                let d = millis_option(&env, "ttl", ms)?;
+            if let Some(d) = o.millis("ttl")? {
                 config.default_ttl = (!d.is_zero()).then_some(d);
             }
-            if let Some(p) = o.policy {
-                config.policy = p.into();
+            if let Some(p) = o.choice(
+                "policy",
+                &[
+                    ("tinylfu", PolicyKind::TinyLfu),
+                    ("hybrid", PolicyKind::TinyLfu),
+                    ("lru", PolicyKind::Lru),
+                    ("lfu", PolicyKind::Lfu),
+                    ("ttl", PolicyKind::Ttl),
+                ],
+            )? {
+                config.policy = p;
             }
-            if let Some(w) = o.enable_warming {
+            if let Some(w) = o.boolean("enableWarming")? {
                 config.enable_warming = w;
             }
         }
@@ -257,10 +289,11 @@ impl AudioFeatureCache {
     pub fn set(
         &self,
         env: Env,
-        key: String,
+        key: Unknown,
         value: Unknown,
-        options: Option<SetOptions>,
+        options: Option<Unknown>,
     ) -> Result<()> {
+        let key = key_of(&env, "key", &key)?;
         let value = js_value(&env, value)?;
         let options = entry_options(&env, options)?;
         self.cache
@@ -269,15 +302,15 @@ impl AudioFeatureCache {
     }
 
     /// Whether `key` holds a live entry (not counted as a read).
-    #[napi(catch_unwind)]
-    pub fn has(&self, key: String) -> bool {
-        self.cache.contains(&key)
+    #[napi(catch_unwind, ts_args_type = "key: string")]
+    pub fn has(&self, env: Env, key: Unknown) -> Result<bool> {
+        Ok(self.cache.contains(&key_of(&env, "key", &key)?))
     }
 
     /// Removes `key`; true if it held a live entry.
-    #[napi(catch_unwind)]
-    pub fn delete(&self, key: String) -> bool {
-        self.cache.remove(&key)
+    #[napi(catch_unwind, ts_args_type = "key: string")]
+    pub fn delete(&self, env: Env, key: Unknown) -> Result<bool> {
+        Ok(self.cache.remove(&key_of(&env, "key", &key)?))
     }
 
     /// Removes every entry (statistics are kept).
@@ -352,33 +385,46 @@ impl AudioFeatureCache {
         catch_unwind,
         ts_args_type = "entries: Array<[string, CacheValue]>, options?: SetOptions | undefined | null"
     )]
-    pub fn set_many(
-        &self,
-        env: Env,
-        entries: Vec<Object>,
-        options: Option<SetOptions>,
-    ) -> Result<u32> {
+    pub fn set_many(&self, env: Env, entries: Unknown, options: Option<Unknown>) -> Result<u32> {
         let options = entry_options(&env, options)?;
         let max_bytes = self.cache.config().max_bytes;
-        let mut parsed = Vec::with_capacity(entries.len());
-        for (i, pair) in entries.iter().enumerate() {
-            if !pair.is_array()? || pair.get_array_length()? < 2 {
+        if !is_array(&env, &entries)? {
+            return Err(type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!(
+                    "entries must be an array of [key, value] pairs; got {}",
+                    describe(&env, &entries)
+                ),
+            ));
+        }
+        // SAFETY: a live handle of this call, checked to be an array.
+        let entries = unsafe { Array::from_napi_value(env.raw(), entries.raw())? };
+        // Grown as pairs are read: a sparse array's length is not trusted.
+        let mut parsed = Vec::new();
+        for i in 0..entries.len() {
+            let pair: Option<Unknown> = entries.get(i)?;
+            let pair = match pair {
+                Some(p) if is_array(&env, &p)? => unsafe {
+                    Object::from_napi_value(env.raw(), p.raw())?
+                },
+                _ => {
+                    return Err(type_error(
+                        &env,
+                        INVALID_ARG_TYPE,
+                        format!("entries[{i}] must be a [key, value] pair"),
+                    ))
+                }
+            };
+            if pair.get_array_length()? < 2 {
                 return Err(type_error(
                     &env,
                     INVALID_ARG_TYPE,
                     format!("entries[{i}] must be a [key, value] pair"),
                 ));
             }
-            let key: Unknown = pair.get_element(0)?;
-            if key.get_type()? != napi::ValueType::String {
-                return Err(type_error(
-                    &env,
-                    INVALID_ARG_TYPE,
-                    format!("entries[{i}][0] must be a string key"),
-                ));
-            }
-            let key: String = unsafe { key.cast()? };
-            let value = js_value(&env, pair.get_element(1)?)?;
+            let key = key_of(&env, &format!("entries[{i}][0]"), &pair.get_element(0)?)?;
+            let value = js_value_at(&env, pair.get_element(1)?, &format!("entries[{i}][1]"))?;
             let weight = super::Store::weight_of(&key, &value, &options.tags);
             if weight > max_bytes {
                 let e = super::CacheError::TooLarge {
@@ -412,10 +458,11 @@ impl AudioFeatureCache {
     pub fn get_or_compute<'env>(
         &self,
         env: &'env Env,
-        key: String,
+        key: Unknown<'env>,
         compute: Unknown<'env>,
-        options: Option<SetOptions>,
+        options: Option<Unknown<'env>>,
     ) -> Result<Unknown<'env>> {
+        let key = key_of(env, "key", &key)?;
         let compute = function_arg::<(), Unknown>(env, "compute", compute)?;
         let options = entry_options(env, options)?;
         if let Some(value) = self.cache.get(&key) {
@@ -445,8 +492,14 @@ impl AudioFeatureCache {
         env: &'env Env,
         keys: Unknown<'env>,
         loader: Unknown<'env>,
-        options: Option<WarmOptions>,
+        options: Option<Unknown<'env>>,
     ) -> Result<Unknown<'env>> {
+        let (entry, fields) = entry_fields(env, options, &["concurrency"])?;
+        let concurrency = match &fields {
+            Some(o) => o.integer("concurrency", 1.0, 1024.0)?.map(|c| c as usize),
+            None => None,
+        }
+        .unwrap_or(DEFAULT_WARM_CONCURRENCY);
         let keys: Vec<String> = unsafe { read_keys(env, keys.raw(), None, "keys")? }
             .as_strs()
             .into_iter()
@@ -466,22 +519,6 @@ impl AudioFeatureCache {
             let resolved = PromiseRaw::resolve(env, result)?;
             return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
         }
-        let (concurrency, entry) = match options {
-            Some(o) => (
-                match o.concurrency {
-                    Some(c) => integer_option(env, "concurrency", c, 1.0, 1024.0)? as usize,
-                    None => DEFAULT_WARM_CONCURRENCY,
-                },
-                entry_options(
-                    env,
-                    Some(SetOptions {
-                        ttl: o.ttl,
-                        tags: o.tags,
-                    }),
-                )?,
-            ),
-            None => (DEFAULT_WARM_CONCURRENCY, EntryOptions::default()),
-        };
         compute::warm(
             env,
             &self.cache,
@@ -494,9 +531,14 @@ impl AudioFeatureCache {
 
     /// Removes every entry with `tag`, or whose key starts with `prefix`;
     /// returns how many were removed.
-    #[napi(catch_unwind)]
-    pub fn invalidate(&self, env: Env, options: InvalidateOptions) -> Result<u32> {
-        let what = match (options.tag, options.prefix) {
+    #[napi(catch_unwind, ts_args_type = "options: InvalidateOptions")]
+    pub fn invalidate(&self, env: Env, options: Option<Unknown>) -> Result<u32> {
+        let o = Fields::read(&env, options, "options", &["tag", "prefix"])?;
+        let (tag, prefix) = match &o {
+            Some(o) => (o.string("tag")?, o.string("prefix")?),
+            None => (None, None),
+        };
+        let what = match (tag, prefix) {
             (Some(tag), None) => Invalidation::Tag(tag),
             (None, Some(prefix)) => Invalidation::Prefix(prefix),
             _ => {

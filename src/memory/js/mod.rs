@@ -19,10 +19,9 @@ use super::advice::opportunities;
 use super::manager::{DeviceUsage, GpuUsage, ManagerConfig};
 use super::suballoc::Strategy;
 use super::{Device, DeviceChoice, MemoryError, MemoryManager, PressureEvent};
-use crate::js::errors::{coded_error, range_error, OUT_OF_RANGE};
-use crate::js::options::{
-    function_arg, integer_option, millis_option, size_arg, size_option, SizeInput,
-};
+use crate::js::errors::{coded_error, range_error, INVALID_ARG_VALUE, OUT_OF_RANGE};
+use crate::js::fields::{size_value, Fields};
+use crate::js::options::{function_arg, SizeInput};
 use block::Lease;
 
 /// Options of `new GAMAMemoryManager(options)`. Every one has a default
@@ -315,105 +314,131 @@ impl GamaMemoryManager {
     }
 }
 
-fn device_arg(env: &Env, value: Option<&str>) -> Result<Device> {
-    match value {
-        None | Some("host") | Some("cpu") => Ok(Device::Host),
-        Some("gpu") | Some("cuda") => Ok(Device::Gpu),
-        Some(other) => Err(range_error(
-            env,
-            OUT_OF_RANGE,
-            format!("device must be 'host' or 'gpu', got '{other}'"),
-        )),
-    }
+/// `device` of a block or a recommendation: 'host' (default) or 'gpu'
+/// ('cpu' and 'cuda' are accepted as their synonyms).
+fn device_field(o: &Fields) -> Result<Device> {
+    Ok(o.choice(
+        "device",
+        &[
+            ("host", Device::Host),
+            ("gpu", Device::Gpu),
+            ("cpu", Device::Host),
+            ("cuda", Device::Gpu),
+        ],
+    )?
+    .unwrap_or(Device::Host))
 }
 
 fn memory_error(env: &Env, err: MemoryError) -> napi::Error {
     coded_error(env, err.code(), err.to_string())
 }
 
-fn config_from(env: &Env, options: Option<MemoryManagerOptions>) -> Result<ManagerConfig> {
+/// Names of `MemoryManagerOptions`.
+const MANAGER_OPTIONS: [&str; 9] = [
+    "maxMemory",
+    "reservedMemory",
+    "optimizationThreshold",
+    "device",
+    "gpuMaxMemory",
+    "allocationStrategy",
+    "alignment",
+    "gpuChunkSize",
+    "idleTrimMs",
+];
+
+fn config_from(env: &Env, options: Option<Unknown>) -> Result<ManagerConfig> {
     let mut config = ManagerConfig::default();
-    let Some(o) = options else { return Ok(config) };
-    if let Some(v) = &o.max_memory {
-        config.max_memory = size_option(env, "maxMemory", v)?;
-        if config.max_memory == 0 {
+    let Some(o) = Fields::read(env, options, "options", &MANAGER_OPTIONS)? else {
+        return Ok(config);
+    };
+    let positive = |key: &str, v: u64| -> Result<u64> {
+        if v == 0 {
             return Err(range_error(
                 env,
                 OUT_OF_RANGE,
-                "maxMemory must be greater than 0",
+                format!("{} must be greater than 0", o.path(key)),
             ));
         }
+        Ok(v)
+    };
+    if let Some(v) = o.size("maxMemory")? {
+        config.max_memory = positive("maxMemory", v)?;
         config.reserved_memory = config.max_memory / 8;
     }
-    if let Some(v) = &o.reserved_memory {
-        config.reserved_memory = size_option(env, "reservedMemory", v)?;
+    if let Some(v) = o.size("reservedMemory")? {
+        config.reserved_memory = v;
         if config.reserved_memory >= config.max_memory {
             return Err(range_error(
                 env,
                 OUT_OF_RANGE,
                 format!(
-                    "reservedMemory ({}) must be less than maxMemory ({})",
+                    "options.reservedMemory ({}) must be less than maxMemory ({})",
                     config.reserved_memory, config.max_memory
                 ),
             ));
         }
     }
-    if let Some(t) = o.optimization_threshold {
-        if !(t > 0.0 && t <= 100.0) {
+    if let Some(t) = o.number("optimizationThreshold")? {
+        if !(t.is_finite() && (1.0..=100.0).contains(&t)) {
+            let hint = if t > 0.0 && t < 1.0 {
+                format!(" (a percentage: did you mean {}?)", t * 100.0)
+            } else {
+                String::new()
+            };
             return Err(range_error(
                 env,
                 OUT_OF_RANGE,
-                format!("optimizationThreshold must be a percentage in (0, 100], got {t}"),
+                format!("options.optimizationThreshold must be a percentage from 1 to 100; got {t}{hint}"),
             ));
         }
         config.threshold_percent = t;
     }
-    config.device = match o.device.as_deref() {
-        None | Some("auto") => DeviceChoice::Auto,
-        Some("cpu") => DeviceChoice::Cpu,
-        Some("cuda") | Some("gpu") => DeviceChoice::Cuda,
-        Some(other) => {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!("device must be 'auto', 'cpu' or 'cuda', got '{other}'"),
-            ))
-        }
-    };
-    if let Some(v) = &o.gpu_max_memory {
-        config.gpu_max_memory = Some(size_option(env, "gpuMaxMemory", v)?);
+    if o.string("device")?.as_deref() == Some("gpu") {
+        return Err(range_error(
+            env,
+            INVALID_ARG_VALUE,
+            "options.device must be 'auto' | 'cpu' | 'cuda'; got 'gpu' (use 'cuda' to require a GPU)",
+        ));
     }
-    config.strategy = match o.allocation_strategy.as_deref() {
-        None | Some("best-fit") => Strategy::BestFit,
-        Some("first-fit") => Strategy::FirstFit,
-        Some("worst-fit") => Strategy::WorstFit,
-        Some("buddy") => Strategy::Buddy,
-        Some(other) => {
-            return Err(range_error(
-                env,
-                OUT_OF_RANGE,
-                format!(
-                    "allocationStrategy must be 'best-fit', 'first-fit', 'worst-fit' or 'buddy', got '{other}'"
-                ),
-            ))
-        }
-    };
-    if let Some(a) = o.alignment {
-        let a = integer_option(env, "alignment", a, 1.0, (1u64 << 30) as f64)?;
+    config.device = o
+        .choice(
+            "device",
+            &[
+                ("auto", DeviceChoice::Auto),
+                ("cpu", DeviceChoice::Cpu),
+                ("cuda", DeviceChoice::Cuda),
+            ],
+        )?
+        .unwrap_or(DeviceChoice::Auto);
+    if let Some(v) = o.size("gpuMaxMemory")? {
+        config.gpu_max_memory = Some(positive("gpuMaxMemory", v)?);
+    }
+    config.strategy = o
+        .choice(
+            "allocationStrategy",
+            &[
+                ("best-fit", Strategy::BestFit),
+                ("first-fit", Strategy::FirstFit),
+                ("worst-fit", Strategy::WorstFit),
+                ("buddy", Strategy::Buddy),
+            ],
+        )?
+        .unwrap_or(Strategy::BestFit);
+    if let Some(a) = o.integer("alignment", 1.0, (1u64 << 30) as f64)? {
         if !a.is_power_of_two() {
             return Err(range_error(
                 env,
                 OUT_OF_RANGE,
-                format!("alignment must be a power of two, got {a}"),
+                format!("options.alignment must be a power of two; got {a}"),
             ));
         }
         config.alignment = a;
     }
-    if let Some(v) = &o.gpu_chunk_size {
-        config.gpu_chunk_size = size_option(env, "gpuChunkSize", v)?.max(1);
+    if let Some(v) = o.size("gpuChunkSize")? {
+        config.gpu_chunk_size = positive("gpuChunkSize", v)?;
     }
-    if let Some(ms) = o.idle_trim_ms {
-        config.idle_trim = millis_option(env, "idleTrimMs", ms)?;
+    if let Some(t) = o.millis("idleTrimMs")? {
+        config.idle_trim = t;
     }
     Ok(config)
 }
@@ -421,8 +446,8 @@ fn config_from(env: &Env, options: Option<MemoryManagerOptions>) -> Result<Manag
 #[napi]
 impl GamaMemoryManager {
     /// A manager. Throws E_NO_GPU when `device: 'cuda'` finds no usable GPU.
-    #[napi(constructor)]
-    pub fn new(env: Env, options: Option<MemoryManagerOptions>) -> Result<Self> {
+    #[napi(constructor, ts_args_type = "options?: MemoryManagerOptions")]
+    pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
         let config = config_from(&env, options)?;
         let manager = MemoryManager::new(config).map_err(|e| memory_error(&env, e))?;
         let listeners = Arc::new(Listeners::default());
@@ -447,9 +472,9 @@ impl GamaMemoryManager {
         &self,
         env: &Env,
         size: &Unknown,
-        options: Option<AllocateOptions>,
+        options: Option<Unknown>,
     ) -> Result<std::result::Result<MemoryBlock, MemoryError>> {
-        let bytes = size_arg(env, "size", size)?;
+        let bytes = size_value(env, "size", size)?;
         if bytes == 0 {
             return Err(range_error(
                 env,
@@ -457,11 +482,11 @@ impl GamaMemoryManager {
                 "size must be greater than 0",
             ));
         }
-        let (operation, device, tag) = match options {
-            Some(o) => (o.operation, o.device, o.tag),
-            None => (None, None, None),
-        };
-        let device = device_arg(env, device.as_deref())?;
+        let (operation, device, tag) =
+            match Fields::read(env, options, "options", &["operation", "device", "tag"])? {
+                Some(o) => (o.string("operation")?, device_field(&o)?, o.string("tag")?),
+                None => (None, Device::Host, None),
+            };
         let operation = operation.unwrap_or_else(|| "general".into());
         let lease = match device {
             Device::Host => self
@@ -481,7 +506,7 @@ impl GamaMemoryManager {
         &self,
         env: Env,
         size: Unknown,
-        options: Option<AllocateOptions>,
+        options: Option<Unknown>,
     ) -> Result<MemoryBlock> {
         self.allocate_block(&env, &size, options)?
             .map_err(|e| memory_error(&env, e))
@@ -493,7 +518,7 @@ impl GamaMemoryManager {
         &self,
         env: Env,
         size: Unknown,
-        options: Option<AllocateOptions>,
+        options: Option<Unknown>,
     ) -> Result<Option<MemoryBlock>> {
         match self.allocate_block(&env, &size, options)? {
             Ok(block) => Ok(Some(block)),
@@ -573,15 +598,26 @@ impl GamaMemoryManager {
         env: Env,
         operation: String,
         bytes_per_item: Unknown,
-        options: Option<RecommendOptions>,
+        options: Option<Unknown>,
     ) -> Result<u32> {
-        let per_item = size_arg(&env, "bytesPerItem", &bytes_per_item)?;
-        let (min, max, device) = match options {
-            Some(o) => (o.min, o.max, o.device),
-            None => (None, None, None),
-        };
-        let min = integer_option(&env, "min", min.unwrap_or(1.0), 1.0, u32::MAX as f64)?;
-        let max = integer_option(&env, "max", max.unwrap_or(1024.0), 1.0, u32::MAX as f64)?;
+        let per_item = size_value(&env, "bytesPerItem", &bytes_per_item)?;
+        if per_item == 0 {
+            return Err(range_error(
+                &env,
+                OUT_OF_RANGE,
+                "bytesPerItem must be greater than 0",
+            ));
+        }
+        let (min, max, device) =
+            match Fields::read(&env, options, "options", &["min", "max", "device"])? {
+                Some(o) => (
+                    o.integer("min", 1.0, u32::MAX as f64)?,
+                    o.integer("max", 1.0, u32::MAX as f64)?,
+                    device_field(&o)?,
+                ),
+                None => (None, None, Device::Host),
+            };
+        let (min, max) = (min.unwrap_or(1), max.unwrap_or(1024));
         if min > max {
             return Err(range_error(
                 &env,
@@ -589,7 +625,6 @@ impl GamaMemoryManager {
                 format!("min ({min}) must not exceed max ({max})"),
             ));
         }
-        let device = device_arg(&env, device.as_deref())?;
         Ok(self
             .manager
             .recommend_batch_size(device, &operation, per_item, min, max) as u32)
