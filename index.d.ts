@@ -64,8 +64,14 @@ export declare const BatchOperationType: {
   readonly MEASURE: 'MEASURE'
 }
 
-/** What `PerformanceProfiler.getStats()` returns: the shape of the music-gen seed's `/api/v1/performance/stats`. */
+/**
+ * What `PerformanceProfiler.getStats()` returns: the shape of the music-gen
+ * seed's `/api/v1/performance/stats`, whose rates and shares are
+ * percentages (`hit_rate: 85.2` means 85.2%), unlike the 0-1 fractions of
+ * the classes' own `getStats()`.
+ */
 export interface PerformanceStats {
+  /** `hit_rate` is a percentage from 0 to 100, as in the seed. */
   cache: { hit_rate: number; hits: number; misses: number; entries: number; bytes: number } | null
   memory: {
     system: { total_gb: number; used_gb: number; percent: number; process_rss_gb: number }
@@ -245,7 +251,6 @@ export declare class GAMAMemoryManager {
   /** Whether a GPU is in use. */
   get hasGpu(): boolean
 }
-export type GamaMemoryManager = GAMAMemoryManager
 
 /**
  * A block of host or GPU memory from `GAMAMemoryManager.allocate`.

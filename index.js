@@ -838,7 +838,6 @@ module.exports = nativeBinding
 module.exports.AudioFeatureCache = nativeBinding.AudioFeatureCache
 module.exports.BatchProcessor = nativeBinding.BatchProcessor
 module.exports.GAMAMemoryManager = nativeBinding.GAMAMemoryManager
-module.exports.GamaMemoryManager = nativeBinding.GamaMemoryManager
 module.exports.MemoryBlock = nativeBinding.MemoryBlock
 module.exports.PerformanceProfiler = nativeBinding.PerformanceProfiler
 module.exports.BatchOperationType = nativeBinding.BatchOperationType

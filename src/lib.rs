@@ -4,6 +4,10 @@
 
 #![deny(clippy::all)]
 
+use napi::bindgen_prelude::Object;
+use napi::{Env, Result};
+use napi_derive::napi;
+
 pub mod batch;
 pub mod cache;
 pub mod features;
@@ -12,3 +16,9 @@ pub mod memory;
 pub mod metrics;
 mod reaper;
 mod suggest;
+
+/// Runs when the addon loads (see `js::module`).
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    js::module::install(&env, exports)
+}

@@ -17,7 +17,7 @@ use super::{
 use crate::js::errors::{
     coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
 };
-use crate::js::fields::{describe, is_array, string_value, Fields};
+use crate::js::fields::{describe, element, is_array, string_value, Fields};
 use crate::js::value::{new_float32_array, typed_array_view, RawValue};
 
 /// Options of `extractFeatures`, named as librosa's parameters in camelCase
@@ -340,7 +340,7 @@ pub fn extract_features_batch(
     let mut copies = Vec::new();
     for i in 0..array.len() {
         let path = format!("clips[{i}]");
-        let clip: Unknown = array.get(i)?.ok_or_else(|| {
+        let clip = element(&env, &array, i)?.ok_or_else(|| {
             type_error(
                 &env,
                 INVALID_ARG_TYPE,

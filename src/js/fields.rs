@@ -134,8 +134,11 @@ impl<'env> Fields<'env> {
                 &self.env,
                 OUT_OF_RANGE,
                 format!(
-                    "{} must be a number from {min} to {max}; got {n}",
-                    self.path(key)
+                    "{} must be a number from {} to {}; got {}",
+                    self.path(key),
+                    number_text(min),
+                    number_text(max),
+                    number_text(n)
                 ),
             ));
         }
@@ -257,7 +260,12 @@ pub fn whole_number(env: &Env, path: &str, n: f64, min: f64, max: f64) -> Result
         return Err(range_error(
             env,
             OUT_OF_RANGE,
-            format!("{path} must be a whole number from {min} to {max}; got {n}"),
+            format!(
+                "{path} must be a whole number from {} to {}; got {}",
+                number_text(min),
+                number_text(max),
+                number_text(n)
+            ),
         ));
     }
     Ok(n as u64)
@@ -269,7 +277,11 @@ pub fn millis(env: &Env, path: &str, n: f64) -> Result<Duration> {
         return Err(range_error(
             env,
             OUT_OF_RANGE,
-            format!("{path} must be a number of milliseconds from 0 to {MAX_MILLIS}; got {n}"),
+            format!(
+                "{path} must be a number of milliseconds from 0 to {}; got {}",
+                number_text(MAX_MILLIS),
+                number_text(n)
+            ),
         ));
     }
     Ok(Duration::from_secs_f64(n / 1000.0))
@@ -339,7 +351,7 @@ pub fn string_list(env: &Env, path: &str, value: &Unknown) -> Result<Vec<String>
     }
     let mut out = Vec::new();
     for i in 0..array.len() {
-        let item: Unknown = array.get(i)?.ok_or_else(|| {
+        let item = element(env, &array, i)?.ok_or_else(|| {
             type_error(
                 env,
                 INVALID_ARG_TYPE,
@@ -349,6 +361,20 @@ pub fn string_list(env: &Env, path: &str, value: &Unknown) -> Result<Vec<String>
         out.push(string_value(env, &format!("{path}[{i}]"), &item)?);
     }
     Ok(out)
+}
+
+/// Element `i` of `array`, or None for a hole (of a sparse array).
+pub fn element<'env>(env: &Env, array: &Array<'env>, i: u32) -> Result<Option<Unknown<'env>>> {
+    let mut present = false;
+    super::errors::check_status(
+        // SAFETY: a live handle of this call; may run a Proxy trap.
+        unsafe { sys::napi_has_element(env.raw(), array.raw(), i, &mut present) },
+        "napi_has_element",
+    )?;
+    if !present {
+        return Ok(None);
+    }
+    array.get(i)
 }
 
 /// Whether `value` is an array.
@@ -391,6 +417,25 @@ fn own_keys(env: &Env, object: &Object) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+/// A number as JS prints it, kept short: `1e+300`, `NaN`, `-Infinity`, `0.7`, `512`.
+pub fn number_text(n: f64) -> String {
+    if n.is_nan() {
+        "NaN".into()
+    } else if n.is_infinite() {
+        if n > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if n.fract() == 0.0 && n.abs() < 1e21 {
+        format!("{n:.0}")
+    } else if n.abs() >= 1e21 || n.abs() < 1e-6 {
+        let text = format!("{n:e}");
+        match text.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => text,
+        }
+    } else {
+        format!("{n}")
+    }
+}
+
 /// At most 40 characters of `s`, for messages.
 fn short(s: &str) -> String {
     let mut chars = s.chars();
@@ -420,7 +465,7 @@ pub fn describe(env: &Env, value: &Unknown) -> String {
         ValueType::Number => {
             // SAFETY: a live handle, checked to be a number.
             let n = unsafe { f64::from_napi_value(env.raw(), value.raw()) }.unwrap_or(f64::NAN);
-            format!("a number ({n})")
+            format!("a number ({})", number_text(n))
         }
         ValueType::String => {
             // SAFETY: a live handle, checked to be a string.

@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod fields;
 pub mod keys;
+pub mod module;
 pub mod options;
 pub mod raw;
 pub mod structured;

@@ -21,11 +21,11 @@ use crate::batch::Processor;
 use crate::cache::js::AudioFeatureCache;
 use crate::cache::FeatureCache;
 use crate::js::errors::{range_error, OUT_OF_RANGE};
-use crate::js::fields::Fields;
+use crate::js::fields::{string_value, Fields};
 use crate::js::options::function_arg;
 use crate::js::raw::{call_reporting, Persistent};
 use crate::js::value::RawValue;
-use crate::memory::js::GamaMemoryManager;
+use crate::memory::js::GAMAMemoryManager;
 use crate::memory::MemoryManager;
 
 /// Shortest alert check interval (a shorter one would poll the machine
@@ -236,7 +236,7 @@ impl PerformanceProfiler {
             "allocationFailures",
         ];
         if let Some(o) = Fields::read(&env, options, "options", &KNOWN)? {
-            let manager: Option<ClassInstance<GamaMemoryManager>> =
+            let manager: Option<ClassInstance<GAMAMemoryManager>> =
                 o.instance("memoryManager", "a GAMAMemoryManager")?;
             watch.memory = manager.map(|m| m.core().clone());
             let cache: Option<ClassInstance<AudioFeatureCache>> =
@@ -291,10 +291,12 @@ impl PerformanceProfiler {
     pub fn profile_operation(
         &self,
         env: Env,
-        component: String,
-        operation: String,
+        component: Unknown,
+        operation: Unknown,
         f: Unknown,
     ) -> Result<RawValue> {
+        let component = string_value(&env, "component", &component)?;
+        let operation = string_value(&env, "operation", &operation)?;
         let f: Function<(), ()> = function_arg(&env, "fn", f)?;
         let started = Instant::now();
         let mut result = ptr::null_mut();
@@ -348,7 +350,10 @@ impl PerformanceProfiler {
                 return Err(range_error(
                     &env,
                     OUT_OF_RANGE,
-                    format!("lastMinutes must be a number of minutes in (0, 60], got {m}"),
+                    format!(
+                        "options.lastMinutes must be a number of minutes in (0, 60]; got {}",
+                        crate::js::fields::number_text(m)
+                    ),
                 ))
             }
         };

@@ -37,7 +37,10 @@ pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
                 return Err(range_error(
                     env,
                     OUT_OF_RANGE,
-                    format!("priority must be a whole number from 0 to 10 or 'critical' | 'high' | 'normal' | 'low', got {n}"),
+                    format!(
+                        "options.priority must be a whole number from 0 to 10 or 'critical' | 'high' | 'normal' | 'low'; got {}",
+                        crate::js::fields::number_text(n)
+                    ),
                 ));
             }
             Ok(n as u8)

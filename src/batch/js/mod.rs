@@ -30,7 +30,7 @@ use crate::js::fields::{describe, Fields};
 use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
-use crate::memory::js::GamaMemoryManager;
+use crate::memory::js::GAMAMemoryManager;
 
 /// Operation types. PROCESS has no built-in processor (register one);
 /// EXTRACT_FEATURES, ANALYZE and MEASURE run natively unless a JS processor
@@ -607,7 +607,7 @@ impl BatchProcessor {
             wait_when_full = o
                 .choice("queueFullBehavior", &[("reject", false), ("wait", true)])?
                 .unwrap_or(false);
-            let manager: Option<ClassInstance<GamaMemoryManager>> =
+            let manager: Option<ClassInstance<GAMAMemoryManager>> =
                 o.instance("memoryManager", "a GAMAMemoryManager")?;
             memory = manager.map(|m| m.core().clone());
             let instance: Option<ClassInstance<AudioFeatureCache>> =

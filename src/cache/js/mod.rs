@@ -15,7 +15,7 @@ use super::{
     Invalidation, PolicyKind, Ttl,
 };
 use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::fields::{describe, is_array, Fields};
+use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
 use crate::js::options::{function_arg, SizeInput};
 use crate::js::value::{
@@ -403,7 +403,7 @@ impl AudioFeatureCache {
         // Grown as pairs are read: a sparse array's length is not trusted.
         let mut parsed = Vec::new();
         for i in 0..entries.len() {
-            let pair: Option<Unknown> = entries.get(i)?;
+            let pair = element(&env, &entries, i)?;
             let pair = match pair {
                 Some(p) if is_array(&env, &p)? => unsafe {
                     Object::from_napi_value(env.raw(), p.raw())?
@@ -604,8 +604,7 @@ fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Result<(&'static str, &'a [
     Ok((view.element().0, unsafe { view.bytes() }))
 }
 
-/// Installs the fast read path when the module loads.
-#[napi(module_exports)]
-pub fn init(exports: Object, env: Env) -> Result<()> {
-    fast_path::install(&env, &exports)
+/// Installs the fast read path over `exports.AudioFeatureCache`.
+pub(crate) fn install(env: &Env, exports: &Object) -> Result<()> {
+    fast_path::install(env, exports)
 }

@@ -178,22 +178,30 @@ unsafe fn typed_array_bytes(env: &Env, value: &Unknown, name: &str) -> Result<(*
 
 fn copy_range(env: &Env, block_bytes: u64, offset: Option<f64>, len: usize) -> Result<u64> {
     let offset = offset.unwrap_or(0.0);
-    if !offset.is_finite() || offset < 0.0 || offset.fract() != 0.0 {
+    // Compared as f64 before any cast: a huge offset must not saturate or wrap.
+    if !(offset.is_finite()
+        && offset >= 0.0
+        && offset.fract() == 0.0
+        && offset <= block_bytes as f64)
+    {
         return Err(range_error(
             env,
             OUT_OF_RANGE,
-            format!("offset must be a whole number of bytes >= 0, got {offset}"),
+            format!(
+                "offset must be a whole number of bytes from 0 to {block_bytes}; got {}",
+                crate::js::fields::number_text(offset)
+            ),
         ));
     }
     let offset = offset as u64;
-    if offset + len as u64 > block_bytes {
-        return Err(range_error(
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= block_bytes => Ok(offset),
+        _ => Err(range_error(
             env,
             OUT_OF_RANGE,
             format!("{len} bytes at offset {offset} do not fit in a {block_bytes} byte block"),
-        ));
+        )),
     }
-    Ok(offset)
 }
 
 fn gpu_error(env: &Env, err: MemoryError) -> napi::Error {

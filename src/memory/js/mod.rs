@@ -302,12 +302,12 @@ struct Listeners {
 /// A memory budget for host and GPU memory with pooled, reference-counted
 /// blocks, usage analytics, optimisation suggestions and batch sizing.
 #[napi(js_name = "GAMAMemoryManager")]
-pub struct GamaMemoryManager {
+pub struct GAMAMemoryManager {
     manager: Arc<MemoryManager>,
     listeners: Arc<Listeners>,
 }
 
-impl GamaMemoryManager {
+impl GAMAMemoryManager {
     /// The core, for the batch processor.
     pub fn core(&self) -> &Arc<MemoryManager> {
         &self.manager
@@ -388,7 +388,10 @@ fn config_from(env: &Env, options: Option<Unknown>) -> Result<ManagerConfig> {
             return Err(range_error(
                 env,
                 OUT_OF_RANGE,
-                format!("options.optimizationThreshold must be a percentage from 1 to 100; got {t}{hint}"),
+                format!(
+                    "options.optimizationThreshold must be a percentage from 1 to 100; got {}{hint}",
+                    crate::js::fields::number_text(t)
+                ),
             ));
         }
         config.threshold_percent = t;
@@ -444,7 +447,7 @@ fn config_from(env: &Env, options: Option<Unknown>) -> Result<ManagerConfig> {
 }
 
 #[napi]
-impl GamaMemoryManager {
+impl GAMAMemoryManager {
     /// A manager. Throws E_NO_GPU when `device: 'cuda'` finds no usable GPU.
     #[napi(constructor, ts_args_type = "options?: MemoryManagerOptions")]
     pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
@@ -465,7 +468,7 @@ impl GamaMemoryManager {
                 );
             }
         })));
-        Ok(GamaMemoryManager { manager, listeners })
+        Ok(GAMAMemoryManager { manager, listeners })
     }
 
     fn allocate_block(
