@@ -265,8 +265,8 @@ test('one AbortSignal cancels every item given it through a single listener, rem
 
 test('batchTimeoutMs rejects a batch that runs too long with E_TIMEOUT; a late result is ignored', async () => {
   const bp = new BatchProcessor({ batchTimeoutMs: 50 });
-  bp.registerProcessor('SLOW', () => new Promise((resolve) => setTimeout(() => resolve(['late']), 300)));
-  bp.registerProcessor('NEVER', () => new Promise(() => {}));
+  bp.registerProcessor('SLOW', () => new Promise<string[]>((resolve) => setTimeout(() => resolve(['late']), 300)));
+  bp.registerProcessor('NEVER', () => new Promise<never[]>(() => {}));
   assert.equal((await rejection(bp.addItem('SLOW', 1))).code, 'E_TIMEOUT');
   assert.equal((await rejection(bp.addItem('NEVER', 1))).code, 'E_TIMEOUT');
   const native = await rejection(bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(16000 * 600), options: slow }));
@@ -292,7 +292,7 @@ test('backpressure: a full queue rejects with E_QUEUE_FULL, or waits when asked'
 
 test('onIdle, processor-wide progress, close drains, close({ force }) rejects with E_CLOSED', async () => {
   const bp = new BatchProcessor({ maxBatchSize: 2 });
-  bp.registerProcessor('P', (items) => new Promise((resolve) => setTimeout(() => resolve(items.map((i) => i.data)), 10)));
+  bp.registerProcessor('P', (items) => new Promise<unknown[]>((resolve) => setTimeout(() => resolve(items.map((i) => i.data)), 10)));
   const counts: number[] = [];
   const off = bp.onProgress((c) => counts.push(c.completed));
   const done = bp.addItems('P', [1, 2, 3, 4]);
@@ -307,7 +307,7 @@ test('onIdle, processor-wide progress, close drains, close({ force }) rejects wi
   assert.equal((await rejection(bp.addItem('P', 7))).code, 'E_CLOSED');
 
   const forced = new BatchProcessor({ maxBatchSize: 1, maxConcurrentBatches: 2, threads: 1 });
-  forced.registerProcessor('P', () => new Promise(() => {}));
+  forced.registerProcessor('P', () => new Promise<never[]>(() => {}));
   let running!: () => void;
   const nativeRunning = new Promise<void>((resolve) => (running = resolve));
   const native = forced.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(16000 * 600), options: slow }, {

@@ -34,25 +34,25 @@ function check(cases: Array<[string, () => unknown, Expect]>) {
 const unknown = (key: string, hint: string): Expect => ({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: new RegExp(`unknown option '${key}'.*${hint}`) })
 
 test('unknown option keys are TypeErrors naming the key and the nearest valid one', () => {
-  const none = {} as never
+  const o = (x: object) => x as never
   check([
-    ['cache maxMem', () => new AudioFeatureCache({ maxMem: '1GB', ...none }), unknown('maxMem', "did you mean 'maxMemory'")],
-    ['cache maxSize', () => new AudioFeatureCache({ maxSize: 5, ...none }), unknown('maxSize', 'known options: maxEntries, maxMemory')],
-    ['batch maxBatch', () => new BatchProcessor({ maxBatch: 5, ...none }), unknown('maxBatch', "did you mean 'maxBatchSize'")],
-    ['profiler alertThreshold', () => new PerformanceProfiler({ alertThreshold: {}, ...none }), unknown('alertThreshold', "did you mean 'alertThresholds'")],
-    ['nested thresholds', () => new PerformanceProfiler({ alertThresholds: { p95: 5, ...none } }), unknown('p95', "did you mean 'p95Ms'")],
-    ['extract nfft', () => extractFeatures(audio, { sampleRate: 16000, nfft: 512, ...none }), unknown('nfft', "did you mean 'nFft'")],
-    ['extract n_mels', () => extractFeatures(audio, { sampleRate: 16000, n_mels: 40, ...none }), unknown('n_mels', "did you mean 'nMels'")],
-    ['extract sr', () => extractFeatures(audio, { sr: 16000, ...none }), unknown('sr', 'known options: sampleRate')],
-    ['manager', () => new GAMAMemoryManager({ maxMemroy: '1GB', ...none }), unknown('maxMemroy', "did you mean 'maxMemory'")],
-    ['allocate', () => new GAMAMemoryManager({ device: 'cpu' }).allocate(64, { devcie: 'host', ...none }), unknown('devcie', "did you mean 'device'")],
-    ['set', () => new AudioFeatureCache().set('k', 1, { tag: ['x'], ...none }), unknown('tag', "did you mean 'tags'")],
-    ['warm', () => new AudioFeatureCache().warm(['a'], () => 1, { concurency: 2, ...none }), unknown('concurency', "did you mean 'concurrency'")],
-    ['addItem', () => new BatchProcessor().addItem('MEASURE', audio, { priorty: 1, ...none }), unknown('priorty', "did you mean 'priority'")],
+    ['cache maxMem', () => new AudioFeatureCache(o({ maxMem: '1GB' })), unknown('maxMem', "did you mean 'maxMemory'")],
+    ['cache maxSize', () => new AudioFeatureCache(o({ maxSize: 5 })), unknown('maxSize', 'known options: maxEntries, maxMemory')],
+    ['batch maxBatch', () => new BatchProcessor(o({ maxBatch: 5 })), unknown('maxBatch', "did you mean 'maxBatchSize'")],
+    ['profiler alertThreshold', () => new PerformanceProfiler(o({ alertThreshold: {} })), unknown('alertThreshold', "did you mean 'alertThresholds'")],
+    ['nested thresholds', () => new PerformanceProfiler({ alertThresholds: o({ p95: 5 }) }), unknown('p95', "did you mean 'p95Ms'")],
+    ['extract nfft', () => extractFeatures(audio, o({ sampleRate: 16000, nfft: 512 })), unknown('nfft', "did you mean 'nFft'")],
+    ['extract n_mels', () => extractFeatures(audio, o({ sampleRate: 16000, n_mels: 40 })), unknown('n_mels', "did you mean 'nMels'")],
+    ['extract sr', () => extractFeatures(audio, o({ sr: 16000 })), unknown('sr', 'known options: sampleRate')],
+    ['manager', () => new GAMAMemoryManager(o({ maxMemroy: '1GB' })), unknown('maxMemroy', "did you mean 'maxMemory'")],
+    ['allocate', () => new GAMAMemoryManager({ device: 'cpu' }).allocate(64, o({ devcie: 'host' })), unknown('devcie', "did you mean 'device'")],
+    ['set', () => new AudioFeatureCache().set('k', 1, o({ tag: ['x'] })), unknown('tag', "did you mean 'tags'")],
+    ['warm', () => new AudioFeatureCache().warm(['a'], () => 1, o({ concurency: 2 })), unknown('concurency', "did you mean 'concurrency'")],
+    ['addItem', () => new BatchProcessor().addItem('MEASURE', audio, o({ priorty: 1 })), unknown('priorty', "did you mean 'priority'")],
     ['item data', () => new BatchProcessor().addItem('EXTRACT_FEATURES', { audio, sampleRat: 8000 }), unknown('sampleRat', "did you mean 'sampleRate'")],
-    ['featureOptions', () => new BatchProcessor({ featureOptions: { sampleRate: 16000, hop: 5, ...none } }), unknown('hop', '')],
-    ['summary', () => new PerformanceProfiler().getPerformanceSummary({ lastMinute: 5, ...none }), unknown('lastMinute', "did you mean 'lastMinutes'")],
-    ['close', () => new BatchProcessor().close({ forced: true, ...none }), unknown('forced', "did you mean 'force'")],
+    ['featureOptions', () => new BatchProcessor({ featureOptions: o({ sampleRate: 16000, hop: 5 }) }), unknown('hop', '')],
+    ['summary', () => new PerformanceProfiler().getPerformanceSummary(o({ lastMinute: 5 })), unknown('lastMinute', "did you mean 'lastMinutes'")],
+    ['close', () => new BatchProcessor().close(o({ forced: true })), unknown('forced', "did you mean 'force'")],
   ])
 })
 

@@ -652,7 +652,8 @@ impl BatchProcessor {
     /// JS thread; it returns (or resolves to) one result per item, in order.
     /// Replaces the native processor of a built-in type.
     #[napi(
-        ts_args_type = "type: BatchOperationType | string, processor: (items: BatchItem[], resourceStrategy: ResourceStrategy) => unknown[] | Promise<unknown[]>"
+        ts_generic_types = "T = unknown",
+        ts_args_type = "type: BatchOperationType | string, processor: (items: BatchItem[], resourceStrategy: ResourceStrategy) => T[] | Promise<T[]>"
     )]
     pub fn register_processor(&self, env: Env, kind: Unknown, processor: Unknown) -> Result<()> {
         if kind.get_type()? != ValueType::String {
@@ -675,8 +676,9 @@ impl BatchProcessor {
 
     /// Queues one item; the promise settles with its result or error.
     #[napi(
-        ts_args_type = "type: BatchOperationType | string, data: unknown, options?: AddItemOptions",
-        ts_return_type = "Promise<any>"
+        ts_generic_types = "T = never, K extends string = string",
+        ts_args_type = "type: K, data: unknown, options?: AddItemOptions",
+        ts_return_type = "Promise<BatchResult<K, T>>"
     )]
     pub fn add_item(
         &self,
@@ -718,8 +720,9 @@ impl BatchProcessor {
     /// Queues many items of one type with the same options; one promise for
     /// all results in order (rejects with the first error, like Promise.all).
     #[napi(
-        ts_args_type = "type: BatchOperationType | string, data: unknown[], options?: AddItemOptions",
-        ts_return_type = "Promise<any[]>"
+        ts_generic_types = "T = never, K extends string = string",
+        ts_args_type = "type: K, data: unknown[], options?: AddItemOptions",
+        ts_return_type = "Promise<Array<BatchResult<K, T>>>"
     )]
     pub fn add_items(
         &self,

@@ -274,9 +274,14 @@ impl AudioFeatureCache {
     }
 
     /// The value under `key`, as a fresh copy, or undefined (missing or expired).
-    #[napi(catch_unwind, ts_return_type = "CacheValue | undefined")]
-    pub fn get(&self, key: String) -> MaybeCached {
-        MaybeCached(self.cache.get(&key))
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "key: string",
+        ts_return_type = "T | undefined"
+    )]
+    pub fn get(&self, env: Env, key: Unknown) -> Result<MaybeCached> {
+        Ok(MaybeCached(self.cache.get(&key_of(&env, "key", &key)?)))
     }
 
     /// Stores a copy of `value` under `key`, evicting by policy to stay
@@ -335,7 +340,8 @@ impl AudioFeatureCache {
     #[napi(
         catch_unwind,
         ts_args_type = "keys: string[]",
-        ts_return_type = "Array<CacheValue | undefined>"
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_return_type = "Array<T | undefined>"
     )]
     pub fn get_many(
         &self,
@@ -452,8 +458,9 @@ impl AudioFeatureCache {
     /// towards `estimatedTimeSavedMs`.
     #[napi(
         catch_unwind,
-        ts_args_type = "key: string, compute: () => CacheValue | Promise<CacheValue>, options?: SetOptions | undefined | null",
-        ts_return_type = "Promise<CacheValue>"
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "key: string, compute: () => T | Promise<T>, options?: SetOptions | undefined | null",
+        ts_return_type = "Promise<T>"
     )]
     pub fn get_or_compute<'env>(
         &self,
