@@ -63,3 +63,16 @@ test('the demo skips corrupt and non-WAV files and processes the rest', () => {
     rmSync(dir, { recursive: true });
   }
 });
+
+test('each seed example runs and prints what it did', () => {
+  const expected: Record<string, RegExp> = {
+    'feature-memory-system.ts': /patterns stored off the V8 heap[\s\S]*second search served from the results cache: true/,
+    'task-router.ts': /routed:/,
+    'model-orchestrator.ts': /\S/,
+  };
+  for (const [file, output] of Object.entries(expected)) {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'examples', file)], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(run.status, 0, `${file}: ${run.stderr}`);
+    assert.match(run.stdout, output, file);
+  }
+});

@@ -96,3 +96,25 @@ export class FeatureMemorySystem {
     return matches.slice(0, topK)
   }
 }
+
+/** Stores patterns, searches twice (the second search is a cache hit) and prints what happened. */
+async function main() {
+  const memory = new FeatureMemorySystem()
+  const dims = 64
+  const pattern = (seed: number) => Float32Array.from({ length: dims }, (_, i) => Math.sin((i + 1) * seed))
+  for (let p = 1; p <= 1000; p++) memory.storePattern(`pattern-${p}`, pattern(p * 0.01))
+  const query = pattern(0.5)
+  const first = await memory.findSimilarPatterns(query, { topK: 3 })
+  const again = await memory.findSimilarPatterns(query, { topK: 3 })
+  console.log(`${memory.patternCount} patterns stored off the V8 heap`)
+  for (const match of first) console.log(`  ${match.id}: similarity ${match.score.toFixed(4)}`)
+  const stats = memory.cacheStats()
+  console.log(`second search served from the results cache: ${JSON.stringify(again) === JSON.stringify(first)} (hits ${stats.hits}, misses ${stats.misses})`)
+}
+
+if (process.argv[1] && /feature-memory-system\.ts$/.test(process.argv[1])) {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
