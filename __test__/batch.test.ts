@@ -265,14 +265,22 @@ test('one AbortSignal cancels every item given it through a single listener, rem
 
 test('batchTimeoutMs rejects a batch that runs too long with E_TIMEOUT; a late result is ignored', async () => {
   const bp = new BatchProcessor({ batchTimeoutMs: 50 });
-  bp.registerProcessor('SLOW', () => new Promise<string[]>((resolve) => setTimeout(() => resolve(['late']), 300)));
+  // SLOW answers only once the test has seen its timeout: its result is late by construction.
+  let answer!: (value: string[]) => void;
+  const late = new Promise<string[]>((resolve) => (answer = resolve));
+  bp.registerProcessor('SLOW', () => late);
   bp.registerProcessor('NEVER', () => new Promise<never[]>(() => {}));
   assert.equal((await rejection(bp.addItem('SLOW', 1))).code, 'E_TIMEOUT');
+  answer(['late']);
+  await late;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(bp.getStats().completed, 0, 'the late result is ignored');
   assert.equal((await rejection(bp.addItem('NEVER', 1))).code, 'E_TIMEOUT');
   const native = await rejection(bp.addItem(BatchOperationType.EXTRACT_FEATURES, { audio: tone(16000 * 600), options: slow }));
   assert.equal(native.code, 'E_TIMEOUT');
-  await new Promise((resolve) => setTimeout(resolve, 350));
-  assert.equal(bp.getStats().failed, 3);
+  const stats = bp.getStats();
+  assert.equal(stats.failed, 3);
+  assert.equal(stats.completed, 0);
   await bp.close();
 });
 
