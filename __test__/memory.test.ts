@@ -172,10 +172,15 @@ test('pressure listeners hear the threshold crossed both ways and can be removed
       events.push(e);
       if (waiting && events.length >= waiting.n) waiting.resolve();
     };
-    const until = (n: number) => new Promise<void>((resolve) => {
-      if (events.length >= n) resolve();
-      else waiting = { n, resolve };
-    });
+    // Listeners do not keep Node alive: a ref'd timer does while waiting.
+    const until = async (n: number) => {
+      const alive = setInterval(() => {}, 1000);
+      await new Promise<void>((resolve) => {
+        if (events.length >= n) resolve();
+        else waiting = { n, resolve };
+      });
+      clearInterval(alive);
+    };
     return { events, listener, until };
   }
   const first = recorder();

@@ -76,8 +76,11 @@ test('alerts fire with the seed defaults, once per episode, and go to listeners'
   assert.equal(memory.tryAllocate('4MiB'), null);
   for (let i = 0; i < 200; i++) cache.get(`missing${i}`);
   await profiler.profileOperation('model', 'slow', () => sleep(40));
-  // The unref'd timer checks every 20 ms: wait for its alerts, however long the machine takes.
+  // The unref'd timer checks every 20 ms: wait for its alerts, however long
+  // the machine takes (a ref'd timer keeps the event loop alive meanwhile).
+  const alive = setInterval(() => {}, 1000);
   await everyKind;
+  clearInterval(alive);
   // Further checks of the same ongoing condition raise nothing new.
   profiler.checkAlerts();
   profiler.checkAlerts();
