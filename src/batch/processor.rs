@@ -336,6 +336,10 @@ impl Processor {
     pub fn close(&self, force: bool) {
         let mut state = self.shared.state.lock();
         state.closing = true;
+        if !force {
+            // Queued partial batches start now rather than after maxWaitMs.
+            self.shared.pump_and_wake(&mut state, None);
+        }
         if force {
             for item in state.queue.drain() {
                 state.stats.finished(false, true, None);
@@ -457,12 +461,16 @@ impl Shared {
         while state.running_batches < self.config.max_concurrent_batches {
             let size = self.batch_size();
             let native_ok = state.running_native < self.config.threads;
+            // Closing flushes partial batches at once instead of letting them fill.
+            let max_wait = if state.closing {
+                Duration::ZERO
+            } else {
+                self.config.max_wait
+            };
             let js_ops = &state.js_ops;
             let batch = state
                 .queue
-                .next_batch(size, now, self.config.max_wait, |op| {
-                    js_ops.contains(op) || native_ok
-                })?;
+                .next_batch(size, now, max_wait, |op| js_ops.contains(op) || native_ok)?;
             match self.admit(state, batch) {
                 Admission::Go(batch, reservation) if !batch.is_empty() => {
                     if let Some(native) = self.start(state, batch, reservation) {

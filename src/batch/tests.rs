@@ -397,3 +397,21 @@ fn a_batch_past_its_timeout_fails_with_e_timeout() {
     assert_eq!(results[0].1.as_ref().unwrap_err().code, "E_TIMEOUT");
     assert_eq!(p.stats().failed, 1);
 }
+
+#[test]
+fn close_starts_a_partial_batch_at_once_instead_of_waiting_for_it_to_fill() {
+    let (p, rx) = processor(
+        Config {
+            threads: 1,
+            max_batch_size: 8,
+            max_wait: Duration::from_secs(3600),
+            ..Config::default()
+        },
+        None,
+    );
+    p.submit(vec![item(1, MEASURE, 5, tone(64))]).unwrap();
+    p.close(false);
+    // Within done()'s bound, far below the hour the batch would otherwise wait.
+    let results = done(&rx, 1);
+    assert!(results[0].1.is_ok());
+}

@@ -21,6 +21,13 @@ pub enum ExtractError {
         /// Samples one frame needs.
         n_fft: usize,
     },
+    /// The results would exceed `MAX_OUTPUT_BYTES`.
+    TooLarge {
+        /// Bytes the results would take.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Stopped by the caller.
     Cancelled,
 }
@@ -32,6 +39,7 @@ impl ExtractError {
             ExtractError::Empty => "E_EMPTY_AUDIO",
             ExtractError::NotFinite { .. } => "E_NOT_FINITE",
             ExtractError::TooShort { .. } => "E_TOO_SHORT",
+            ExtractError::TooLarge { .. } => "E_TOO_LARGE",
             ExtractError::Cancelled => "ABORT_ERR",
         }
     }
@@ -54,6 +62,10 @@ impl fmt::Display for ExtractError {
             ExtractError::TooShort { samples, n_fft } => write!(
                 f,
                 "audio has {samples} samples, fewer than one frame of nFft = {n_fft} (use center: true to pad it)"
+            ),
+            ExtractError::TooLarge { bytes, limit } => write!(
+                f,
+                "the features asked for would take {bytes} bytes, more than the limit of {limit} (use a larger hopLength, fewer features or a shorter clip)"
             ),
             ExtractError::Cancelled => write!(f, "extraction was cancelled"),
         }

@@ -19,6 +19,11 @@ use super::window::window;
 
 /// Floor of `power_to_db` (librosa's `amin`).
 const AMIN: f32 = 1e-10;
+/// Most bytes the results of one extraction (or one `extractFeaturesBatch`
+/// call) may take: 2 GiB. Larger requests fail with `E_TOO_LARGE` before
+/// anything is allocated.
+pub const MAX_OUTPUT_BYTES: u64 = 2 << 30;
+
 /// Share of spectral energy below the rolloff frequency.
 const ROLL_PERCENT: f32 = 0.85;
 /// Values this close to zero count as zero for zero crossings (librosa's threshold).
@@ -212,6 +217,43 @@ impl Extractor {
         Ok(1 + (padded - o.n_fft) / o.hop_length)
     }
 
+    /// Bytes the results for `frames` frames take (every feature asked for).
+    pub fn output_bytes(&self, frames: usize) -> u64 {
+        let o = &self.options;
+        let bins = o.n_fft as u64 / 2 + 1;
+        let per_frame: u64 = Feature::ALL
+            .iter()
+            .filter(|f| self.stages.wants(**f))
+            .map(|f| match f {
+                Feature::Stft | Feature::Power => bins,
+                Feature::Mel | Feature::LogMel => o.n_mels as u64,
+                Feature::Mfcc => o.n_mfcc as u64,
+                Feature::Chroma => N_CHROMA as u64,
+                _ => 1,
+            })
+            .sum::<u64>()
+            // The log-mel rows MFCCs are computed from, kept even when not asked for.
+            + if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
+                o.n_mels as u64
+            } else {
+                0
+            };
+        (frames as u64).saturating_mul(per_frame).saturating_mul(4)
+    }
+
+    /// Refuses an input whose results would exceed `MAX_OUTPUT_BYTES`,
+    /// before anything is allocated for them.
+    pub fn check_size(&self, len: usize) -> Result<u64, ExtractError> {
+        let bytes = self.output_bytes(self.frame_count(len)?);
+        if bytes > MAX_OUTPUT_BYTES {
+            return Err(ExtractError::TooLarge {
+                bytes,
+                limit: MAX_OUTPUT_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Computes the requested features of `audio`.
     pub fn extract(&self, audio: &[f32]) -> Result<Features, ExtractError> {
         self.extract_with(audio, &mut |_| true)
@@ -264,6 +306,7 @@ impl Extractor {
         }
         let o = &self.options;
         let st = self.stages;
+        self.check_size(audio.len())?;
         let frames = self.frame_count(audio.len())?;
         let (n, hop, bins) = (o.n_fft, o.hop_length, o.n_fft / 2 + 1);
         let framer = Framer {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::{
     load_wav, AudioError, DecodedAudio, ExtractError, ExtractParams, Feature, FeatureOptions,
-    Features, PadMode, WindowKind,
+    Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
 };
 use crate::js::errors::{
     coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
@@ -196,9 +196,10 @@ pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> 
         None => e.to_string(),
     };
     match e {
-        ExtractError::Empty | ExtractError::NotFinite { .. } | ExtractError::TooShort { .. } => {
-            range_error(env, e.code(), message)
-        }
+        ExtractError::Empty
+        | ExtractError::NotFinite { .. }
+        | ExtractError::TooShort { .. }
+        | ExtractError::TooLarge { .. } => range_error(env, e.code(), message),
         ExtractError::Cancelled => coded_error(env, e.code(), message),
     }
 }
@@ -348,6 +349,25 @@ pub fn extract_features_batch(
             )
         })?;
         copies.push(audio_arg(&env, &path, &clip)?);
+    }
+    // The results of the whole call must fit the limit, checked before any work.
+    let extractor = shared_extractor(&options)
+        .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
+    let mut total = 0u64;
+    for (i, clip) in copies.iter().enumerate() {
+        match extractor.check_size(clip.len()) {
+            Ok(bytes) => total = total.saturating_add(bytes),
+            Err(e @ ExtractError::TooLarge { .. }) => return Err(extract_error(&env, e, Some(i))),
+            // Other problems of a clip are reported when it is extracted.
+            Err(_) => {}
+        }
+    }
+    if total > MAX_OUTPUT_BYTES {
+        let e = ExtractError::TooLarge {
+            bytes: total,
+            limit: MAX_OUTPUT_BYTES,
+        };
+        return Err(range_error(&env, e.code(), format!("clips: {e}")));
     }
     Ok(AsyncTask::new(BatchExtract {
         clips: copies,

@@ -18,7 +18,7 @@ mod wav;
 mod window;
 
 pub use error::ExtractError;
-pub use extract::{Extractor, FeatureMatrix, Features};
+pub use extract::{Extractor, FeatureMatrix, Features, MAX_OUTPUT_BYTES};
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
 pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};

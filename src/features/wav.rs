@@ -46,6 +46,13 @@ pub enum AudioError {
         /// What is wrong.
         message: String,
     },
+    /// The decoded (resampled) samples would exceed `MAX_OUTPUT_BYTES`.
+    TooLarge {
+        /// The path.
+        path: String,
+        /// Bytes the samples would take.
+        bytes: u64,
+    },
 }
 
 impl AudioError {
@@ -59,6 +66,7 @@ impl AudioError {
             },
             AudioError::IsDirectory(_) => "EISDIR",
             AudioError::Format { .. } => "E_BAD_WAV",
+            AudioError::TooLarge { .. } => "E_TOO_LARGE",
         }
     }
 }
@@ -71,6 +79,11 @@ impl fmt::Display for AudioError {
             AudioError::Format { path, message } => {
                 write!(f, "'{path}' is not a valid WAV file: {message}")
             }
+            AudioError::TooLarge { path, bytes } => write!(
+                f,
+                "'{path}' would decode to {bytes} bytes of samples, more than the limit of {}",
+                super::MAX_OUTPUT_BYTES
+            ),
         }
     }
 }
@@ -143,6 +156,14 @@ pub fn load_wav(
     }
     let rate = match sample_rate {
         Some(r) if r != spec.sample_rate => {
+            let frames = planar.first().map_or(0, Vec::len) as u128;
+            let bytes = frames * r as u128 / spec.sample_rate as u128 * planar.len() as u128 * 4;
+            if bytes > super::MAX_OUTPUT_BYTES as u128 {
+                return Err(AudioError::TooLarge {
+                    path: shown,
+                    bytes: bytes.min(u64::MAX as u128) as u64,
+                });
+            }
             planar = resample(&planar, spec.sample_rate, r).map_err(format_error)?;
             r
         }

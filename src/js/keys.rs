@@ -148,12 +148,23 @@ pub unsafe fn read_keys(
     if let Some(list) = joined.and_then(|text| split_joined(text, len as usize)) {
         return Ok(list);
     }
+    // Grown as keys are read: a sparse array's length is not trusted, and
+    // its first hole ends the call.
     let mut list = KeyList {
-        text: String::with_capacity(len as usize * 16),
-        ends: Vec::with_capacity(len as usize),
+        text: String::new(),
+        ends: Vec::new(),
     };
     let mut buf = [0u8; 256];
     for i in 0..len {
+        let mut present = false;
+        sys::napi_has_element(raw, array, i, &mut present);
+        if !present {
+            return Err(type_error(
+                env,
+                INVALID_ARG_TYPE,
+                format!("{name}[{i}] must be a string; got a hole"),
+            ));
+        }
         let mut element = ptr::null_mut();
         sys::napi_get_element(raw, array, i, &mut element);
         let key = read_key(raw, element, &mut buf).map_err(|bad| {
@@ -170,7 +181,7 @@ fn split_joined(text: String, count: usize) -> Option<KeyList> {
     if count == 0 {
         return None;
     }
-    let mut ends = Vec::with_capacity(count);
+    let mut ends = Vec::new();
     let mut kept = String::with_capacity(text.len());
     for key in text.split('\0') {
         kept.push_str(key);

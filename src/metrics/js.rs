@@ -154,6 +154,13 @@ struct Watch {
     timer: Option<Persistent>,
 }
 
+/// The parts a profiler watches, taken out of its state for one snapshot.
+struct Watched {
+    memory: Option<Arc<MemoryManager>>,
+    cache: Option<FeatureCache>,
+    batch: Option<Arc<Processor>>,
+}
+
 /// Measures operations (every native operation on its own, user code
 /// through `profileOperation`), finds bottlenecks, raises alerts and
 /// exports a stats snapshot and Prometheus metrics.
@@ -209,7 +216,7 @@ fn gb(bytes: u64) -> f64 {
 #[napi]
 impl PerformanceProfiler {
     /// A profiler; see `ProfilerOptions`.
-    #[napi(constructor, ts_args_type = "options?: ProfilerOptions")]
+    #[napi(catch_unwind, constructor, ts_args_type = "options?: ProfilerOptions")]
     pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
         let mut watch = Watch {
             thresholds: Thresholds::default(),
@@ -284,6 +291,7 @@ impl PerformanceProfiler {
     /// if it returns one) under `component`/`operation`; returns what it
     /// returns and throws what it throws.
     #[napi(
+        catch_unwind,
         ts_args_type = "component: string, operation: string, fn: () => T",
         ts_generic_types = "T",
         ts_return_type = "T"
@@ -332,7 +340,10 @@ impl PerformanceProfiler {
 
     /// Statistics per operation (largest total time first), optionally of
     /// one component and of the last N minutes.
-    #[napi(ts_args_type = "options?: SummaryOptions | undefined | null")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: SummaryOptions | undefined | null"
+    )]
     pub fn get_performance_summary(
         &self,
         env: Env,
@@ -365,7 +376,10 @@ impl PerformanceProfiler {
     }
 
     /// Operations that took more than 20% of all measured time.
-    #[napi(ts_args_type = "options?: SummaryOptions | undefined | null")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: SummaryOptions | undefined | null"
+    )]
     pub fn get_bottlenecks(
         &self,
         env: Env,
@@ -380,7 +394,7 @@ impl PerformanceProfiler {
 
     /// Checks the alert rules now; returns every alert that holds and
     /// tells listeners about new ones.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn check_alerts(&self, env: Env) -> Vec<AlertJs> {
         check(&env, &self.watch)
             .into_iter()
@@ -392,6 +406,7 @@ impl PerformanceProfiler {
     /// on an unref'd timer while a listener is attached); returns a function
     /// that removes it.
     #[napi(
+        catch_unwind,
         ts_args_type = "listener: (alert: PerformanceAlert) => void",
         ts_return_type = "() => void"
     )]
@@ -480,9 +495,18 @@ impl PerformanceProfiler {
     /// One snapshot in the shape of the music-gen seed's
     /// `/api/v1/performance/stats`: cache, memory (system and GPU), batch,
     /// and every operation's latency.
-    #[napi(ts_return_type = "PerformanceStats")]
+    #[napi(catch_unwind, ts_return_type = "PerformanceStats")]
     pub fn get_stats(&self, env: Env) -> Result<RawValue> {
-        let w = self.watch.borrow();
+        // The watched parts are shared handles: take them and release the
+        // borrow before building objects (a setter may call back in).
+        let w = {
+            let w = self.watch.borrow();
+            Watched {
+                memory: w.memory.clone(),
+                cache: w.cache.clone(),
+                batch: w.batch.clone(),
+            }
+        };
         let mut out = Object::new(&env)?;
         match &w.cache {
             Some(c) => {
@@ -564,7 +588,7 @@ impl PerformanceProfiler {
     }
 
     /// Every measurement and gauge in the Prometheus text exposition format.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn metrics(&self) -> String {
         let w = self.watch.borrow();
         let mut gauges: Vec<Gauge> = Vec::new();
@@ -626,19 +650,19 @@ impl PerformanceProfiler {
     }
 
     /// Whether native operations are measured (process-wide; on by default).
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn enabled(&self) -> bool {
         super::registry::enabled()
     }
 
     /// Turns the measurement of native operations on or off, process-wide.
-    #[napi(setter)]
+    #[napi(catch_unwind, setter)]
     pub fn set_enabled(&self, enabled: bool) {
         super::registry::set_enabled(enabled);
     }
 
     /// Forgets every measurement (of this process: the registry is shared).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset(&self) {
         global().clear();
     }

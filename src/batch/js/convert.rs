@@ -255,7 +255,9 @@ pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
 pub fn error_to_js(env: &Env, e: &ItemError) -> sys::napi_value {
     let kind = match e.code {
         "ABORT_ERR" => ErrorKind::Abort,
-        "E_EMPTY_AUDIO" | "E_NOT_FINITE" | "E_TOO_SHORT" | "ERR_OUT_OF_RANGE" => ErrorKind::Range,
+        "E_EMPTY_AUDIO" | "E_NOT_FINITE" | "E_TOO_SHORT" | "E_TOO_LARGE" | "ERR_OUT_OF_RANGE" => {
+            ErrorKind::Range
+        }
         _ => ErrorKind::Plain,
     };
     // SAFETY: called on the JS thread with its live env.

@@ -571,7 +571,11 @@ fn cancel_item(env: &Env, state: &State, id: ItemId) -> bool {
 #[napi]
 impl BatchProcessor {
     /// A processor; see `BatchProcessorOptions` for every option and its default.
-    #[napi(constructor, ts_args_type = "options?: BatchProcessorOptions")]
+    #[napi(
+        catch_unwind,
+        constructor,
+        ts_args_type = "options?: BatchProcessorOptions"
+    )]
     pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
         let mut config = Config::default();
         let mut memory = None;
@@ -652,6 +656,7 @@ impl BatchProcessor {
     /// JS thread; it returns (or resolves to) one result per item, in order.
     /// Replaces the native processor of a built-in type.
     #[napi(
+        catch_unwind,
         ts_generic_types = "T = unknown",
         ts_args_type = "type: BatchOperationType | string, processor: (items: BatchItem[], resourceStrategy: ResourceStrategy) => T[] | Promise<T[]>"
     )]
@@ -676,6 +681,7 @@ impl BatchProcessor {
 
     /// Queues one item; the promise settles with its result or error.
     #[napi(
+        catch_unwind,
         ts_generic_types = "T = never, K extends string = string",
         ts_args_type = "type: K, data: unknown, options?: AddItemOptions",
         ts_return_type = "Promise<BatchResult<K, T>>"
@@ -720,6 +726,7 @@ impl BatchProcessor {
     /// Queues many items of one type with the same options; one promise for
     /// all results in order (rejects with the first error, like Promise.all).
     #[napi(
+        catch_unwind,
         ts_generic_types = "T = never, K extends string = string",
         ts_args_type = "type: K, data: unknown[], options?: AddItemOptions",
         ts_return_type = "Promise<Array<BatchResult<K, T>>>"
@@ -764,9 +771,20 @@ impl BatchProcessor {
         }
         // Items go to the workers in chunks while the rest are still being
         // read, so a large call keeps the pool busy from its first chunk.
-        let mut ids = Vec::with_capacity(len as usize);
+        let mut ids = Vec::new();
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
         for i in 0..len {
+            let mut present = false;
+            // SAFETY: a live handle of this call, checked to be an array.
+            unsafe { sys::napi_has_element(env.raw(), data.raw(), i, &mut present) };
+            if !present {
+                self.abandon(&env, group_id, &ids);
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    format!("data[{i}] must be an item; got a hole"),
+                ));
+            }
             let mut element = ptr::null_mut();
             unsafe { sys::napi_get_element(env.raw(), data.raw(), i, &mut element) };
             let built = unsafe { Unknown::from_napi_value(env.raw(), element) }
@@ -839,15 +857,17 @@ impl BatchProcessor {
     /// Cancels the item added with `{ id }`: a queued one is removed, a
     /// running native one stops at its next frame block; its promise rejects
     /// with an AbortError. False when no such item is pending.
-    #[napi]
-    pub fn cancel(&self, env: Env, id: String) -> bool {
+    #[napi(catch_unwind, ts_args_type = "id: string")]
+    pub fn cancel(&self, env: Env, id: Unknown) -> Result<bool> {
+        let id = crate::js::fields::string_value(&env, "id", &id)?;
         let internal = self.state.borrow().user_ids.get(&id).copied();
-        internal.is_some_and(|i| cancel_item(&env, &self.state, i))
+        Ok(internal.is_some_and(|i| cancel_item(&env, &self.state, i)))
     }
 
     /// Calls `listener` with counts (queued, running, completed, failed,
     /// cancelled, total) as items move; returns a function that removes it.
     #[napi(
+        catch_unwind,
         ts_args_type = "listener: (counts: BatchCounts) => void",
         ts_return_type = "() => void"
     )]
@@ -879,19 +899,19 @@ impl BatchProcessor {
     }
 
     /// Resolves once nothing is queued or running.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn on_idle(&self, env: Env) -> Result<RawValue> {
         Ok(RawValue(self.state.borrow_mut().idle_promise(&env)?))
     }
 
     /// Same as `onIdle()`.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn drain(&self, env: Env) -> Result<RawValue> {
         self.on_idle(env)
     }
 
     /// Counters, batch sizes, throughput, wait and run latency percentiles, utilisation.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_stats(&self) -> BatchStats {
         let s = self.core().stats();
         let latency = |l: super::Latency| LatencyStats {
@@ -918,6 +938,7 @@ impl BatchProcessor {
     /// Stops accepting items; resolves when everything pending has settled
     /// and the threads stop. `{ force: true }` rejects what is pending with E_CLOSED.
     #[napi(
+        catch_unwind,
         ts_args_type = "options?: CloseOptions | undefined | null",
         ts_return_type = "Promise<void>"
     )]

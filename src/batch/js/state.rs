@@ -131,7 +131,9 @@ impl JsState {
     /// A new group promise for `len` results.
     pub fn new_group(&mut self, env: &Env, len: usize) -> Result<(u64, sys::napi_value)> {
         let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
-        let array = env.create_array(len as u32)?;
+        // Sized up front only up to a bound: a declared length is not trusted
+        // (a larger array grows as results arrive).
+        let array = env.create_array(len.min(1 << 24) as u32)?;
         let results = unsafe { Persistent::new(env.raw(), array.raw())? };
         self.next_group += 1;
         self.groups.insert(
@@ -223,7 +225,9 @@ pub fn settle(
     outcome: std::result::Result<sys::napi_value, sys::napi_value>,
 ) -> bool {
     let raw = env.raw();
-    let (pending, group_done) = {
+    // Everything is taken out under the borrow; JS (setters on arrays,
+    // promise settling) runs only after it is released.
+    let (pending, group_done, slot, reject_group) = {
         let mut s = state.borrow_mut();
         let Some(pending) = s.pending.remove(&id) else {
             return false;
@@ -231,29 +235,31 @@ pub fn settle(
         if let Some(user_id) = &pending.user_id {
             s.user_ids.remove(user_id);
         }
-        let mut group_done = None;
+        let (mut group_done, mut slot, mut reject_group) = (None, None, None);
         if let Settle::Member { group, index } = &pending.settle {
             if let Some(g) = s.groups.get_mut(group) {
                 g.remaining -= 1;
-                unsafe {
-                    match outcome {
-                        Ok(value) => {
-                            sys::napi_set_element(raw, g.results.get(raw), *index, value);
-                        }
-                        Err(error) => {
-                            if let Some(d) = g.deferred.take() {
-                                d.reject(raw, error);
-                            }
-                        }
-                    }
+                match outcome {
+                    // SAFETY: the reference lives as long as the group.
+                    Ok(_) => slot = Some((unsafe { g.results.get(raw) }, *index)),
+                    Err(_) => reject_group = g.deferred.take(),
                 }
                 if g.remaining == 0 {
                     group_done = s.groups.remove(group);
                 }
             }
         }
-        (pending, group_done)
+        (pending, group_done, slot, reject_group)
     };
+    unsafe {
+        if let (Some((array, index)), Ok(value)) = (slot, outcome) {
+            sys::napi_set_element(raw, array, index, value);
+            clear_exception(env);
+        }
+        if let (Some(d), Err(error)) = (reject_group, outcome) {
+            d.reject(raw, error);
+        }
+    }
     unsafe {
         if let Some(g) = group_done {
             if let Some(d) = g.deferred {
@@ -546,32 +552,44 @@ fn run_js_batch(
     strategy: &ResourceStrategy,
 ) {
     let prepared = (|| -> Result<(sys::napi_value, sys::napi_value, sys::napi_value)> {
-        let s = state.borrow();
-        let processor = s
-            .processors
-            .get(op)
-            .map(|p| unsafe { p.get(env.raw()) })
-            .ok_or_else(|| napi::Error::from_reason("processor unregistered"))?;
+        // What the items carry is read under the borrow; the objects are built
+        // after it is released (their setters may call back into the processor).
+        let (processor, carried) = {
+            let s = state.borrow();
+            let processor = s
+                .processors
+                .get(op)
+                .map(|p| unsafe { p.get(env.raw()) })
+                .ok_or_else(|| napi::Error::from_reason("processor unregistered"))?;
+            let get = |r: &Option<Persistent>| r.as_ref().map(|r| unsafe { r.get(env.raw()) });
+            let carried: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    s.pending.get(id).map(|p| {
+                        (
+                            p.user_id.clone(),
+                            get(&p.data),
+                            get(&p.metadata),
+                            p.signal.and_then(|key| s.signal_value(env, key)),
+                        )
+                    })
+                })
+                .collect();
+            (processor, carried)
+        };
         let mut items = env.create_array(ids.len() as u32)?;
-        for (i, id) in ids.iter().enumerate() {
+        for (i, (id, carried)) in ids.iter().zip(carried).enumerate() {
             let mut item = Object::new(env)?;
-            if let Some(p) = s.pending.get(id) {
-                unsafe {
-                    match &p.user_id {
-                        Some(u) => item.set_named_property("id", u.as_str())?,
-                        None => item.set_named_property("id", *id as f64)?,
-                    }
-                    let get = |r: &Option<Persistent>| {
-                        r.as_ref().map_or(undefined(env), |r| r.get(env.raw()))
-                    };
-                    item.set_named_property("data", RawValue(get(&p.data)))?;
-                    item.set_named_property("metadata", RawValue(get(&p.metadata)))?;
-                    let signal = p
-                        .signal
-                        .and_then(|key| s.signal_value(env, key))
-                        .unwrap_or_else(|| undefined(env));
-                    item.set_named_property("signal", RawValue(signal))?;
+            if let Some((user_id, data, metadata, signal)) = carried {
+                let or_undefined =
+                    |v: Option<sys::napi_value>| RawValue(v.unwrap_or_else(|| undefined(env)));
+                match &user_id {
+                    Some(u) => item.set_named_property("id", u.as_str())?,
+                    None => item.set_named_property("id", *id as f64)?,
                 }
+                item.set_named_property("data", or_undefined(data))?;
+                item.set_named_property("metadata", or_undefined(metadata))?;
+                item.set_named_property("signal", or_undefined(signal))?;
             }
             let weak = Rc::downgrade(state);
             let id = *id;

@@ -58,7 +58,8 @@
       writable: true,
       value: {
         [name](keys) {
-          const joinable = Array.isArray(keys) && keys.every((k) => typeof k === 'string');
+          let joinable = Array.isArray(keys) && keys.length <= 1 << 20;
+          for (let i = 0; joinable && i < keys.length; i++) joinable = typeof keys[i] === 'string';
           return native.call(this, keys, joinable ? keys.join('\0') : undefined);
         },
       }[name],

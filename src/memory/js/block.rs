@@ -211,43 +211,43 @@ fn gpu_error(env: &Env, err: MemoryError) -> napi::Error {
 #[napi]
 impl MemoryBlock {
     /// Bytes requested.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn bytes(&self) -> f64 {
         self.bytes as f64
     }
 
     /// 'host' or 'gpu'.
-    #[napi(getter, ts_return_type = "'host' | 'gpu'")]
+    #[napi(catch_unwind, getter, ts_return_type = "'host' | 'gpu'")]
     pub fn device(&self) -> &'static str {
         self.device.name()
     }
 
     /// The operation it was allocated for.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn operation(&self) -> String {
         self.operation.clone()
     }
 
     /// The tag given to `allocate`, if any.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn tag(&self) -> Option<String> {
         self.tag.clone()
     }
 
     /// Holders left; 0 once released.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn ref_count(&self) -> u32 {
         self.ref_count
     }
 
     /// Whether the last reference was released.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn released(&self) -> bool {
         self.lease.is_none()
     }
 
     /// Adds a holder; returns the new count. Throws E_RELEASED after the last release.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn retain(&mut self, env: Env) -> Result<u32> {
         self.live(&env, "retain")?;
         self.ref_count += 1;
@@ -256,7 +256,7 @@ impl MemoryBlock {
 
     /// Drops a holder; at zero the view is detached and the memory returns
     /// to the pool. Returns the count left. Throws E_RELEASED when already 0.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn release(&mut self, env: Env) -> Result<u32> {
         self.live(&env, "release")?;
         self.ref_count -= 1;
@@ -272,6 +272,7 @@ impl MemoryBlock {
     /// A typed array over the block's own memory (no copy), host blocks only.
     /// Every call views the same memory; all views go dead at the last release.
     #[napi(
+        catch_unwind,
         ts_args_type = "type?: 'float32' | 'float64' | 'int16' | 'int32' | 'uint8'",
         ts_return_type = "Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array"
     )]
@@ -343,7 +344,10 @@ impl MemoryBlock {
     }
 
     /// Copies a typed array's bytes into the block at `offset` bytes (host or GPU).
-    #[napi(ts_args_type = "source: ArrayBufferView, offset?: number")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "source: ArrayBufferView, offset?: number"
+    )]
     pub fn copy_from(&self, env: Env, source: Unknown, offset: Option<f64>) -> Result<()> {
         // SAFETY: `source` is a live handle of this call.
         let (data, len) = unsafe { typed_array_bytes(&env, &source, "source")? };
@@ -366,7 +370,10 @@ impl MemoryBlock {
     }
 
     /// Copies bytes of the block from `offset` into a typed array, filling it.
-    #[napi(ts_args_type = "target: ArrayBufferView, offset?: number")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "target: ArrayBufferView, offset?: number"
+    )]
     pub fn copy_to(&self, env: Env, target: Unknown, offset: Option<f64>) -> Result<()> {
         // SAFETY: `target` is a live handle of this call.
         let (data, len) = unsafe { typed_array_bytes(&env, &target, "target")? };

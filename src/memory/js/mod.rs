@@ -449,7 +449,11 @@ fn config_from(env: &Env, options: Option<Unknown>) -> Result<ManagerConfig> {
 #[napi]
 impl GAMAMemoryManager {
     /// A manager. Throws E_NO_GPU when `device: 'cuda'` finds no usable GPU.
-    #[napi(constructor, ts_args_type = "options?: MemoryManagerOptions")]
+    #[napi(
+        catch_unwind,
+        constructor,
+        ts_args_type = "options?: MemoryManagerOptions"
+    )]
     pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
         let config = config_from(&env, options)?;
         let manager = MemoryManager::new(config).map_err(|e| memory_error(&env, e))?;
@@ -504,7 +508,10 @@ impl GAMAMemoryManager {
     /// A block of `size` bytes (a number or a string such as "4MB"). Over
     /// budget it first gives idle pooled memory back, then throws an Error
     /// with code E_BUDGET naming the request and what is free.
-    #[napi(ts_args_type = "size: number | string, options?: AllocateOptions")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "size: number | string, options?: AllocateOptions"
+    )]
     pub fn allocate(
         &self,
         env: Env,
@@ -516,7 +523,10 @@ impl GAMAMemoryManager {
     }
 
     /// Like `allocate`, but returns null when the budget has no room.
-    #[napi(ts_args_type = "size: number | string, options?: AllocateOptions")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "size: number | string, options?: AllocateOptions"
+    )]
     pub fn try_allocate(
         &self,
         env: Env,
@@ -531,7 +541,7 @@ impl GAMAMemoryManager {
     }
 
     /// Usage of the budgets, per operation, of the GPU (or null) and of the machine.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_memory_usage(&self) -> MemoryUsage {
         let u = self.manager.usage();
         MemoryUsage {
@@ -574,7 +584,7 @@ impl GAMAMemoryManager {
     }
 
     /// Concrete findings, each with an estimated saving in bytes, largest first.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_optimization_opportunities(&self) -> Vec<OptimizationOpportunity> {
         let usage = self.manager.usage();
         let stats = self.manager.stats();
@@ -594,15 +604,17 @@ impl GAMAMemoryManager {
     /// How many items of `bytesPerItem` fit below the threshold now, using
     /// this operation's mean past request when larger, within `min..max`.
     #[napi(
+        catch_unwind,
         ts_args_type = "operation: string, bytesPerItem: number | string, options?: RecommendOptions"
     )]
     pub fn recommend_batch_size(
         &self,
         env: Env,
-        operation: String,
+        operation: Unknown,
         bytes_per_item: Unknown,
         options: Option<Unknown>,
     ) -> Result<u32> {
+        let operation = crate::js::fields::string_value(&env, "operation", &operation)?;
         let per_item = size_value(&env, "bytesPerItem", &bytes_per_item)?;
         if per_item == 0 {
             return Err(range_error(
@@ -636,6 +648,7 @@ impl GAMAMemoryManager {
     /// Calls `listener` when usage crosses the threshold upwards and back
     /// down; returns a function that removes it. Listeners do not keep Node alive.
     #[napi(
+        catch_unwind,
         ts_args_type = "listener: (event: PressureEvent) => void",
         ts_return_type = "() => void"
     )]
@@ -662,7 +675,7 @@ impl GAMAMemoryManager {
     }
 
     /// Pool hits and misses, GPU fragmentation and latency, leaks and failures.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_stats(&self) -> MemoryStats {
         let s = self.manager.stats();
         let requests = s.host_pool.hits + s.host_pool.misses;
@@ -708,14 +721,14 @@ impl GAMAMemoryManager {
     }
 
     /// Starts the peak figures again from current use.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset_peak(&self) {
         self.manager.reset_peak();
     }
 
     /// Gives all pooled host memory back to the system and free GPU chunks
     /// back to the driver; returns the bytes given back.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn trim(&self) -> TrimResult {
         let (host, gpu) = self.manager.trim();
         TrimResult {
@@ -725,14 +738,14 @@ impl GAMAMemoryManager {
     }
 
     /// Whether a GPU is in use.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn has_gpu(&self) -> bool {
         self.manager.has_gpu()
     }
 }
 
 /// Whether a CUDA driver library can be loaded on this machine (never throws).
-#[napi]
+#[napi(catch_unwind)]
 pub fn cuda_available() -> bool {
     super::gpu::driver_present()
 }
