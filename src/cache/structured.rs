@@ -115,6 +115,55 @@ impl Node {
     }
 }
 
+/// A JSON rendering for hashing (cache keys): plain values as JSON writes
+/// them (whole numbers below 2^53 as integers, as the extraction parameters
+/// of a batch write them), other kinds as tagged objects so that distinct
+/// values stay distinct.
+pub fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::{json, Map, Number, Value};
+    let bytes = |b: &[u8]| Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    match node {
+        Node::Undefined => json!({ "$undefined": true }),
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::from(*b),
+        Node::Number(x)
+            if x.fract() == 0.0
+                && x.abs() < 9.007_199_254_740_992e15
+                && !(*x == 0.0 && x.is_sign_negative()) =>
+        {
+            Value::from(*x as i64)
+        }
+        Node::Number(x) => Number::from_f64(*x)
+            .map(Value::Number)
+            .unwrap_or_else(|| json!({ "$number": x.to_string() })),
+        Node::BigInt { negative, words } => {
+            json!({ "$bigint": { "negative": negative, "words": words } })
+        }
+        Node::String(s) => Value::from(s.as_str()),
+        Node::Date(t) => json!({ "$date": t.to_string() }),
+        Node::Array { length, items } if items.len() == *length as usize => {
+            Value::Array(items.iter().map(|(_, n)| to_json(n)).collect())
+        }
+        Node::Array { length, items } => json!({
+            "$array": length,
+            "items": items.iter().map(|(i, n)| json!([i, to_json(n)])).collect::<Vec<_>>(),
+        }),
+        Node::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<Map<String, Value>>(),
+        ),
+        Node::Map(entries) => {
+            json!({ "$map": entries.iter().map(|(k, v)| json!([to_json(k), to_json(v)])).collect::<Vec<_>>() })
+        }
+        Node::Set(items) => json!({ "$set": items.iter().map(to_json).collect::<Vec<_>>() }),
+        Node::Typed(kind, b) => json!({ "$typed": format!("{kind:?}"), "bytes": bytes(b) }),
+        Node::ArrayBuffer(b) => json!({ "$arrayBuffer": bytes(b) }),
+        Node::DataView(b) => json!({ "$dataView": bytes(b) }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -657,8 +657,20 @@ impl PerformanceProfiler {
 
     /// Turns the measurement of native operations on or off, process-wide.
     #[napi(catch_unwind, setter)]
-    pub fn set_enabled(&self, enabled: bool) {
-        super::registry::set_enabled(enabled);
+    pub fn set_enabled(&self, env: Env, enabled: Unknown) -> Result<()> {
+        if enabled.get_type()? != napi::ValueType::Boolean {
+            return Err(crate::js::errors::type_error(
+                &env,
+                crate::js::errors::INVALID_ARG_TYPE,
+                format!(
+                    "enabled must be a boolean; got {}",
+                    crate::js::fields::describe(&env, &enabled)
+                ),
+            ));
+        }
+        // SAFETY: a live handle of this call, checked to be a boolean.
+        super::registry::set_enabled(unsafe { bool::from_napi_value(env.raw(), enabled.raw())? });
+        Ok(())
     }
 
     /// Forgets every measurement (of this process: the registry is shared).

@@ -592,7 +592,16 @@ impl AudioFeatureCache {
         catch_unwind,
         ts_args_type = "audio: Float32Array | Float64Array | Int16Array | Uint8Array | Buffer, params?: Record<string, unknown>"
     )]
-    pub fn key_for(env: Env, audio: Unknown, params: Option<serde_json::Value>) -> Result<String> {
+    pub fn key_for(env: Env, audio: Unknown, params: Option<Unknown>) -> Result<String> {
+        let params = match params {
+            Some(p) if p.get_type()? != napi::ValueType::Undefined => {
+                // SAFETY: a live handle of this call.
+                let node = unsafe { crate::js::structured::read(env.raw(), p.raw(), "params")? }
+                    .map_err(|why| type_error(&env, INVALID_ARG_TYPE, why))?;
+                Some(super::structured::to_json(&node))
+            }
+            _ => None,
+        };
         let (element, bytes) = typed_bytes(&env, &audio)?;
         Ok(content_key(element, bytes, params.as_ref()))
     }

@@ -111,7 +111,10 @@ impl ViewType {
                 return Err(range_error(
                     env,
                     OUT_OF_RANGE,
-                    format!("view type must be 'float32', 'float64', 'int16', 'int32' or 'uint8', got '{other}'"),
+                    format!(
+                        "type must be 'float32', 'float64', 'int16', 'int32' or 'uint8'; got '{}'",
+                        other.chars().take(40).collect::<String>()
+                    ),
                 ))
             }
         })
@@ -174,6 +177,29 @@ unsafe fn typed_array_bytes(env: &Env, value: &Unknown, name: &str) -> Result<(*
         )
     })?;
     Ok((view.data, view.byte_len()))
+}
+
+/// The `offset` argument: a number, or undefined for 0; anything else is a
+/// TypeError (its range is checked by `copy_range`).
+fn offset_arg(env: &Env, offset: Option<Unknown>) -> Result<Option<f64>> {
+    let Some(offset) = offset else {
+        return Ok(None);
+    };
+    match offset.get_type()? {
+        napi::ValueType::Undefined => Ok(None),
+        // SAFETY: a live handle of this call, checked to be a number.
+        napi::ValueType::Number => Ok(Some(unsafe {
+            <f64 as napi::bindgen_prelude::FromNapiValue>::from_napi_value(env.raw(), offset.raw())?
+        })),
+        _ => Err(crate::js::errors::type_error(
+            env,
+            crate::js::errors::INVALID_ARG_TYPE,
+            format!(
+                "offset must be a number; got {}",
+                crate::js::fields::describe(env, &offset)
+            ),
+        )),
+    }
 }
 
 fn copy_range(env: &Env, block_bytes: u64, offset: Option<f64>, len: usize) -> Result<u64> {
@@ -276,7 +302,13 @@ impl MemoryBlock {
         ts_args_type = "type?: 'float32' | 'float64' | 'int16' | 'int32' | 'uint8'",
         ts_return_type = "Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array"
     )]
-    pub fn view(&mut self, env: Env, kind: Option<String>) -> Result<RawValue> {
+    pub fn view(&mut self, env: Env, kind: Option<Unknown>) -> Result<RawValue> {
+        let kind = match kind {
+            Some(k) if !matches!(k.get_type()?, napi::ValueType::Undefined) => {
+                Some(crate::js::fields::string_value(&env, "type", &k)?)
+            }
+            _ => None,
+        };
         let kind = ViewType::parse(&env, kind.as_deref())?;
         let host = match self.live(&env, "view")? {
             Lease::Host(lease) => lease.clone(),
@@ -348,7 +380,8 @@ impl MemoryBlock {
         catch_unwind,
         ts_args_type = "source: ArrayBufferView, offset?: number"
     )]
-    pub fn copy_from(&self, env: Env, source: Unknown, offset: Option<f64>) -> Result<()> {
+    pub fn copy_from(&self, env: Env, source: Unknown, offset: Option<Unknown>) -> Result<()> {
+        let offset = offset_arg(&env, offset)?;
         // SAFETY: `source` is a live handle of this call.
         let (data, len) = unsafe { typed_array_bytes(&env, &source, "source")? };
         let offset = copy_range(&env, self.bytes, offset, len)?;
@@ -374,7 +407,8 @@ impl MemoryBlock {
         catch_unwind,
         ts_args_type = "target: ArrayBufferView, offset?: number"
     )]
-    pub fn copy_to(&self, env: Env, target: Unknown, offset: Option<f64>) -> Result<()> {
+    pub fn copy_to(&self, env: Env, target: Unknown, offset: Option<Unknown>) -> Result<()> {
+        let offset = offset_arg(&env, offset)?;
         // SAFETY: `target` is a live handle of this call.
         let (data, len) = unsafe { typed_array_bytes(&env, &target, "target")? };
         let offset = copy_range(&env, self.bytes, offset, len)?;
