@@ -376,7 +376,7 @@ export declare class PerformanceProfiler {
   /** Whether native operations are measured (process-wide; on by default). */
   get enabled(): boolean
   /** Turns the measurement of native operations on or off, process-wide. */
-  set enabled(enabled: unknown)
+  set enabled(enabled: boolean)
   /** Forgets every measurement (of this process: the registry is shared). */
   reset(): void
 }

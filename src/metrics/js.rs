@@ -656,7 +656,7 @@ impl PerformanceProfiler {
     }
 
     /// Turns the measurement of native operations on or off, process-wide.
-    #[napi(catch_unwind, setter)]
+    #[napi(catch_unwind, setter, ts_args_type = "enabled: boolean")]
     pub fn set_enabled(&self, env: Env, enabled: Unknown) -> Result<()> {
         if enabled.get_type()? != napi::ValueType::Boolean {
             return Err(crate::js::errors::type_error(
