@@ -96,9 +96,14 @@ const unclear = [];
 // Listener callbacks that throw are reported as uncaught exceptions, as an
 // EventEmitter's would be: expected for the fuzzer's own throwing callbacks,
 // a failure for anything else.
+// Likewise a listener's own rejected promise is the listener's unhandled rejection.
 let reported = 0;
 process.on('uncaughtException', (e) => {
   if (e && e.message === 'callback throws') reported++;
+  else throw e;
+});
+process.on('unhandledRejection', (e) => {
+  if (e && e.message === 'rejects') reported++;
   else throw e;
 });
 const pending = [];
