@@ -102,6 +102,19 @@ test('a processor that throws, rejects, returns the wrong length or a non-array 
   await bp.close();
 });
 
+test('a processor may return promises among its results: each item settles with its own, and stats count each as it ended', async () => {
+  const bp = new BatchProcessor({ maxBatchSize: 4 });
+  bp.registerProcessor('MIXED', (items) => items.map((item) => (item.data === 2 ? Promise.reject(new Error('item 2 failed')) : Promise.resolve(`ok ${String(item.data)}`))));
+  const outcomes = await Promise.allSettled([1, 2, 3].map((i) => bp.addItem<string>('MIXED', i)));
+  assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.equal((outcomes[0] as PromiseFulfilledResult<string>).value, 'ok 1');
+  assert.match(String((outcomes[1] as PromiseRejectedResult).reason.message), /item 2 failed/);
+  const stats = bp.getStats();
+  assert.equal(stats.completed, 2);
+  assert.equal(stats.failed, 1, 'a rejected result is not counted as completed');
+  await bp.close();
+});
+
 test('bad input: unknown type, wrong data, bad priority, bad options', async () => {
   const bp = new BatchProcessor();
   assert.equal((await rejection(bp.addItem('NOPE', 1))).code, 'E_NO_PROCESSOR');

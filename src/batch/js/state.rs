@@ -715,7 +715,6 @@ fn finish_batch(
     outcome: std::result::Result<sys::napi_value, sys::napi_value>,
 ) {
     let raw = env.raw();
-    let core = state.borrow().core();
     let results: std::result::Result<Vec<sys::napi_value>, sys::napi_value> = match outcome {
         Err(cause) => Err(wrap_cause(
             env,
@@ -754,26 +753,168 @@ fn finish_batch(
             }
         }
     };
-    let (ok, failed): (&[ItemId], &[ItemId]) = match &results {
-        Ok(_) => (ids, &[]),
-        Err(_) => (&[], ids),
+    let outcomes: Vec<std::result::Result<sys::napi_value, sys::napi_value>> = match results {
+        Ok(values) => {
+            let promised = values.iter().any(|v| {
+                let mut is_promise = false;
+                // SAFETY: a live handle of this callback.
+                unsafe { sys::napi_is_promise(raw, *v, &mut is_promise) };
+                is_promise
+            });
+            if promised {
+                await_results(env, state, batch, ids, &values);
+                return;
+            }
+            values.into_iter().map(Ok).collect()
+        }
+        Err(error) => ids.iter().map(|_| Err(error)).collect(),
     };
-    if !core.finish_js_batch(batch, ok, failed) {
+    finish_items(env, state, batch, ids, outcomes);
+}
+
+/// Ends a JS batch with one outcome per item: the core counts each as it
+/// ended (a rejected result counts as failed), then the items settle.
+fn finish_items(
+    env: &Env,
+    state: &State,
+    batch: u64,
+    ids: &[ItemId],
+    outcomes: Vec<std::result::Result<sys::napi_value, sys::napi_value>>,
+) {
+    let core = state.borrow().core();
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (id, outcome) in ids.iter().zip(&outcomes) {
+        if outcome.is_ok() {
+            ok.push(*id);
+        } else {
+            failed.push(*id);
+        }
+    }
+    if !core.finish_js_batch(batch, &ok, &failed) {
         return;
     }
-    match results {
-        Ok(values) => {
-            for (id, value) in ids.iter().zip(values) {
-                settle(env, state, *id, Ok(value));
-            }
-        }
-        Err(error) => {
-            for id in ids {
-                settle(env, state, *id, Err(error));
-            }
-        }
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        settle(env, state, *id, outcome);
     }
     after_change(env, state, true);
+}
+
+/// A processor returned promises among its results: the batch ends once
+/// every one has settled (`Promise.allSettled`), each item with its own.
+fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &[sys::napi_value]) {
+    let raw = env.raw();
+    let ids = Rc::new(ids.to_vec());
+    let attached = (|| -> Result<()> {
+        let mut array = env.create_array(values.len() as u32)?;
+        for (i, v) in values.iter().enumerate() {
+            array.set(i as u32, RawValue(*v))?;
+        }
+        let weak = Rc::downgrade(state);
+        let handler_ids = ids.clone();
+        let on_settled: Function<RawValue, ()> =
+            env.create_function_from_closure("onResultsSettled", move |ctx| {
+                let Some(state) = weak.upgrade() else {
+                    return Ok(());
+                };
+                let settled = ctx.get::<RawValue>(0)?.0;
+                let env = ctx.env;
+                let outcomes = (0..handler_ids.len() as u32)
+                    .map(|i| -> Result<_> {
+                        // SAFETY: allSettled's array of { status, value | reason }.
+                        unsafe {
+                            let mut entry = ptr::null_mut();
+                            sys::napi_get_element(env.raw(), settled, i, &mut entry);
+                            let field = |name: &std::ffi::CStr| {
+                                let mut v = ptr::null_mut();
+                                sys::napi_get_named_property(
+                                    env.raw(),
+                                    entry,
+                                    name.as_ptr(),
+                                    &mut v,
+                                );
+                                v
+                            };
+                            let mut fulfilled = false;
+                            let status = field(c"status");
+                            let expected =
+                                <&str as ToNapiValue>::to_napi_value(env.raw(), "fulfilled")?;
+                            sys::napi_strict_equals(env.raw(), status, expected, &mut fulfilled);
+                            Ok(if fulfilled {
+                                Ok(field(c"value"))
+                            } else {
+                                Err(field(c"reason"))
+                            })
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .unwrap_or_else(|e| {
+                        // Every item still ends: with the reason reading failed.
+                        let error = unsafe {
+                            error_value(
+                                env.raw(),
+                                ErrorKind::Plain,
+                                "E_PROCESSOR_RESULT",
+                                &e.reason,
+                            )
+                        };
+                        handler_ids.iter().map(|_| Err(error)).collect()
+                    });
+                finish_items(env, &state, batch, &handler_ids, outcomes);
+                Ok(())
+            })?;
+        // SAFETY: live handles of this callback; the global Promise is Node's own.
+        unsafe {
+            let mut global = ptr::null_mut();
+            sys::napi_get_global(raw, &mut global);
+            let mut promise_class = ptr::null_mut();
+            sys::napi_get_named_property(raw, global, c"Promise".as_ptr(), &mut promise_class);
+            let mut all_settled = ptr::null_mut();
+            sys::napi_get_named_property(
+                raw,
+                promise_class,
+                c"allSettled".as_ptr(),
+                &mut all_settled,
+            );
+            let mut combined = ptr::null_mut();
+            crate::js::errors::check_status(
+                sys::napi_call_function(
+                    raw,
+                    promise_class,
+                    all_settled,
+                    1,
+                    [array.raw()].as_ptr(),
+                    &mut combined,
+                ),
+                "Promise.allSettled",
+            )?;
+            let mut then = ptr::null_mut();
+            sys::napi_get_named_property(raw, combined, c"then".as_ptr(), &mut then);
+            let mut ignored = ptr::null_mut();
+            crate::js::errors::check_status(
+                sys::napi_call_function(
+                    raw,
+                    combined,
+                    then,
+                    1,
+                    [on_settled.raw()].as_ptr(),
+                    &mut ignored,
+                ),
+                "then",
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = attached {
+        clear_exception(env);
+        let error = unsafe { error_value(raw, ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason) };
+        finish_items(
+            env,
+            state,
+            batch,
+            &ids,
+            ids.iter().map(|_| Err(error)).collect(),
+        );
+    }
 }
 
 fn wrap_cause(env: &Env, code: &str, message: &str, cause: sys::napi_value) -> sys::napi_value {
