@@ -64,7 +64,15 @@ impl Reaper {
                         let now = Instant::now();
                         watched
                             .iter()
-                            .filter_map(|c| c.purge_expired(now))
+                            // A panic in one cache's purge must not end the
+                            // thread every cache relies on.
+                            .filter_map(|c| {
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    c.purge_expired(now)
+                                }))
+                                .ok()
+                                .flatten()
+                            })
                             .min()
                             .map(|t| t.max(now + MIN_SWEEP_INTERVAL))
                     });

@@ -186,7 +186,11 @@ impl Processor {
         let runner = shared.clone();
         let dispatcher = std::thread::Builder::new()
             .name("gama-batch-dispatch".into())
-            .spawn(move || runner.dispatch_loop())?;
+            // A panic in the dispatcher restarts it: the queue and the
+            // running items live in the shared state, not in the loop.
+            .spawn(move || {
+                while catch_unwind(AssertUnwindSafe(|| runner.clone().dispatch_loop())).is_err() {}
+            })?;
         Ok(Processor {
             shared,
             dispatcher: Mutex::new(Some(dispatcher)),
