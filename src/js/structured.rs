@@ -239,21 +239,8 @@ impl Reader {
     /// Typed arrays, ArrayBuffers and DataViews: their bytes.
     unsafe fn binary(&self, value: sys::napi_value) -> Result<Option<Node>> {
         let env = self.env;
-        if is(env, value, sys::napi_is_typedarray)? {
-            let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
-            let (mut buffer, mut offset) = (ptr::null_mut(), 0usize);
-            check(
-                sys::napi_get_typedarray_info(
-                    env,
-                    value,
-                    &mut kind,
-                    &mut len,
-                    &mut data,
-                    &mut buffer,
-                    &mut offset,
-                ),
-                "napi_get_typedarray_info",
-            )?;
+        if let Some(view) = super::value::typed_array_view(env, value)? {
+            let (kind, len, data) = (view.kind, view.len, view.data.cast_const().cast());
             use sys::TypedarrayType as T;
             let kind = match kind {
                 T::int8_array => TypedKind::Int8,
