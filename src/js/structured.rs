@@ -709,7 +709,11 @@ unsafe fn build(env: sys::napi_env, realm: &Realm, node: &Node) -> Result<sys::n
     Ok(out)
 }
 
-unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+/// A fresh ArrayBuffer holding a copy of `bytes`.
+///
+/// # Safety
+/// `env` must be the live environment of the current call.
+pub(super) unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
     let (mut data, mut buffer) = (ptr::null_mut(), ptr::null_mut());
     check(
         sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut buffer),

@@ -159,15 +159,7 @@ unsafe fn typed_array(
     bytes: &[u8],
     element: usize,
 ) -> Result<sys::napi_value> {
-    let mut data = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
-    check(
-        sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut buffer),
-        "napi_create_arraybuffer",
-    )?;
-    if !bytes.is_empty() {
-        ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
-    }
+    let buffer = super::structured::array_buffer(env, bytes)?;
     let mut array = ptr::null_mut();
     check(
         sys::napi_create_typedarray(env, kind, bytes.len() / element, buffer, 0, &mut array),
