@@ -41,11 +41,10 @@ if (installed === 0 || installed < mtime(path.join(root, 'package.json'))) {
 }
 
 const sources = Math.max(
-  newest(path.join(root, 'src')),
+  newest(path.join(root, 'crates')),
   mtime(path.join(root, 'Cargo.toml')),
   mtime(path.join(root, 'Cargo.lock')),
-  mtime(path.join(root, 'build.rs')),
 );
 if (mtime(addon) < sources) {
-  run('npx napi build --platform --release');
+  run('npm run build');
 }

@@ -11,8 +11,8 @@ const root = path.join(__dirname, '..');
 const steps = [
   'node scripts/ensure-built.js',
   'cargo fmt --check',
-  'cargo clippy --release --all-targets -- -D warnings',
-  'cargo test --release',
+  'cargo clippy --release --workspace --all-targets -- -D warnings',
+  'cargo test --release --workspace',
   'node --expose-gc --import tsx --test --test-concurrency=1 __test__/*.test.ts',
   'npx tsc --noEmit -p examples/tsconfig.json',
 ];

@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use gama_native::memory::gpu::{driver_present, GpuPool};
-use gama_native::memory::suballoc::{Config, Strategy, SubAllocator};
+use gama_core::memory::gpu::{driver_present, GpuPool};
+use gama_core::memory::suballoc::{Config, Strategy, SubAllocator};
 
 /// xorshift64*: a small fixed-seed generator, so every strategy sees one trace.
 struct Rng(u64);

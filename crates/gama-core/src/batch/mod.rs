@@ -1,0 +1,21 @@
+//! The batch processor: items queued by priority and grouped by similarity,
+//! cut into batches only when a slot frees up (so a more urgent item never
+//! waits behind a queued batch), with memory reserved through the memory
+//! manager, run natively on a work-stealing pool or by JS processors, with
+//! timeouts, cancellation, progress and statistics.
+
+mod item;
+mod native;
+mod processor;
+mod queue;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use item::{
+    Analysis, Event, Input, Item, ItemError, ItemId, Level, OpName, Output, ResourceStrategy, Sink,
+    Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
+};
+pub use native::{analyze, estimate, is_native, measure};
+pub use processor::{Config, Counts, Processor, SubmitError};
+pub use stats::{Latency, Snapshot};

@@ -1,0 +1,25 @@
+//! Native audio feature extraction matching librosa: STFT, mel, log-mel,
+//! MFCC, RMS, zero-crossing rate, spectral statistics and chroma; plus WAV
+//! loading. Plain Rust, usable from any thread; `js` is the binding.
+
+mod chroma;
+mod dct;
+mod error;
+mod extract;
+mod math;
+mod mel;
+mod options;
+mod params;
+mod plans;
+#[cfg(test)]
+mod tests;
+mod wav;
+mod window;
+
+pub use error::ExtractError;
+pub use extract::{Extractor, FeatureMatrix, Features, MAX_OUTPUT_BYTES};
+pub use mel::{hz_to_mel, mel_to_hz};
+pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
+pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};
+pub use plans::shared_extractor;
+pub use wav::{load_wav, AudioError, DecodedAudio};

@@ -1,0 +1,15 @@
+//! gama-core: the capabilities of gama-native as plain Rust, with no
+//! JavaScript in sight. `gama-node` binds them to Node.js; anything else
+//! (a Rust service, a test, a benchmark) can use them directly.
+//!
+//! Dependencies inside the crate run one way: `batch` uses `cache`,
+//! `features` and `memory`; those three record into `metrics`; `metrics`
+//! knows none of them (they report through its `Source` and `Gauges` traits).
+
+pub mod batch;
+pub mod cache;
+pub mod features;
+pub mod memory;
+pub mod metrics;
+mod reaper;
+pub mod suggest;

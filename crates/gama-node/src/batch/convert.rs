@@ -1,0 +1,265 @@
+//! Conversion between JS values and batch items: reading the input of a
+//! native operation, the priority and similarity group, and turning outputs
+//! and errors into JS values.
+
+use std::ffi::CStr;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{FromNapiValue, Unknown};
+use napi::{sys, Env, JsValue, Result, ValueType};
+
+use crate::features::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
+use crate::js::errors::{check_status, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::fields::{describe, is_array, Fields};
+use crate::js::raw::{error_value, ErrorKind};
+use crate::js::value::typed_array_view;
+use gama_core::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
+use gama_core::cache::content_key;
+use gama_core::features::{ExtractParams, FeatureOptions};
+
+/// Named priorities and their numbers (the seed's TaskRouter treats > 8 as high).
+const NAMED: [(&str, u8); 4] = [("critical", 10), ("high", 8), ("normal", 5), ("low", 1)];
+
+/// Default priority.
+pub const NORMAL: u8 = 5;
+
+/// Reads `priority`: a whole number 0-10 or 'critical' | 'high' | 'normal' | 'low'.
+pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
+    let Some(value) = value else {
+        return Ok(NORMAL);
+    };
+    match value.get_type()? {
+        ValueType::Undefined => Ok(NORMAL),
+        ValueType::Number => {
+            let n = unsafe { f64::from_napi_value(env.raw(), value.raw())? };
+            if n.fract() != 0.0 || !(0.0..=MAX_PRIORITY as f64).contains(&n) {
+                return Err(range_error(
+                    env,
+                    OUT_OF_RANGE,
+                    format!(
+                        "options.priority must be a whole number from 0 to 10 or 'critical' | 'high' | 'normal' | 'low'; got {}",
+                        crate::js::fields::number_text(n)
+                    ),
+                ));
+            }
+            Ok(n as u8)
+        }
+        ValueType::String => {
+            let name = unsafe { String::from_napi_value(env.raw(), value.raw())? };
+            NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
+                range_error(
+                    env,
+                    OUT_OF_RANGE,
+                    format!("priority must be 0-10 or 'critical' | 'high' | 'normal' | 'low', got '{name}'"),
+                )
+            })
+        }
+        _ => Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            "priority must be a number from 0 to 10 or a priority name",
+        )),
+    }
+}
+
+/// The extraction parameters items fall back to (the processor's
+/// `featureOptions`), resolved once.
+pub struct Defaults {
+    /// The parameters as given.
+    pub params: ExtractParams,
+    /// Resolved.
+    pub options: Arc<FeatureOptions>,
+    /// Their hash, for similarity groups.
+    pub hash: u64,
+    /// Their JSON, the parameter part of cache keys.
+    pub key: Option<serde_json::Value>,
+}
+
+impl Defaults {
+    /// Resolves `params` (a RangeError naming `path.parameter` when bad).
+    pub fn new(env: &Env, params: ExtractParams, path: &str) -> Result<Defaults> {
+        let options = resolve_params(env, &params, path)?;
+        Ok(Defaults {
+            hash: options_hash(&options),
+            key: params.to_json(),
+            options: Arc::new(options),
+            params,
+        })
+    }
+}
+
+/// The input of a native item: audio, its extraction options, their hash
+/// and the parameter JSON of its cache key.
+pub struct NativeInput {
+    /// Mono samples, copied from the caller's array.
+    pub samples: Arc<[f32]>,
+    /// Parameters (the processor's when the item gives none).
+    pub options: Arc<FeatureOptions>,
+    /// Hash of `options`, for similarity groups.
+    pub hash: u64,
+    /// The merged parameters as given, for `AudioFeatureCache.keyFor`.
+    pub key: Option<serde_json::Value>,
+}
+
+/// Reads `data` of a native operation: a Float32Array, or `{ audio:
+/// Float32Array, options?: ExtractOptions, sampleRate?: number }`. The
+/// item's options are laid over the processor's and resolved afterwards,
+/// so derived defaults (fmax = sampleRate / 2, hopLength = nFft / 4, ...)
+/// follow the item's values.
+pub fn native_input(
+    env: &Env,
+    op: &str,
+    data: &Unknown,
+    path: &str,
+    defaults: &Defaults,
+) -> Result<NativeInput> {
+    let shape = || {
+        type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!(
+                "{path} of {op} must be a Float32Array or {{ audio: Float32Array, options?, sampleRate? }}; got {}",
+                describe(env, data)
+            ),
+        )
+    };
+    // SAFETY: live handles of this call.
+    let is_typed = unsafe { typed_array_view(env.raw(), data.raw())? }.is_some();
+    if is_typed || data.get_type()? != ValueType::Object || is_array(env, data)? {
+        if !is_typed {
+            return Err(shape());
+        }
+        return Ok(NativeInput {
+            samples: audio_arg(env, path, data)?.into(),
+            options: defaults.options.clone(),
+            hash: defaults.hash,
+            key: defaults.key.clone(),
+        });
+    }
+    let fields = Fields::read(env, Some(*data), path, &["audio", "options", "sampleRate"])?
+        .ok_or_else(shape)?;
+    let audio = fields.value("audio")?.ok_or_else(shape)?;
+    let samples: Arc<[f32]> = audio_arg(env, &fields.path("audio"), &audio)?.into();
+    let mut params = extract_params(env, fields.value("options")?, &fields.path("options"))?;
+    if let Some(rate) = fields.number("sampleRate")? {
+        params.sample_rate = Some(rate);
+    }
+    if params == ExtractParams::default() {
+        return Ok(NativeInput {
+            samples,
+            options: defaults.options.clone(),
+            hash: defaults.hash,
+            key: defaults.key.clone(),
+        });
+    }
+    let merged = params.over(&defaults.params);
+    let options = resolve_params(env, &merged, path)?;
+    Ok(NativeInput {
+        samples,
+        hash: options_hash(&options),
+        options: Arc::new(options),
+        key: merged.to_json(),
+    })
+}
+
+/// Byte length of a typed array, or 0 for any other value (a JS item's estimate).
+pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
+    // SAFETY: live handles of this call.
+    match unsafe { typed_array_view(env.raw(), data.raw()) } {
+        Ok(Some(view)) => view.byte_len() as u64,
+        _ => 0,
+    }
+}
+
+/// A hash of extraction parameters, for similarity groups.
+pub fn options_hash(options: &FeatureOptions) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{options:?}").hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The similarity group: the given key, else the parameters' hash and the
+/// input's length bucket (the next power of two of its size in bytes).
+pub fn group(similarity_key: Option<&str>, options_hash: u64, size: u64) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match similarity_key {
+        Some(key) => key.hash(&mut hasher),
+        None => (options_hash, size.max(1).next_power_of_two()).hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+/// The cache key of a clip, as `AudioFeatureCache.keyFor(audio, options)` makes it.
+pub fn cache_key(samples: &[f32], params: Option<&serde_json::Value>) -> Arc<str> {
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            samples.as_ptr().cast::<u8>(),
+            std::mem::size_of_val(samples),
+        )
+    };
+    content_key("f32", bytes, params).into()
+}
+
+/// A plain object of numbers (raw calls with static names: this runs once per result).
+fn numbers_object(env: &Env, fields: &[(&CStr, f64)]) -> Result<sys::napi_value> {
+    let raw = env.raw();
+    let mut object = std::ptr::null_mut();
+    check_status(
+        unsafe { sys::napi_create_object(raw, &mut object) },
+        "napi_create_object",
+    )?;
+    for (name, value) in fields {
+        let mut number = std::ptr::null_mut();
+        unsafe {
+            sys::napi_create_double(raw, *value, &mut number);
+            sys::napi_set_named_property(raw, object, name.as_ptr(), number);
+        }
+    }
+    Ok(object)
+}
+
+fn analysis_to_js(env: &Env, a: &Analysis) -> Result<sys::napi_value> {
+    numbers_object(
+        env,
+        &[
+            (c"duration", a.duration),
+            (c"peak", a.peak),
+            (c"peakDb", a.peak_db),
+            (c"rms", a.rms),
+            (c"rmsDb", a.rms_db),
+            (c"silenceRatio", a.silence_ratio),
+            (c"spectralCentroidMean", a.spectral_centroid_mean),
+            (c"zeroCrossingRate", a.zero_crossing_rate),
+        ],
+    )
+}
+
+fn level_to_js(env: &Env, l: &Level) -> Result<sys::napi_value> {
+    numbers_object(
+        env,
+        &[(c"peak", l.peak), (c"rms", l.rms), (c"mean", l.mean)],
+    )
+}
+
+/// The JS value of a native result.
+pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
+    match output {
+        Output::Features(f) => Ok(features_to_js(env, f)?.0),
+        Output::Analysis(a) => analysis_to_js(env, &a),
+        Output::Level(l) => level_to_js(env, &l),
+    }
+}
+
+/// The JS error of a failed item.
+pub fn error_to_js(env: &Env, e: &ItemError) -> sys::napi_value {
+    let kind = match e.code {
+        "ABORT_ERR" => ErrorKind::Abort,
+        "E_EMPTY_AUDIO" | "E_NOT_FINITE" | "E_TOO_SHORT" | "E_TOO_LARGE" | "ERR_OUT_OF_RANGE" => {
+            ErrorKind::Range
+        }
+        _ => ErrorKind::Plain,
+    };
+    // SAFETY: called on the JS thread with its live env.
+    unsafe { error_value(env.raw(), kind, e.code, &e.message) }
+}

@@ -1,0 +1,626 @@
+//! The `AudioFeatureCache` class as JS sees it: argument checks, value
+//! conversion and error mapping around `FeatureCache`.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Array, FromNapiValue, JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::{Env, JsValue, Result};
+use napi_derive::napi;
+
+mod compute;
+mod fast_path;
+
+use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::fields::{describe, element, is_array, Fields};
+use crate::js::keys::{key_arg, read_keys};
+use crate::js::options::{function_arg, SizeInput};
+use crate::js::value::{
+    from_js, new_float32_array, typed_array_view, CachedValueOut, MaybeCached, RawValue,
+};
+use gama_core::cache::{
+    content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
+    Invalidation, PolicyKind, Ttl,
+};
+
+/// Eviction policy of an `AudioFeatureCache`.
+#[napi(string_enum = "lowercase")]
+pub enum CachePolicy {
+    /// Least recently used.
+    Lru,
+    /// Least frequently used.
+    Lfu,
+    /// Soonest to expire first.
+    Ttl,
+    /// Window TinyLFU (the default): admits by frequency, evicts by recency.
+    Tinylfu,
+    /// Same as `tinylfu`.
+    Hybrid,
+}
+
+/// Options of `new AudioFeatureCache(options)`.
+#[napi(object)]
+pub struct AudioFeatureCacheOptions {
+    /// Most entries held (default 10000).
+    pub max_entries: Option<f64>,
+    /// Most bytes held, values plus per-entry overhead: a number of bytes or
+    /// a string such as "512MB" (default: a quarter of the machine's memory).
+    #[napi(ts_type = "number | string")]
+    pub max_memory: Option<SizeInput>,
+    /// Default time to live of an entry in ms; 0 or absent keeps entries until evicted.
+    pub ttl: Option<f64>,
+    /// Eviction policy (default 'tinylfu').
+    pub policy: Option<CachePolicy>,
+    /// Whether `warm` loads anything (default true).
+    pub enable_warming: Option<bool>,
+}
+
+/// Options of one stored entry.
+#[napi(object)]
+pub struct SetOptions {
+    /// Time to live in ms for this entry; 0 keeps it until evicted. Absent: the cache's default.
+    pub ttl: Option<f64>,
+    /// Tags for `invalidate({ tag })`.
+    pub tags: Option<Vec<String>>,
+}
+
+/// What `invalidate` removes.
+#[napi(object)]
+pub struct InvalidateOptions {
+    /// Remove entries carrying this tag.
+    pub tag: Option<String>,
+    /// Remove entries whose key starts with this text.
+    pub prefix: Option<String>,
+}
+
+/// Options of `warm`.
+#[napi(object)]
+pub struct WarmOptions {
+    /// How many loader calls may be pending at once (default 4).
+    pub concurrency: Option<f64>,
+    /// TTL in ms of the loaded entries (default: the cache's).
+    pub ttl: Option<f64>,
+    /// Tags of the loaded entries.
+    pub tags: Option<Vec<String>>,
+}
+
+/// One key `warm` could not load.
+#[napi(object)]
+pub struct WarmFailure {
+    /// The key.
+    pub key: String,
+    /// Why the loader failed or its value was refused.
+    pub message: String,
+}
+
+/// What `warm` did.
+#[napi(object)]
+pub struct WarmResult {
+    /// False when the cache was built with `enableWarming: false` (nothing is loaded).
+    pub enabled: bool,
+    /// Keys loaded and stored.
+    pub loaded: u32,
+    /// Keys already cached (or all keys, when warming is disabled).
+    pub skipped: u32,
+    /// Keys whose loader threw or rejected, or whose value was refused.
+    pub failed: u32,
+    /// Why each failed key failed.
+    pub errors: Vec<WarmFailure>,
+    /// Wall time of the whole warm-up.
+    pub duration_ms: f64,
+}
+
+/// Rows read by `getManyPacked`.
+#[napi(object, object_from_js = false)]
+pub struct PackedRows {
+    /// keys.length rows of `width` floats, row-major; rows of missed keys are zero.
+    #[napi(ts_type = "Float32Array")]
+    pub data: RawValue,
+    /// Floats per row (length of the cached vectors; 0 if every key missed).
+    pub width: u32,
+    /// Positions in `keys` that missed.
+    pub missing: Vec<u32>,
+}
+
+/// Statistics of an `AudioFeatureCache`.
+#[napi(object)]
+pub struct AudioFeatureCacheStats {
+    /// Reads that found a live entry.
+    pub hits: f64,
+    /// Reads that found nothing or an expired entry.
+    pub misses: f64,
+    /// hits / (hits + misses), 0 before any read.
+    pub hit_rate: f64,
+    /// Values stored.
+    pub sets: f64,
+    /// Entries removed to respect maxEntries or maxMemory.
+    pub evictions: f64,
+    /// Entries removed because their TTL passed.
+    pub expirations: f64,
+    /// Live entries.
+    pub entries: f64,
+    /// Bytes counted against maxMemory (values, keys, tags and per-entry overhead).
+    pub bytes: f64,
+    /// The byte limit.
+    pub max_bytes: f64,
+    /// The entry limit.
+    pub max_entries: f64,
+    /// Mean time of a read inside the native cache, in ms.
+    pub average_access_time_ms: f64,
+    /// Compute time avoided by hits on values `getOrCompute` computed, in ms.
+    pub estimated_time_saved_ms: f64,
+}
+
+/// A memory-bounded, off-heap cache of audio features.
+#[napi]
+pub struct AudioFeatureCache {
+    cache: FeatureCache,
+    flights: compute::Flights,
+}
+
+impl AudioFeatureCache {
+    /// The core, for the batch processor.
+    pub fn core(&self) -> &FeatureCache {
+        &self.cache
+    }
+}
+
+/// Loader calls `warm` keeps pending at once unless told otherwise.
+const DEFAULT_WARM_CONCURRENCY: usize = 4;
+
+fn ttl_of(duration: Option<Duration>) -> Ttl {
+    match duration {
+        None => Ttl::Default,
+        Some(Duration::ZERO) => Ttl::Never,
+        Some(d) => Ttl::After(d),
+    }
+}
+
+/// Options of one stored entry (`set`, `setMany`, `getOrCompute`); `extra`
+/// names keys the caller reads itself (`warm`'s `concurrency`).
+fn entry_fields<'env>(
+    env: &Env,
+    options: Option<Unknown<'env>>,
+    extra: &[&str],
+) -> Result<(EntryOptions, Option<Fields<'env>>)> {
+    let mut known = vec!["ttl", "tags"];
+    known.extend_from_slice(extra);
+    let Some(o) = Fields::read(env, options, "options", &known)? else {
+        return Ok((EntryOptions::default(), None));
+    };
+    let entry = EntryOptions {
+        ttl: ttl_of(o.millis("ttl")?),
+        tags: o.strings("tags")?.unwrap_or_default(),
+        compute_cost: Duration::ZERO,
+    };
+    Ok((entry, Some(o)))
+}
+
+fn entry_options(env: &Env, options: Option<Unknown>) -> Result<EntryOptions> {
+    Ok(entry_fields(env, options, &[])?.0)
+}
+
+/// A key argument (a well-formed string); `name` appears in the error.
+fn key_of(env: &Env, name: &str, key: &Unknown) -> Result<String> {
+    // SAFETY: a live handle of this call.
+    unsafe { key_arg(env, name, key.raw()) }
+}
+
+pub(super) fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
+    js_value_at(env, value, "value")
+}
+
+/// A value to store; `path` names it in the error of a refused value.
+pub(super) fn js_value_at(env: &Env, value: Unknown, path: &str) -> Result<CacheValue> {
+    if value.get_type()? == napi::ValueType::Undefined {
+        return Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!("{path} must not be undefined: a read could not tell it from a miss"),
+        ));
+    }
+    // SAFETY: a live handle of this call.
+    let read = unsafe { from_js(env.raw(), value.raw(), path) }?;
+    read.map_err(|why| type_error(env, INVALID_ARG_TYPE, why))
+}
+
+#[napi]
+impl AudioFeatureCache {
+    /// Creates a cache. Every option has a default; bad values throw a RangeError.
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options?: AudioFeatureCacheOptions | undefined | null"
+    )]
+    pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
+        const KNOWN: [&str; 5] = ["maxEntries", "maxMemory", "ttl", "policy", "enableWarming"];
+        let mut config = CacheConfig::with_system_defaults();
+        if let Some(o) = Fields::read(&env, options, "options", &KNOWN)? {
+            if let Some(n) = o.integer("maxEntries", 1.0, 4_294_967_295.0)? {
+                config.max_entries = n;
+            }
+            if let Some(bytes) = o.size("maxMemory")? {
+                if bytes == 0 {
+                    return Err(range_error(
+                        &env,
+                        OUT_OF_RANGE,
+                        "options.maxMemory must be greater than 0",
+                    ));
+                }
+                config.max_bytes = bytes;
+            }
+            if let Some(d) = o.millis("ttl")? {
+                config.default_ttl = (!d.is_zero()).then_some(d);
+            }
+            if let Some(p) = o.choice(
+                "policy",
+                &[
+                    ("tinylfu", PolicyKind::TinyLfu),
+                    ("hybrid", PolicyKind::TinyLfu),
+                    ("lru", PolicyKind::Lru),
+                    ("lfu", PolicyKind::Lfu),
+                    ("ttl", PolicyKind::Ttl),
+                ],
+            )? {
+                config.policy = p;
+            }
+            if let Some(w) = o.boolean("enableWarming")? {
+                config.enable_warming = w;
+            }
+        }
+        Ok(AudioFeatureCache {
+            cache: FeatureCache::new(config),
+            flights: compute::Flights::default(),
+        })
+    }
+
+    /// The value under `key`, as a fresh copy, or undefined (missing or expired).
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "key: string",
+        ts_return_type = "T | undefined"
+    )]
+    pub fn get(&self, env: Env, key: Unknown) -> Result<MaybeCached> {
+        Ok(MaybeCached(self.cache.get(&key_of(&env, "key", &key)?)))
+    }
+
+    /// Stores a copy of `value` under `key`, evicting by policy to stay
+    /// within maxEntries and maxMemory. A value that alone exceeds maxMemory
+    /// throws a RangeError with code 'E_TOO_LARGE' and evicts nothing.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "key: string, value: CacheValue, options?: SetOptions | undefined | null"
+    )]
+    pub fn set(
+        &self,
+        env: Env,
+        key: Unknown,
+        value: Unknown,
+        options: Option<Unknown>,
+    ) -> Result<()> {
+        let key = key_of(&env, "key", &key)?;
+        let value = js_value(&env, value)?;
+        let options = entry_options(&env, options)?;
+        self.cache
+            .insert(&key, value, options)
+            .map_err(|e| range_error(&env, e.code(), e.to_string()))
+    }
+
+    /// Whether `key` holds a live entry (not counted as a read).
+    #[napi(catch_unwind, ts_args_type = "key: string")]
+    pub fn has(&self, env: Env, key: Unknown) -> Result<bool> {
+        Ok(self.cache.contains(&key_of(&env, "key", &key)?))
+    }
+
+    /// Removes `key`; true if it held a live entry.
+    #[napi(catch_unwind, ts_args_type = "key: string")]
+    pub fn delete(&self, env: Env, key: Unknown) -> Result<bool> {
+        Ok(self.cache.remove(&key_of(&env, "key", &key)?))
+    }
+
+    /// Removes every entry (statistics are kept).
+    #[napi(catch_unwind)]
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+
+    /// Number of entries held.
+    #[napi(getter, catch_unwind)]
+    pub fn size(&self) -> u32 {
+        self.cache.len() as u32
+    }
+
+    /// Keys of the live entries.
+    #[napi(catch_unwind)]
+    pub fn keys(&self) -> Vec<String> {
+        self.cache.keys()
+    }
+
+    /// Values of many keys (undefined where missing), read under one lock.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "keys: string[]",
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_return_type = "Array<T | undefined>"
+    )]
+    pub fn get_many(
+        &self,
+        env: Env,
+        keys: Unknown,
+        joined: Option<String>,
+    ) -> Result<Vec<MaybeCached>> {
+        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
+        Ok(self
+            .cache
+            .get_many(&keys.as_strs())
+            .into_iter()
+            .map(MaybeCached)
+            .collect())
+    }
+
+    /// Reads Float32 vectors of equal length into one row-major
+    /// Float32Array, the shape a model's input batch wants; missed keys get
+    /// zero rows and are listed in `missing`.
+    #[napi(catch_unwind, ts_args_type = "keys: string[]")]
+    pub fn get_many_packed(
+        &self,
+        env: Env,
+        keys: Unknown,
+        joined: Option<String>,
+    ) -> Result<PackedRows> {
+        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
+        let values = self.cache.get_many(&keys.as_strs());
+        let width =
+            packed_width(&values).map_err(|e| type_error(&env, INVALID_ARG_TYPE, e.to_string()))?;
+        let mut missing = Vec::new();
+        let data = unsafe {
+            new_float32_array(env.raw(), width * values.len(), |out| {
+                missing = pack_rows(&values, width, out);
+            })?
+        };
+        Ok(PackedRows {
+            data: RawValue(data),
+            width: width as u32,
+            missing,
+        })
+    }
+
+    /// Stores many `[key, value]` pairs with shared options. Every value is
+    /// checked first: if one is refused, none is stored. Returns the count stored.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "entries: Array<[string, CacheValue]>, options?: SetOptions | undefined | null"
+    )]
+    pub fn set_many(&self, env: Env, entries: Unknown, options: Option<Unknown>) -> Result<u32> {
+        let options = entry_options(&env, options)?;
+        let max_bytes = self.cache.config().max_bytes;
+        if !is_array(&env, &entries)? {
+            return Err(type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!(
+                    "entries must be an array of [key, value] pairs; got {}",
+                    describe(&env, &entries)
+                ),
+            ));
+        }
+        // SAFETY: a live handle of this call, checked to be an array.
+        let entries = unsafe { Array::from_napi_value(env.raw(), entries.raw())? };
+        // Grown as pairs are read: a sparse array's length is not trusted.
+        let mut parsed = Vec::new();
+        for i in 0..entries.len() {
+            let pair = element(&env, &entries, i)?;
+            let pair = match pair {
+                Some(p) if is_array(&env, &p)? => unsafe {
+                    Object::from_napi_value(env.raw(), p.raw())?
+                },
+                _ => {
+                    return Err(type_error(
+                        &env,
+                        INVALID_ARG_TYPE,
+                        format!("entries[{i}] must be a [key, value] pair"),
+                    ))
+                }
+            };
+            if pair.get_array_length()? < 2 {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    format!("entries[{i}] must be a [key, value] pair"),
+                ));
+            }
+            let key = key_of(&env, &format!("entries[{i}][0]"), &pair.get_element(0)?)?;
+            let value = js_value_at(&env, pair.get_element(1)?, &format!("entries[{i}][1]"))?;
+            let weight = gama_core::cache::Store::weight_of(&key, &value, &options.tags);
+            if weight > max_bytes {
+                let e = gama_core::cache::CacheError::TooLarge {
+                    key,
+                    bytes: weight,
+                    max_bytes,
+                };
+                return Err(range_error(&env, e.code(), e.to_string()));
+            }
+            parsed.push((key, value));
+        }
+        let count = parsed.len() as u32;
+        for (key, value) in parsed {
+            self.cache
+                .insert(&key, value, options.clone())
+                .map_err(|e| range_error(&env, e.code(), e.to_string()))?;
+        }
+        Ok(count)
+    }
+
+    /// The cached value of `key`, or the value `compute()` returns (sync or
+    /// async), stored with `options`. Concurrent calls for one missing key
+    /// share one `compute` call: they get the same promise, so its result or
+    /// its rejection; a rejection is not cached. The compute time counts
+    /// towards `estimatedTimeSavedMs`.
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "key: string, compute: () => T | Promise<T>, options?: SetOptions | undefined | null",
+        ts_return_type = "Promise<T>"
+    )]
+    pub fn get_or_compute<'env>(
+        &self,
+        env: &'env Env,
+        key: Unknown<'env>,
+        compute: Unknown<'env>,
+        options: Option<Unknown<'env>>,
+    ) -> Result<Unknown<'env>> {
+        let key = key_of(env, "key", &key)?;
+        let compute = function_arg::<(), Unknown>(env, "compute", compute)?;
+        let options = entry_options(env, options)?;
+        if let Some(value) = self.cache.get(&key) {
+            let resolved = PromiseRaw::resolve(env, CachedValueOut(value))?;
+            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
+        }
+        compute::get_or_compute(
+            env,
+            &self.cache,
+            &self.flights,
+            key,
+            || compute.call(()),
+            options,
+        )
+    }
+
+    /// Loads the keys not yet cached with `loader(key)` (sync or async), at
+    /// most `concurrency` at a time. Failures are reported, not thrown. With
+    /// `enableWarming: false` nothing is loaded and `enabled` is false.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "keys: string[], loader: (key: string) => CacheValue | Promise<CacheValue>, options?: WarmOptions | undefined | null",
+        ts_return_type = "Promise<WarmResult>"
+    )]
+    pub fn warm<'env>(
+        &self,
+        env: &'env Env,
+        keys: Unknown<'env>,
+        loader: Unknown<'env>,
+        options: Option<Unknown<'env>>,
+    ) -> Result<Unknown<'env>> {
+        let (entry, fields) = entry_fields(env, options, &["concurrency"])?;
+        let concurrency = match &fields {
+            Some(o) => o.integer("concurrency", 1.0, 1024.0)?.map(|c| c as usize),
+            None => None,
+        }
+        .unwrap_or(DEFAULT_WARM_CONCURRENCY);
+        let keys: Vec<String> = unsafe { read_keys(env, keys.raw(), None, "keys")? }
+            .as_strs()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let loader = function_arg::<String, Unknown<'static>>(env, "loader", loader)?;
+        if !self.cache.config().enable_warming {
+            let unique: hashbrown::HashSet<&String> = keys.iter().collect();
+            let result = WarmResult {
+                enabled: false,
+                loaded: 0,
+                skipped: unique.len() as u32,
+                failed: 0,
+                errors: vec![],
+                duration_ms: 0.0,
+            };
+            let resolved = PromiseRaw::resolve(env, result)?;
+            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
+        }
+        compute::warm(
+            env,
+            &self.cache,
+            keys,
+            loader.create_ref()?,
+            concurrency,
+            entry,
+        )
+    }
+
+    /// Removes every entry with `tag`, or whose key starts with `prefix`;
+    /// returns how many were removed.
+    #[napi(catch_unwind, ts_args_type = "options: InvalidateOptions")]
+    pub fn invalidate(&self, env: Env, options: Option<Unknown>) -> Result<u32> {
+        let o = Fields::read(&env, options, "options", &["tag", "prefix"])?;
+        let (tag, prefix) = match &o {
+            Some(o) => (o.string("tag")?, o.string("prefix")?),
+            None => (None, None),
+        };
+        let what = match (tag, prefix) {
+            (Some(tag), None) => Invalidation::Tag(tag),
+            (None, Some(prefix)) => Invalidation::Prefix(prefix),
+            _ => {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    "invalidate needs exactly one of { tag } or { prefix }",
+                ))
+            }
+        };
+        Ok(self.cache.invalidate(&what) as u32)
+    }
+
+    /// Hit, miss, eviction and memory statistics.
+    #[napi(catch_unwind)]
+    pub fn get_stats(&self) -> AudioFeatureCacheStats {
+        let s = self.cache.stats();
+        let c = &s.counters;
+        AudioFeatureCacheStats {
+            hits: c.hits as f64,
+            misses: c.misses as f64,
+            hit_rate: s.hit_rate(),
+            sets: c.inserts as f64,
+            evictions: c.evictions as f64,
+            expirations: c.expirations as f64,
+            entries: s.entries as f64,
+            bytes: s.bytes as f64,
+            max_bytes: s.max_bytes as f64,
+            max_entries: s.max_entries as f64,
+            average_access_time_ms: s.average_access_time().as_secs_f64() * 1000.0,
+            estimated_time_saved_ms: c.time_saved.as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Zeroes the counters of `getStats` (entries are kept).
+    #[napi(catch_unwind)]
+    pub fn reset_stats(&self) {
+        self.cache.reset_stats();
+    }
+
+    /// A stable content key for audio samples and the parameters used on
+    /// them: 32 hex digits, independent of the order of object keys.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "audio: Float32Array | Float64Array | Int16Array | Uint8Array | Buffer, params?: Record<string, unknown>"
+    )]
+    pub fn key_for(env: Env, audio: Unknown, params: Option<Unknown>) -> Result<String> {
+        let params = match params {
+            Some(p) if p.get_type()? != napi::ValueType::Undefined => {
+                // SAFETY: a live handle of this call.
+                let node = unsafe { crate::js::structured::read(env.raw(), p.raw(), "params")? }
+                    .map_err(|why| type_error(&env, INVALID_ARG_TYPE, why))?;
+                Some(gama_core::cache::structured::to_json(&node))
+            }
+            _ => None,
+        };
+        let (element, bytes) = typed_bytes(&env, &audio)?;
+        Ok(content_key(element, bytes, params.as_ref()))
+    }
+}
+
+/// The element type name and bytes of a typed array, without copying.
+fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Result<(&'static str, &'a [u8])> {
+    // SAFETY: live handles of this call; the bytes are read before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), value.raw())? }.ok_or_else(|| {
+        type_error(
+            env,
+            INVALID_ARG_TYPE,
+            "audio must be a typed array such as Float32Array",
+        )
+    })?;
+    Ok((view.element().0, unsafe { view.bytes() }))
+}
+
+/// Installs the fast read path over `exports.AudioFeatureCache`.
+pub(crate) fn install(env: &Env, exports: &Object) -> Result<()> {
+    fast_path::install(env, exports)
+}

@@ -1,0 +1,488 @@
+//! `extractFeatures` and `extractFeaturesBatch` as JS sees them.
+
+use napi::bindgen_prelude::{
+    Array, AsyncTask, FromNapiValue, JsObjectValue, Null, Object, Unknown,
+};
+use napi::{Either, Env, JsValue, Result, Task};
+use napi_derive::napi;
+use rayon::prelude::*;
+
+use gama_core::features::shared_extractor;
+use std::path::Path;
+
+use crate::js::errors::{
+    coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
+};
+use crate::js::fields::{describe, element, is_array, string_value, Fields};
+use crate::js::value::{new_float32_array, typed_array_view, RawValue};
+use gama_core::features::{
+    load_wav, AudioError, DecodedAudio, ExtractError, ExtractParams, Feature, FeatureOptions,
+    Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
+};
+
+/// Options of `extractFeatures`, named as librosa's parameters in camelCase
+/// (the declared type; `extract_params` reads them).
+#[napi(object)]
+pub struct ExtractOptions {
+    /// Samples per second of the input (required).
+    pub sample_rate: f64,
+    /// Features to compute (default ['logMel', 'mfcc']).
+    #[napi(ts_type = "FeatureName[]")]
+    pub features: Option<Vec<String>>,
+    /// FFT size (default 2048).
+    pub n_fft: Option<f64>,
+    /// Samples between frames (default nFft / 4).
+    pub hop_length: Option<f64>,
+    /// Window length, zero-padded to nFft (default nFft).
+    pub win_length: Option<f64>,
+    /// 'hann' (default), 'hamming' or 'rectangular'.
+    pub window: Option<String>,
+    /// Centre frames by padding nFft / 2 each side (default true).
+    pub center: Option<bool>,
+    /// 'constant' (default) or 'reflect'.
+    pub pad_mode: Option<String>,
+    /// Mel bands (default 128).
+    pub n_mels: Option<f64>,
+    /// Lowest mel frequency in Hz (default 0).
+    pub fmin: Option<f64>,
+    /// Highest mel frequency in Hz (default sampleRate / 2).
+    pub fmax: Option<f64>,
+    /// HTK mel scale instead of Slaney's (default false).
+    pub htk: Option<bool>,
+    /// 'slaney' (default) or null for unnormalised mel filters.
+    #[napi(ts_type = "'slaney' | null")]
+    pub norm: Option<Either<String, Null>>,
+    /// Exponent of the magnitude fed to the mel filters (default 2).
+    pub power: Option<f64>,
+    /// MFCC coefficients (default 20).
+    pub n_mfcc: Option<f64>,
+    /// Range kept below the log-mel maximum, in dB (default 80; null keeps all).
+    #[napi(ts_type = "number | null")]
+    pub top_db: Option<Either<f64, Null>>,
+}
+
+/// Reads extraction parameters from the options object at `path`; unknown
+/// keys and values of the wrong type are errors naming them.
+pub(crate) fn extract_params(
+    env: &Env,
+    value: Option<Unknown>,
+    path: &str,
+) -> Result<ExtractParams> {
+    let Some(f) = Fields::read(env, value, path, &ExtractParams::NAMES)? else {
+        return Ok(ExtractParams::default());
+    };
+    let count = |key, max: f64| -> Result<Option<usize>> {
+        Ok(f.integer(key, 1.0, max)?.map(|n| n as usize))
+    };
+    let features = match f.strings("features")? {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    Feature::from_name(name).ok_or_else(|| {
+                        let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+                        let hint = gama_core::suggest::nearest(name, &known)
+                            .map(|k| format!("did you mean '{k}'? "))
+                            .unwrap_or_default();
+                        range_error(
+                            env,
+                            INVALID_ARG_VALUE,
+                            format!(
+                                "{}[{i}]: unknown feature '{}'; {hint}known: {}",
+                                f.path("features"),
+                                name.chars().take(40).collect::<String>(),
+                                known.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    const WINDOWS: [(&str, WindowKind); 5] = [
+        ("hann", WindowKind::Hann),
+        ("hamming", WindowKind::Hamming),
+        ("rectangular", WindowKind::Rectangular),
+        ("boxcar", WindowKind::Rectangular),
+        ("ones", WindowKind::Rectangular),
+    ];
+    const PADS: [(&str, PadMode); 2] = [
+        ("constant", PadMode::Constant),
+        ("reflect", PadMode::Reflect),
+    ];
+    Ok(ExtractParams {
+        sample_rate: f.number("sampleRate")?,
+        features,
+        n_fft: f
+            .integer("nFft", 2.0, (1 << 20) as f64)?
+            .map(|n| n as usize),
+        hop_length: count("hopLength", u32::MAX as f64)?,
+        win_length: count("winLength", (1 << 20) as f64)?,
+        window: f.choice("window", &WINDOWS)?,
+        center: f.boolean("center")?,
+        pad_mode: f.choice("padMode", &PADS)?,
+        n_mels: count("nMels", 4096.0)?,
+        fmin: f.number("fmin")?,
+        fmax: f.number("fmax")?,
+        htk: f.boolean("htk")?,
+        slaney_norm: if f.is_null("norm")? {
+            Some(false)
+        } else {
+            f.choice("norm", &[("slaney", true)])?
+        },
+        power: f.number("power")?,
+        n_mfcc: count("nMfcc", 4096.0)?,
+        top_db: if f.is_null("topDb")? {
+            Some(None)
+        } else {
+            f.number("topDb")?.map(Some)
+        },
+    })
+}
+
+/// Resolves parameters into options; a bad value is a RangeError naming
+/// `path.parameter`.
+pub(crate) fn resolve_params(
+    env: &Env,
+    params: &ExtractParams,
+    path: &str,
+) -> Result<FeatureOptions> {
+    params
+        .resolve()
+        .map_err(|e| range_error(env, OUT_OF_RANGE, format!("{path}.{e}")))
+}
+
+/// The options of `extractFeatures` and `extractFeaturesBatch`, where
+/// `sampleRate` is required.
+fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions> {
+    let params = extract_params(env, value, "options")?;
+    if params.sample_rate.is_none() {
+        return Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            "options.sampleRate is required: extraction options are { sampleRate, ...ExtractOptions }",
+        ));
+    }
+    resolve_params(env, &params, "options")
+}
+
+/// The samples of a Float32Array argument, copied into Rust memory (so no
+/// native thread ever reads memory JS can detach or free); `path` names it.
+pub(crate) fn audio_arg(env: &Env, path: &str, value: &Unknown) -> Result<Vec<f32>> {
+    // SAFETY: live handles of this call; the bytes are copied before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), value.raw())? }
+        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array);
+    match view {
+        Some(v) if v.len == 0 || v.data.is_null() => Ok(Vec::new()),
+        // SAFETY: napi reported `len` f32 elements at `data`, alive during this call.
+        Some(v) => Ok(unsafe { std::slice::from_raw_parts(v.data.cast::<f32>(), v.len) }.to_vec()),
+        None => Err(type_error(
+            env,
+            INVALID_ARG_TYPE,
+            format!(
+                "{path} must be a Float32Array; got {}",
+                describe(env, value)
+            ),
+        )),
+    }
+}
+
+/// The JS error for `e`; `clip` names the batch position it happened at.
+pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error {
+    let message = match clip {
+        Some(i) => format!("clips[{i}]: {e}"),
+        None => e.to_string(),
+    };
+    match e {
+        ExtractError::Empty
+        | ExtractError::NotFinite { .. }
+        | ExtractError::TooShort { .. }
+        | ExtractError::TooLarge { .. } => range_error(env, e.code(), message),
+        ExtractError::Cancelled => coded_error(env, e.code(), message),
+    }
+}
+
+/// Builds the JS result object: `{ name: { data, frames, bins } }`, or a
+/// bare Float32Array for per-frame scalar features.
+pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
+    let mut object = Object::new(env)?;
+    for (feature, matrix) in features.items {
+        let data = unsafe {
+            new_float32_array(env.raw(), matrix.data.len(), |out| {
+                out.copy_from_slice(&matrix.data)
+            })?
+        };
+        if feature.is_scalar() {
+            object.set_named_property(feature.name(), RawValue(data))?;
+        } else {
+            let mut entry = Object::new(env)?;
+            entry.set_named_property("data", RawValue(data))?;
+            entry.set_named_property("frames", matrix.frames as u32)?;
+            entry.set_named_property("bins", matrix.bins as u32)?;
+            object.set_named_property(feature.name(), entry)?;
+        }
+    }
+    Ok(RawValue(object.raw()))
+}
+
+/// Computes features of one clip on the calling thread. Every spectral
+/// feature asked for shares one STFT; results match librosa for the same
+/// parameters. Throws a RangeError naming the bad parameter or input.
+#[napi(
+    catch_unwind,
+    ts_args_type = "audio: Float32Array, options: ExtractOptions",
+    ts_return_type = "ExtractedFeatures"
+)]
+pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> Result<RawValue> {
+    let o = required_options(&env, options)?;
+    // SAFETY: live handles of this call; the samples are read before JS runs again.
+    let view = unsafe { typed_array_view(env.raw(), audio.raw())? }
+        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array)
+        .ok_or_else(|| {
+            type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!(
+                    "audio must be a Float32Array; got {}",
+                    describe(&env, &audio)
+                ),
+            )
+        })?;
+    let samples: &[f32] = if view.len == 0 || view.data.is_null() {
+        &[]
+    } else {
+        // SAFETY: napi reported `len` f32 elements at `data`; extraction runs
+        // on this thread and ends before JS can run again.
+        unsafe { std::slice::from_raw_parts(view.data.cast::<f32>(), view.len) }
+    };
+    let extractor = shared_extractor(&o)
+        .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
+    let started = std::time::Instant::now();
+    let features = extractor
+        .extract(samples)
+        .map_err(|e| extract_error(&env, e, None))?;
+    gama_core::metrics::record("features", "extract", started.elapsed());
+    to_js(&env, features)
+}
+
+/// Work of `extractFeaturesBatch`, run on the libuv pool and fanned out to
+/// the Rust (rayon) pool over copies of the clips.
+pub struct BatchExtract {
+    clips: Vec<Vec<f32>>,
+    options: FeatureOptions,
+}
+
+impl Task for BatchExtract {
+    type Output = Vec<std::result::Result<Features, ExtractError>>;
+    type JsValue = RawValue;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let extractor =
+            shared_extractor(&self.options).map_err(|e| napi::Error::from_reason(e.to_string()))?;
+        Ok(self
+            .clips
+            .par_iter()
+            .map(|clip| {
+                let started = std::time::Instant::now();
+                let result = extractor.extract(clip);
+                gama_core::metrics::record("features", "extract", started.elapsed());
+                result
+            })
+            .collect())
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
+        let mut array = env.create_array(output.len() as u32)?;
+        for (i, result) in output.into_iter().enumerate() {
+            let features = result.map_err(|e| extract_error(&env, e, Some(i)))?;
+            array.set(i as u32, to_js(&env, features)?)?;
+        }
+        Ok(RawValue(array.raw()))
+    }
+}
+
+/// Computes features of many clips in parallel on the Rust thread pool.
+/// The clips are copied first: the arrays may be changed or transferred as
+/// soon as the call returns.
+#[napi(
+    catch_unwind,
+    ts_args_type = "clips: Float32Array[], options: ExtractOptions",
+    ts_return_type = "Promise<ExtractedFeatures[]>"
+)]
+pub fn extract_features_batch(
+    env: Env,
+    clips: Unknown,
+    options: Option<Unknown>,
+) -> Result<AsyncTask<BatchExtract>> {
+    let options = required_options(&env, options)?;
+    if !is_array(&env, &clips)? {
+        return Err(type_error(
+            &env,
+            INVALID_ARG_TYPE,
+            format!(
+                "clips must be an array of Float32Array; got {}",
+                describe(&env, &clips)
+            ),
+        ));
+    }
+    // SAFETY: a live handle of this call, checked to be an array.
+    let array = unsafe { Array::from_napi_value(env.raw(), clips.raw())? };
+    if array.len() == 0 {
+        return Err(type_error(
+            &env,
+            INVALID_ARG_TYPE,
+            "clips must hold at least one Float32Array",
+        ));
+    }
+    // Grown as elements are read (a sparse array's length is not trusted):
+    // the first hole or non-Float32Array is an error naming its index.
+    let mut copies = Vec::new();
+    for i in 0..array.len() {
+        let path = format!("clips[{i}]");
+        let clip = element(&env, &array, i)?.ok_or_else(|| {
+            type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                format!("{path} must be a Float32Array; got a hole"),
+            )
+        })?;
+        copies.push(audio_arg(&env, &path, &clip)?);
+    }
+    // The results of the whole call must fit the limit, checked before any work.
+    let extractor = shared_extractor(&options)
+        .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
+    let mut total = 0u64;
+    for (i, clip) in copies.iter().enumerate() {
+        match extractor.check_size(clip.len()) {
+            Ok(bytes) => total = total.saturating_add(bytes),
+            Err(e @ ExtractError::TooLarge { .. }) => return Err(extract_error(&env, e, Some(i))),
+            // Other problems of a clip are reported when it is extracted.
+            Err(_) => {}
+        }
+    }
+    if total > MAX_OUTPUT_BYTES {
+        let e = ExtractError::TooLarge {
+            bytes: total,
+            limit: MAX_OUTPUT_BYTES,
+        };
+        return Err(range_error(&env, e.code(), format!("clips: {e}")));
+    }
+    Ok(AsyncTask::new(BatchExtract {
+        clips: copies,
+        options,
+    }))
+}
+
+/// Options of `loadAudio`.
+#[napi(object)]
+pub struct LoadAudioOptions {
+    /// Resample to this rate (default: the file's own).
+    pub sample_rate: Option<f64>,
+    /// Average the channels into one (default true).
+    pub mono: Option<bool>,
+}
+
+/// Samples read by `loadAudio`.
+#[napi(object, object_from_js = false)]
+pub struct LoadedAudio {
+    /// Samples in [-1, 1]; interleaved when `channels > 1`.
+    #[napi(ts_type = "Float32Array")]
+    pub samples: RawValue,
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// Channels in `samples`.
+    pub channels: u32,
+    /// Length in seconds.
+    pub duration_sec: f64,
+}
+
+fn load_request(
+    env: &Env,
+    path: &Unknown,
+    options: Option<Unknown>,
+) -> Result<(String, Option<u32>, bool)> {
+    let path = string_value(env, "path", path)?;
+    let Some(o) = Fields::read(env, options, "options", &["sampleRate", "mono"])? else {
+        return Ok((path, None, true));
+    };
+    let rate = o.integer("sampleRate", 1.0, 768_000.0)?.map(|r| r as u32);
+    Ok((path, rate, o.boolean("mono")?.unwrap_or(true)))
+}
+
+fn audio_error(env: &Env, e: AudioError) -> napi::Error {
+    coded_error(env, e.code(), e.to_string())
+}
+
+fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
+    let duration_sec = audio.duration_secs();
+    let samples = unsafe {
+        new_float32_array(env.raw(), audio.samples.len(), |out| {
+            out.copy_from_slice(&audio.samples)
+        })?
+    };
+    Ok(LoadedAudio {
+        samples: RawValue(samples),
+        sample_rate: audio.sample_rate,
+        channels: audio.channels as u32,
+        duration_sec,
+    })
+}
+
+/// Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
+/// thread; see `loadAudio`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "path: string, options?: LoadAudioOptions"
+)]
+pub fn load_audio_sync(env: Env, path: Unknown, options: Option<Unknown>) -> Result<LoadedAudio> {
+    let (path, rate, mono) = load_request(&env, &path, options)?;
+    let started = std::time::Instant::now();
+    let audio = load_wav(Path::new(&path), rate, mono).map_err(|e| audio_error(&env, e))?;
+    gama_core::metrics::record("features", "load_wav", started.elapsed());
+    loaded_to_js(&env, audio)
+}
+
+/// Reading and decoding of `loadAudio`, off the JS thread.
+pub struct LoadAudio {
+    path: String,
+    rate: Option<u32>,
+    mono: bool,
+}
+
+impl Task for LoadAudio {
+    type Output = std::result::Result<DecodedAudio, AudioError>;
+    type JsValue = LoadedAudio;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let started = std::time::Instant::now();
+        let audio = load_wav(Path::new(&self.path), self.rate, self.mono);
+        gama_core::metrics::record("features", "load_wav", started.elapsed());
+        Ok(audio)
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<LoadedAudio> {
+        let audio = output.map_err(|e| audio_error(&env, e))?;
+        loaded_to_js(&env, audio)
+    }
+}
+
+/// Reads a WAV file off the JS thread: `{ samples, sampleRate, channels,
+/// durationSec }`. `mono` (default true) averages the channels, otherwise
+/// samples are interleaved; `sampleRate` resamples with a band-limited FFT
+/// resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
+/// corrupt or truncated files 'E_BAD_WAV'.
+#[napi(
+    catch_unwind,
+    ts_args_type = "path: string, options?: LoadAudioOptions",
+    ts_return_type = "Promise<LoadedAudio>"
+)]
+pub fn load_audio(
+    env: Env,
+    path: Unknown,
+    options: Option<Unknown>,
+) -> Result<AsyncTask<LoadAudio>> {
+    let (path, rate, mono) = load_request(&env, &path, options)?;
+    Ok(AsyncTask::new(LoadAudio { path, rate, mono }))
+}
