@@ -366,9 +366,8 @@ export declare class PerformanceProfiler {
    */
   onAlert(listener: (alert: PerformanceAlert) => void): () => void
   /**
-   * One snapshot in the shape of the music-gen seed's
-   * `/api/v1/performance/stats`: cache, memory (system and GPU), batch,
-   * and every operation's latency.
+   * One snapshot: cache, memory (system and GPU), batch, and every
+   * operation's latency.
    */
   getStats(): PerformanceStats
   /** Every measurement and gauge in the Prometheus text exposition format. */

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod error;
 pub mod features;
 pub mod memory;
 pub mod metrics;

@@ -5,13 +5,12 @@ use napi::bindgen_prelude::{
 };
 use napi::{Either, Env, JsValue, Result, Task};
 use napi_derive::napi;
-use rayon::prelude::*;
 
 use gama_core::features::shared_extractor;
 use std::path::Path;
 
 use crate::js::errors::{
-    coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
+    coded, coded_at, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
 };
 use crate::js::fields::{describe, element, is_array, string_value, Fields};
 use crate::js::value::{new_float32_array, typed_array_view, RawValue};
@@ -191,16 +190,9 @@ pub(crate) fn audio_arg(env: &Env, path: &str, value: &Unknown) -> Result<Vec<f3
 
 /// The JS error for `e`; `clip` names the batch position it happened at.
 pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> napi::Error {
-    let message = match clip {
-        Some(i) => format!("clips[{i}]: {e}"),
-        None => e.to_string(),
-    };
-    match e {
-        ExtractError::Empty
-        | ExtractError::NotFinite { .. }
-        | ExtractError::TooShort { .. }
-        | ExtractError::TooLarge { .. } => range_error(env, e.code(), message),
-        ExtractError::Cancelled => coded_error(env, e.code(), message),
+    match clip {
+        Some(i) => coded_at(env, &format!("clips[{i}]"), &e),
+        None => coded(env, &e),
     }
 }
 
@@ -259,16 +251,14 @@ pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> R
     };
     let extractor = shared_extractor(&o)
         .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
-    let started = std::time::Instant::now();
     let features = extractor
         .extract(samples)
         .map_err(|e| extract_error(&env, e, None))?;
-    gama_core::metrics::record("features", "extract", started.elapsed());
     to_js(&env, features)
 }
 
 /// Work of `extractFeaturesBatch`, run on the libuv pool and fanned out to
-/// the Rust (rayon) pool over copies of the clips.
+/// the rayon pool over copies of the clips.
 pub struct BatchExtract {
     clips: Vec<Vec<f32>>,
     options: FeatureOptions,
@@ -281,16 +271,7 @@ impl Task for BatchExtract {
     fn compute(&mut self) -> Result<Self::Output> {
         let extractor =
             shared_extractor(&self.options).map_err(|e| napi::Error::from_reason(e.to_string()))?;
-        Ok(self
-            .clips
-            .par_iter()
-            .map(|clip| {
-                let started = std::time::Instant::now();
-                let result = extractor.extract(clip);
-                gama_core::metrics::record("features", "extract", started.elapsed());
-                result
-            })
-            .collect())
+        Ok(extractor.extract_all(&self.clips))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
@@ -367,7 +348,7 @@ pub fn extract_features_batch(
             bytes: total,
             limit: MAX_OUTPUT_BYTES,
         };
-        return Err(range_error(&env, e.code(), format!("clips: {e}")));
+        return Err(coded_at(&env, "clips", &e));
     }
     Ok(AsyncTask::new(BatchExtract {
         clips: copies,
@@ -412,7 +393,7 @@ fn load_request(
 }
 
 fn audio_error(env: &Env, e: AudioError) -> napi::Error {
-    coded_error(env, e.code(), e.to_string())
+    coded(env, &e)
 }
 
 fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
@@ -438,9 +419,7 @@ fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
 )]
 pub fn load_audio_sync(env: Env, path: Unknown, options: Option<Unknown>) -> Result<LoadedAudio> {
     let (path, rate, mono) = load_request(&env, &path, options)?;
-    let started = std::time::Instant::now();
     let audio = load_wav(Path::new(&path), rate, mono).map_err(|e| audio_error(&env, e))?;
-    gama_core::metrics::record("features", "load_wav", started.elapsed());
     loaded_to_js(&env, audio)
 }
 
@@ -456,10 +435,7 @@ impl Task for LoadAudio {
     type JsValue = LoadedAudio;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let started = std::time::Instant::now();
-        let audio = load_wav(Path::new(&self.path), self.rate, self.mono);
-        gama_core::metrics::record("features", "load_wav", started.elapsed());
-        Ok(audio)
+        Ok(load_wav(Path::new(&self.path), self.rate, self.mono))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<LoadedAudio> {

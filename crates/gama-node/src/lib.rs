@@ -8,12 +8,14 @@ use napi::bindgen_prelude::Object;
 use napi::{Env, Result};
 use napi_derive::napi;
 
-mod batch;
-mod cache;
-mod features;
+// Public so that the option and result types that exist only for
+// `index.d.ts` count as exported.
+pub mod batch;
+pub mod cache;
+pub mod features;
 mod js;
-mod memory;
-mod profiler;
+pub mod memory;
+pub mod profiler;
 
 /// Runs when the addon loads (see `js::module`).
 #[napi(module_exports)]

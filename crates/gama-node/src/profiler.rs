@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use napi::bindgen_prelude::{
-    ClassInstance, FromNapiValue, Function, JsObjectValue, Null, Object, Unknown,
+    ClassInstance, FromNapiValue, Function, JsObjectValue, Object, Unknown,
 };
 use napi::{sys, Env, JsValue, Result, Status};
 use napi_derive::napi;
@@ -23,10 +23,10 @@ use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
 use gama_core::batch::Processor;
 use gama_core::cache::FeatureCache;
-use gama_core::memory::MemoryManager;
+use gama_core::memory::{MemoryGauges, MemoryManager};
 use gama_core::metrics::alerts::{Alert, AlertState, Readings, Thresholds};
-use gama_core::metrics::exposition::{render, Gauge};
 use gama_core::metrics::registry::{global, Summary};
+use gama_core::metrics::Gauges;
 
 /// Shortest alert check interval (a shorter one would poll the machine
 /// needlessly often).
@@ -154,7 +154,8 @@ struct Watch {
     timer: Option<Persistent>,
 }
 
-/// The parts a profiler watches, taken out of its state for one snapshot.
+/// The parts a profiler watches, taken out of its state for one snapshot
+/// (shared handles: no borrow of the state is held while they are read).
 struct Watched {
     memory: Option<Arc<MemoryManager>>,
     cache: Option<FeatureCache>,
@@ -209,8 +210,15 @@ fn check(env: &Env, watch: &Rc<RefCell<Watch>>) -> Vec<Alert> {
     now
 }
 
-fn gb(bytes: u64) -> f64 {
-    (bytes as f64 / (1u64 << 30) as f64 * 100.0).round() / 100.0
+impl PerformanceProfiler {
+    fn watched(&self) -> Watched {
+        let w = self.watch.borrow();
+        Watched {
+            memory: w.memory.clone(),
+            cache: w.cache.clone(),
+            batch: w.batch.clone(),
+        }
+    }
 }
 
 #[napi]
@@ -492,161 +500,31 @@ impl PerformanceProfiler {
         })
     }
 
-    /// One snapshot in the shape of the music-gen seed's
-    /// `/api/v1/performance/stats`: cache, memory (system and GPU), batch,
-    /// and every operation's latency.
+    /// One snapshot: cache, memory (system and GPU), batch, and every
+    /// operation's latency.
     #[napi(catch_unwind, ts_return_type = "PerformanceStats")]
-    pub fn get_stats(&self, env: Env) -> Result<RawValue> {
-        // The watched parts are shared handles: take them and release the
-        // borrow before building objects (a setter may call back in).
-        let w = {
-            let w = self.watch.borrow();
-            Watched {
-                memory: w.memory.clone(),
-                cache: w.cache.clone(),
-                batch: w.batch.clone(),
-            }
-        };
-        let mut out = Object::new(&env)?;
-        match &w.cache {
-            Some(c) => {
-                let s = c.stats();
-                let mut o = Object::new(&env)?;
-                o.set_named_property("hit_rate", (s.hit_rate() * 1000.0).round() / 10.0)?;
-                o.set_named_property("hits", s.counters.hits as f64)?;
-                o.set_named_property("misses", s.counters.misses as f64)?;
-                o.set_named_property("entries", s.entries as f64)?;
-                o.set_named_property("bytes", s.bytes as f64)?;
-                out.set_named_property("cache", o)?;
-            }
-            None => out.set_named_property("cache", Null)?,
-        }
-        let system = gama_core::memory::system::system_memory();
-        let mut memory = Object::new(&env)?;
-        let mut sys_o = Object::new(&env)?;
-        sys_o.set_named_property("total_gb", gb(system.total))?;
-        sys_o.set_named_property("used_gb", gb(system.total - system.available))?;
-        sys_o.set_named_property(
-            "percent",
-            ((system.total - system.available) as f64 * 1000.0 / system.total.max(1) as f64)
-                .round()
-                / 10.0,
-        )?;
-        sys_o.set_named_property("process_rss_gb", gb(system.process_rss))?;
-        memory.set_named_property("system", sys_o)?;
-        match &w.memory {
-            Some(m) => {
-                let u = m.usage();
-                let mut managed = Object::new(&env)?;
-                managed.set_named_property("used_gb", gb(u.all.used))?;
-                managed.set_named_property("total_gb", gb(u.all.total))?;
-                managed.set_named_property("percent", (u.all.percentage * 10.0).round() / 10.0)?;
-                managed.set_named_property("peak_gb", gb(u.all.peak))?;
-                managed.set_named_property("failures", m.stats().failures as f64)?;
-                memory.set_named_property("managed", managed)?;
-                match &u.gpu {
-                    Some(g) => {
-                        let mut gpu = Object::new(&env)?;
-                        gpu.set_named_property("allocated_gb", gb(g.budget.used))?;
-                        gpu.set_named_property("reserved_gb", gb(g.budget.used + g.budget.pooled))?;
-                        gpu.set_named_property("fragmentation", g.fragmentation)?;
-                        memory.set_named_property("gpu", gpu)?;
-                    }
-                    None => memory.set_named_property("gpu", Null)?,
-                }
-            }
-            None => {
-                memory.set_named_property("managed", Null)?;
-                memory.set_named_property("gpu", Null)?;
-            }
-        }
-        out.set_named_property("memory", memory)?;
-        match &w.batch {
-            Some(b) => {
-                let s = b.stats();
-                let mut o = Object::new(&env)?;
-                o.set_named_property("queued", s.queued as f64)?;
-                o.set_named_property("running", s.running as f64)?;
-                o.set_named_property("completed", s.completed as f64)?;
-                o.set_named_property("failed", s.failed as f64)?;
-                o.set_named_property("batches", s.batches as f64)?;
-                o.set_named_property("avg_batch_size", s.average_batch_size)?;
-                o.set_named_property("throughput_per_sec", s.throughput)?;
-                o.set_named_property("p95_wait_ms", s.wait.p95)?;
-                o.set_named_property("p95_run_ms", s.run.p95)?;
-                out.set_named_property("batch", o)?;
-            }
-            None => out.set_named_property("batch", Null)?,
-        }
-        let operations: Vec<OperationSummary> = global()
-            .summaries(None, None)
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        out.set_named_property("operations", operations)?;
-        Ok(RawValue(out.raw()))
+    pub fn get_stats(&self) -> serde_json::Value {
+        let w = self.watched();
+        gama_core::metrics::snapshot(&[
+            ("cache", w.cache.as_ref().map(|c| c as &dyn Gauges)),
+            ("memory", Some(&MemoryGauges(w.memory.as_deref()))),
+            ("batch", w.batch.as_deref().map(|b| b as &dyn Gauges)),
+        ])
     }
 
     /// Every measurement and gauge in the Prometheus text exposition format.
     #[napi(catch_unwind)]
     pub fn metrics(&self) -> String {
-        let w = self.watch.borrow();
-        let mut gauges: Vec<Gauge> = Vec::new();
+        let w = self.watched();
+        let memory = MemoryGauges(w.memory.as_deref());
+        let mut parts: Vec<&dyn Gauges> = vec![&memory];
         if let Some(c) = &w.cache {
-            let s = c.stats();
-            gauges.push((
-                "gama_cache_hit_ratio",
-                "Share of cache lookups that hit.",
-                s.hit_rate(),
-            ));
-            gauges.push((
-                "gama_cache_entries",
-                "Entries in the feature cache.",
-                s.entries as f64,
-            ));
-            gauges.push((
-                "gama_cache_bytes",
-                "Bytes held by the feature cache.",
-                s.bytes as f64,
-            ));
-        }
-        if let Some(m) = &w.memory {
-            let u = m.usage();
-            gauges.push((
-                "gama_memory_used_bytes",
-                "Bytes in use in the memory manager.",
-                u.all.used as f64,
-            ));
-            gauges.push((
-                "gama_memory_usage_percent",
-                "Memory manager usage in percent.",
-                u.all.percentage,
-            ));
-            gauges.push((
-                "gama_memory_allocation_failures",
-                "Allocations refused.",
-                m.stats().failures as f64,
-            ));
+            parts.insert(0, c);
         }
         if let Some(b) = &w.batch {
-            let s = b.stats();
-            gauges.push((
-                "gama_batch_queued",
-                "Items waiting in the batch processor.",
-                s.queued as f64,
-            ));
-            gauges.push((
-                "gama_batch_running",
-                "Items running in the batch processor.",
-                s.running as f64,
-            ));
-            gauges.push((
-                "gama_batch_completed",
-                "Items completed by the batch processor.",
-                s.completed as f64,
-            ));
+            parts.push(&**b);
         }
-        render(&global().summaries(None, None), &gauges)
+        gama_core::metrics::exposition(&parts)
     }
 
     /// Whether native operations are measured (process-wide; on by default).

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::error::{Coded, ErrorClass};
 use crate::features::{FeatureOptions, Features};
 
 /// Identity of an item, unique per processor.
@@ -107,19 +108,38 @@ pub enum Output {
     Level(Level),
 }
 
-/// Why an item failed; `code` is what JS sees.
+/// What ended an item without a result; decides how it is counted and
+/// which class of JS error it becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemErrorKind {
+    /// Cancelled by its signal or `cancel(id)` (ABORT_ERR).
+    Cancelled,
+    /// Ended by a forced `close` (E_CLOSED).
+    Closed,
+    /// Its input or options are out of range (a RangeError).
+    Invalid,
+    /// Refused before it ran: no room, no memory, no processor.
+    Refused,
+    /// It ran and failed (a timeout, a panic, a JS processor's error).
+    Failed,
+}
+
+/// Why an item failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemError {
-    /// Error code (`E_TIMEOUT`, `ABORT_ERR`, `E_CLOSED`, `E_BUDGET`, ...).
+    /// What ended it.
+    pub kind: ItemErrorKind,
+    /// The code JS sees (`E_TIMEOUT`, `ABORT_ERR`, `E_CLOSED`, `E_BUDGET`, ...).
     pub code: &'static str,
     /// What happened.
     pub message: String,
 }
 
 impl ItemError {
-    /// An error with `code`.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    /// An error of `kind` with `code`.
+    pub fn new(kind: ItemErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         ItemError {
+            kind,
             code,
             message: message.into(),
         }
@@ -127,12 +147,58 @@ impl ItemError {
 
     /// The item was cancelled (signal or `cancel(id)`).
     pub fn aborted() -> Self {
-        ItemError::new("ABORT_ERR", "the item was cancelled")
+        ItemError::new(
+            ItemErrorKind::Cancelled,
+            "ABORT_ERR",
+            "the item was cancelled",
+        )
     }
 
     /// The processor was closed with `force`.
     pub fn closed() -> Self {
-        ItemError::new("E_CLOSED", "the batch processor was closed")
+        ItemError::new(
+            ItemErrorKind::Closed,
+            "E_CLOSED",
+            "the batch processor was closed",
+        )
+    }
+
+    /// Whether a cancel or close ended it (counted as cancelled, not failed).
+    pub fn is_stop(&self) -> bool {
+        matches!(self.kind, ItemErrorKind::Cancelled | ItemErrorKind::Closed)
+    }
+
+    /// The item's error for a core error: its code, and `Invalid` for a
+    /// RangeError, `Cancelled` for an abort, `Failed` otherwise.
+    pub fn from_coded(e: &dyn Coded) -> Self {
+        let kind = match e.class() {
+            ErrorClass::RangeError | ErrorClass::TypeError => ItemErrorKind::Invalid,
+            ErrorClass::AbortError => ItemErrorKind::Cancelled,
+            ErrorClass::Error => ItemErrorKind::Failed,
+        };
+        ItemError::new(kind, e.code(), e.to_string())
+    }
+}
+
+impl std::fmt::Display for ItemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ItemError {}
+
+impl Coded for ItemError {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self.kind {
+            ItemErrorKind::Cancelled => ErrorClass::AbortError,
+            ItemErrorKind::Invalid => ErrorClass::RangeError,
+            _ => ErrorClass::Error,
+        }
     }
 }
 
@@ -231,6 +297,37 @@ pub enum Event {
         /// Resources granted.
         strategy: ResourceStrategy,
     },
+}
+
+impl Event {
+    /// The item the event is about (None for a batch of JS items).
+    pub fn item(&self) -> Option<ItemId> {
+        match self {
+            Event::Done { id, .. } | Event::Progress { id, .. } => Some(*id),
+            Event::RunJs { .. } => None,
+        }
+    }
+}
+
+/// Orders a delivery of events for settling: JS batches first (so their
+/// processors start at once), then items by `priority` (highest first). The
+/// sort is stable, so each item's events keep their order; `priority` is
+/// asked once per event, and nothing moves when all ranks agree.
+pub fn settle_order(events: Vec<Event>, priority: impl Fn(ItemId) -> u8) -> Vec<Event> {
+    if events.len() < 2 {
+        return events;
+    }
+    let ranks: Vec<u8> = events
+        .iter()
+        .map(|e| e.item().map_or(u8::MAX, &priority))
+        .collect();
+    if ranks.windows(2).all(|w| w[0] == w[1]) {
+        return events;
+    }
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(ranks[i]));
+    let mut slots: Vec<Option<Event>> = events.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// Receives events, from any thread.

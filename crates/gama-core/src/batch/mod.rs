@@ -13,9 +13,10 @@ mod stats;
 mod tests;
 
 pub use item::{
-    Analysis, Event, Input, Item, ItemError, ItemId, Level, OpName, Output, ResourceStrategy, Sink,
-    Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
+    settle_order, Analysis, Event, Input, Item, ItemError, ItemErrorKind, ItemId, Level, OpName,
+    Output, ResourceStrategy, Sink, Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
 };
 pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
+pub use queue::similarity_group;
 pub use stats::{Latency, Snapshot};

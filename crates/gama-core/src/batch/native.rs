@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::item::{
-    Analysis, Input, Item, ItemError, Level, Output, Stop, ANALYZE, EXTRACT_FEATURES, MEASURE,
+    Analysis, Input, Item, ItemError, ItemErrorKind, Level, Output, Stop, ANALYZE,
+    EXTRACT_FEATURES, MEASURE,
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
 use crate::features::{
@@ -36,7 +37,11 @@ impl Control<'_> {
 
 /// The error of an item whose batch ran past `batchTimeoutMs`.
 pub fn timed_out() -> ItemError {
-    ItemError::new("E_TIMEOUT", "the batch ran past batchTimeoutMs")
+    ItemError::new(
+        ItemErrorKind::Failed,
+        "E_TIMEOUT",
+        "the batch ran past batchTimeoutMs",
+    )
 }
 
 /// Whether `op` is built in.
@@ -68,6 +73,7 @@ pub fn run(
     } = &item.input
     else {
         return Err(ItemError::new(
+            ItemErrorKind::Failed,
             "E_INTERNAL",
             "a JS item reached the native pool",
         ));
@@ -79,8 +85,9 @@ pub fn run(
         ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
         MEASURE => measure(samples).map(Output::Level),
         _ => {
-            let extractor = shared_extractor(options)
-                .map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?;
+            let extractor = shared_extractor(options).map_err(|e| {
+                ItemError::new(ItemErrorKind::Invalid, "ERR_OUT_OF_RANGE", e.to_string())
+            })?;
             let frames = extractor
                 .frame_count(samples.len())
                 .map_err(extract_error)?;
@@ -101,7 +108,7 @@ pub fn run(
 }
 
 fn extract_error(e: ExtractError) -> ItemError {
-    ItemError::new(e.code(), e.to_string())
+    ItemError::from_coded(&e)
 }
 
 /// Extracts `frames` frames of features, reporting progress and stopping
@@ -254,7 +261,7 @@ pub fn analyze(samples: &[f32], sample_rate: f64) -> Result<Analysis, ItemError>
     options.hop_length = 256;
     options.features = vec![Feature::SpectralCentroid];
     let centroid = shared_extractor(&options)
-        .map_err(|e| ItemError::new("ERR_OUT_OF_RANGE", e.to_string()))?
+        .map_err(|e| ItemError::new(ItemErrorKind::Invalid, "ERR_OUT_OF_RANGE", e.to_string()))?
         .extract(samples)
         .map_err(extract_error)?;
     let values = &centroid.items[0].1.data;

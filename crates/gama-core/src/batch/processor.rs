@@ -6,6 +6,7 @@
 //! `Event::Done` (native items, and JS items the core ends: timeout, cancel,
 //! close) or in `finish_js_batch`.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,15 +15,20 @@ use std::time::{Duration, Instant};
 use hashbrown::{HashMap, HashSet};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rayon::prelude::*;
+use serde_json::{json, Value};
 
 use super::item::{
-    Event, Input, Item, ItemError, ItemId, OpName, Output, ResourceStrategy, Sink, Stage, Stop,
+    Event, Input, Item, ItemError, ItemErrorKind, ItemId, OpName, Output, ResourceStrategy, Sink,
+    Stage, Stop,
 };
 use super::native::{self, Control};
 use super::queue::Queue;
 use super::stats::{Recorder, Snapshot};
 use crate::cache::FeatureCache;
+use crate::error::Coded;
 use crate::memory::{Device, MemoryManager, Reservation};
+use crate::metrics::exposition::Gauge;
+use crate::metrics::Gauges;
 
 /// Limits of a processor.
 #[derive(Clone, Debug)]
@@ -39,6 +45,10 @@ pub struct Config {
     pub threads: usize,
     /// Most items queued at once.
     pub max_queue_size: Option<usize>,
+    /// What `submit` does when the queue is full: refuse with E_QUEUE_FULL
+    /// (false) or accept and hold the items in an overflow, in order, until
+    /// the queue has room (true: `queueFullBehavior: 'wait'`).
+    pub wait_when_full: bool,
 }
 
 impl Default for Config {
@@ -50,6 +60,7 @@ impl Default for Config {
             batch_timeout: None,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_queue_size: None,
+            wait_when_full: false,
         }
     }
 }
@@ -65,9 +76,17 @@ pub enum SubmitError {
     NoProcessor(String),
 }
 
-impl SubmitError {
-    /// The `code` JS sees.
-    pub fn code(&self) -> &'static str {
+impl std::error::Error for SubmitError {}
+
+impl From<&SubmitError> for ItemError {
+    /// The error of each item a refused `submit` held.
+    fn from(e: &SubmitError) -> Self {
+        ItemError::new(ItemErrorKind::Refused, e.code(), e.to_string())
+    }
+}
+
+impl Coded for SubmitError {
+    fn code(&self) -> &'static str {
         match self {
             SubmitError::QueueFull(_) => "E_QUEUE_FULL",
             SubmitError::Closed => "E_CLOSED",
@@ -113,6 +132,9 @@ struct RunningJs {
 
 struct State {
     queue: Queue,
+    /// Items accepted while the queue was full (`wait_when_full`), oldest
+    /// first; they move into the queue as it gets room.
+    overflow: VecDeque<Item>,
     running_batches: usize,
     running_native: usize,
     running_items: HashMap<ItemId, Arc<Stop>>,
@@ -163,6 +185,7 @@ impl Processor {
             config,
             state: Mutex::new(State {
                 queue: Queue::default(),
+                overflow: VecDeque::new(),
                 running_batches: 0,
                 running_native: 0,
                 running_items: HashMap::new(),
@@ -229,7 +252,8 @@ impl Processor {
         {
             return Err(SubmitError::NoProcessor(item.op.to_string()));
         }
-        if let Some(max) = self.shared.config.max_queue_size {
+        let max = self.shared.config.max_queue_size;
+        if let Some(max) = max.filter(|_| !self.shared.config.wait_when_full) {
             if state.queue.len() + items.len() > max {
                 return Err(SubmitError::QueueFull(state.queue.len()));
             }
@@ -242,16 +266,15 @@ impl Processor {
                     fraction: 0.0,
                 });
             }
-            state.queue.push(item);
+            let full = max.is_some_and(|max| state.queue.len() >= max);
+            if full || !state.overflow.is_empty() {
+                state.overflow.push_back(item);
+            } else {
+                state.queue.push(item);
+            }
         }
         self.shared.pump_and_wake(&mut state, None);
         Ok(())
-    }
-
-    /// Room left in the queue (None: unbounded).
-    pub fn room(&self) -> Option<usize> {
-        let max = self.shared.config.max_queue_size?;
-        Some(max.saturating_sub(self.shared.state.lock().queue.len()))
     }
 
     /// Cancels an item: a queued one ends at once, a running native one at
@@ -259,7 +282,10 @@ impl Processor {
     /// False when the item is unknown or already finished.
     pub fn cancel(&self, id: ItemId) -> bool {
         let mut state = self.shared.state.lock();
-        if state.queue.remove(id).is_some() {
+        let overflowed = state.overflow.iter().position(|i| i.id == id);
+        if overflowed.and_then(|p| state.overflow.remove(p)).is_some()
+            || state.queue.remove(id).is_some()
+        {
             state.stats.finished(false, true, None);
             self.shared.sink.deliver(Event::Done {
                 id,
@@ -316,7 +342,7 @@ impl Processor {
         let state = self.shared.state.lock();
         let (completed, failed, cancelled) = state.stats.outcomes();
         Counts {
-            queued: state.queue.len() as u64,
+            queued: (state.queue.len() + state.overflow.len()) as u64,
             running: state.running_items.len() as u64,
             completed,
             failed,
@@ -328,7 +354,7 @@ impl Processor {
     pub fn stats(&self) -> Snapshot {
         let state = self.shared.state.lock();
         state.stats.snapshot(
-            state.queue.len() as u64,
+            (state.queue.len() + state.overflow.len()) as u64,
             state.running_items.len() as u64,
             self.shared.config.threads,
         )
@@ -345,7 +371,8 @@ impl Processor {
             self.shared.pump_and_wake(&mut state, None);
         }
         if force {
-            for item in state.queue.drain() {
+            let overflow: Vec<Item> = state.overflow.drain(..).collect();
+            for item in state.queue.drain().into_iter().chain(overflow) {
                 state.stats.finished(false, true, None);
                 self.shared.sink.deliver(Event::Done {
                     id: item.id,
@@ -371,6 +398,44 @@ impl Processor {
         }
         drop(state);
         self.shared.wake.notify_one();
+    }
+}
+
+impl Gauges for Processor {
+    fn gauges(&self) -> Vec<Gauge> {
+        let s = self.stats();
+        vec![
+            (
+                "gama_batch_queued",
+                "Items waiting in the batch processor.",
+                s.queued as f64,
+            ),
+            (
+                "gama_batch_running",
+                "Items running in the batch processor.",
+                s.running as f64,
+            ),
+            (
+                "gama_batch_completed",
+                "Items completed by the batch processor.",
+                s.completed as f64,
+            ),
+        ]
+    }
+
+    fn section(&self) -> Value {
+        let s = self.stats();
+        json!({
+            "queued": s.queued,
+            "running": s.running,
+            "completed": s.completed,
+            "failed": s.failed,
+            "batches": s.batches,
+            "avg_batch_size": s.average_batch_size,
+            "throughput_per_sec": s.throughput,
+            "p95_wait_ms": s.wait.p95,
+            "p95_run_ms": s.run.p95,
+        })
     }
 }
 
@@ -463,6 +528,7 @@ impl Shared {
         mut inline: Option<&mut Option<NativeBatch>>,
     ) -> Option<Instant> {
         while state.running_batches < self.config.max_concurrent_batches {
+            self.refill(state);
             let size = self.batch_size();
             let native_ok = state.running_native < self.config.threads;
             // Closing flushes partial batches at once instead of letting them fill.
@@ -493,7 +559,19 @@ impl Shared {
                 }
             }
         }
+        self.refill(state);
         None
+    }
+
+    /// Moves overflow into the queue while it has room.
+    fn refill(&self, state: &mut State) {
+        let max = self.config.max_queue_size.unwrap_or(usize::MAX);
+        while state.queue.len() < max {
+            let Some(item) = state.overflow.pop_front() else {
+                break;
+            };
+            state.queue.push(item);
+        }
     }
 
     /// Starts what can start, and wakes the dispatcher when something timed
@@ -543,6 +621,7 @@ impl Shared {
             self.sink.deliver(Event::Done {
                 id: item.id,
                 result: Err(ItemError::new(
+                    ItemErrorKind::Refused,
                     "E_BUDGET",
                     format!(
                         "the item needs about {} bytes, more than the memory manager's usable {} bytes",
@@ -691,8 +770,7 @@ impl Shared {
                 if let Some(stopped) = state.running_items.remove(id).and_then(|s| s.error()) {
                     *result = Err(stopped);
                 }
-                let cancelled =
-                    matches!(result, Err(e) if e.code == "ABORT_ERR" || e.code == "E_CLOSED");
+                let cancelled = matches!(result, Err(e) if e.is_stop());
                 state.stats.finished(result.is_ok(), cancelled, Some(*ran));
                 state.stats.busy(*ran);
             }
@@ -731,6 +809,7 @@ impl Shared {
         }))
         .unwrap_or_else(|_| {
             Err(ItemError::new(
+                ItemErrorKind::Failed,
                 "E_PANIC",
                 format!(
                     "the native '{}' operation panicked; the processor goes on",

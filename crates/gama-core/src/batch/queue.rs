@@ -10,8 +10,24 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::item::{Item, ItemId, OpName};
+
+/// The similarity group of an item: its `similarity_key` when given, else
+/// its parameters' fingerprint with its size bucket (the next power of two
+/// of its size in bytes), so items batched together cost alike.
+pub fn similarity_group(similarity_key: Option<&str>, fingerprint: u64, bytes: u64) -> u64 {
+    match similarity_key {
+        Some(key) => xxh3_64(key.as_bytes()),
+        None => {
+            let mut h = Xxh3::new();
+            h.update(&fingerprint.to_le_bytes());
+            h.update(&bytes.max(1).next_power_of_two().to_le_bytes());
+            h.digest()
+        }
+    }
+}
 
 type Rank = (Reverse<u8>, u64);
 type GroupKey = (OpName, u64);

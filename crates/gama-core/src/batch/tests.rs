@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::*;
+use crate::error::Coded;
 use crate::features::FeatureOptions;
 use crate::memory::{DeviceChoice, ManagerConfig, MemoryManager};
 
@@ -414,4 +415,117 @@ fn close_starts_a_partial_batch_at_once_instead_of_waiting_for_it_to_fill() {
     // Within done()'s bound, far below the hour the batch would otherwise wait.
     let results = done(&rx, 1);
     assert!(results[0].1.is_ok());
+}
+
+#[test]
+fn a_full_queue_with_wait_holds_items_in_order_and_counts_them_queued() {
+    let (p, rx, gate) = held_processor(
+        Config {
+            threads: 1,
+            max_concurrent_batches: 1,
+            max_batch_size: 1,
+            max_queue_size: Some(2),
+            wait_when_full: true,
+            ..Config::default()
+        },
+        1,
+    );
+    p.submit(vec![watched(1, EXTRACT_FEATURES, 5, tone(16000 * 60))])
+        .unwrap();
+    gate.wait_running();
+    p.submit((2..=7).map(|i| item(i, MEASURE, 5, tone(100))).collect())
+        .unwrap();
+    assert_eq!(p.counts().queued, 6, "queue and overflow both count");
+    assert!(p.cancel(6), "an item in the overflow can be cancelled");
+    gate.release();
+    let results = done(&rx, 7);
+    let order: Vec<ItemId> = results.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        order,
+        [6, 1, 2, 3, 4, 5, 7],
+        "cancelled first, then in order"
+    );
+    assert!(results[0].1.as_ref().is_err_and(ItemError::is_stop));
+    assert!(results[1..].iter().all(|(_, r)| r.is_ok()));
+}
+
+#[test]
+fn settle_order_puts_js_batches_then_urgent_items_first_keeping_each_items_order() {
+    let progress = |id| Event::Progress {
+        id,
+        stage: Stage::Running,
+        fraction: 0.5,
+    };
+    let finished = |id| Event::Done {
+        id,
+        result: Err(ItemError::aborted()),
+    };
+    let events = vec![
+        progress(1),
+        finished(1),
+        progress(2),
+        Event::RunJs {
+            batch: 9,
+            op: "JS".into(),
+            ids: vec![3],
+            strategy: ResourceStrategy {
+                device: "host",
+                batch_size: 1,
+                memory_budget: 0,
+                threads: 1,
+            },
+        },
+        finished(2),
+    ];
+    let ordered = settle_order(events, |id| if id == 2 { 10 } else { 1 });
+    let shape: Vec<(Option<ItemId>, bool)> = ordered
+        .iter()
+        .map(|e| (e.item(), matches!(e, Event::Done { .. })))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (None, false),
+            (Some(2), false),
+            (Some(2), true),
+            (Some(1), false),
+            (Some(1), true)
+        ]
+    );
+}
+
+#[test]
+fn similarity_groups_follow_the_key_or_the_options_and_size_bucket() {
+    let a = FeatureOptions::new(16000.0);
+    let mut b = a.clone();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    b.n_mels = 64;
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    let f = a.fingerprint();
+    assert_eq!(
+        similarity_group(None, f, 3000),
+        similarity_group(None, f, 4096)
+    );
+    assert_ne!(
+        similarity_group(None, f, 4096),
+        similarity_group(None, f, 4097)
+    );
+    assert_ne!(
+        similarity_group(None, f, 4096),
+        similarity_group(None, b.fingerprint(), 4096)
+    );
+    assert_eq!(
+        similarity_group(Some("speaker-1"), f, 10),
+        similarity_group(Some("speaker-1"), b.fingerprint(), 1 << 20)
+    );
+}
+
+#[test]
+fn item_errors_carry_their_kind_from_the_core_error() {
+    let e = ItemError::from_coded(&crate::features::ExtractError::Empty);
+    assert_eq!((e.kind, e.code), (ItemErrorKind::Invalid, "E_EMPTY_AUDIO"));
+    let e = ItemError::from(&SubmitError::Closed);
+    assert_eq!((e.kind, e.code), (ItemErrorKind::Refused, "E_CLOSED"));
+    assert!(ItemError::aborted().is_stop() && ItemError::closed().is_stop());
+    assert!(!native::timed_out().is_stop());
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::{Coded, ErrorClass};
+
 /// Why a cache refused an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheError {
@@ -16,12 +18,15 @@ pub enum CacheError {
     },
 }
 
-impl CacheError {
-    /// Stable code for JS (`err.code`).
-    pub fn code(&self) -> &'static str {
+impl Coded for CacheError {
+    fn code(&self) -> &'static str {
         match self {
             CacheError::TooLarge { .. } => "E_TOO_LARGE",
         }
+    }
+
+    fn class(&self) -> ErrorClass {
+        ErrorClass::RangeError
     }
 }
 

@@ -5,13 +5,14 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use serde_json::{json, Value};
 
 use super::config::{CacheConfig, EntryOptions, Invalidation};
 use super::error::CacheError;
 use super::stats::CacheStats;
 use super::store::Store;
 use super::value::CacheValue;
-use crate::metrics;
+use crate::metrics::{self, exposition::Gauge, Gauges};
 use crate::reaper::{self, Expiring};
 
 /// One read in this many is timed for `averageAccessTime`.
@@ -118,6 +119,32 @@ impl FeatureCache {
         Ok(())
     }
 
+    /// Stores every entry or none: when one alone is larger than the byte
+    /// limit, nothing is stored and its error is returned. The count stored
+    /// otherwise.
+    pub fn insert_many(
+        &self,
+        entries: Vec<(String, CacheValue)>,
+        options: EntryOptions,
+    ) -> Result<usize, CacheError> {
+        let max_bytes = self.shared.store.lock().config().max_bytes;
+        for (key, value) in &entries {
+            let bytes = Store::weight_of(key, value, &options.tags);
+            if bytes > max_bytes {
+                return Err(CacheError::TooLarge {
+                    key: key.clone(),
+                    bytes,
+                    max_bytes,
+                });
+            }
+        }
+        let count = entries.len();
+        for (key, value) in entries {
+            self.insert(&key, value, options.clone())?;
+        }
+        Ok(count)
+    }
+
     /// Removes one key; true if it held a live entry.
     pub fn remove(&self, key: &str) -> bool {
         self.shared.store.lock().remove(key)
@@ -161,5 +188,40 @@ impl FeatureCache {
     /// Removes what has expired now, as the background reaper does.
     pub fn purge_expired(&self) -> usize {
         self.shared.store.lock().purge_expired(Instant::now())
+    }
+}
+
+impl Gauges for FeatureCache {
+    fn gauges(&self) -> Vec<Gauge> {
+        let s = self.stats();
+        vec![
+            (
+                "gama_cache_hit_ratio",
+                "Share of cache lookups that hit.",
+                s.hit_rate(),
+            ),
+            (
+                "gama_cache_entries",
+                "Entries in the feature cache.",
+                s.entries as f64,
+            ),
+            (
+                "gama_cache_bytes",
+                "Bytes held by the feature cache.",
+                s.bytes as f64,
+            ),
+        ]
+    }
+
+    /// `hit_rate` is a percentage from 0 to 100.
+    fn section(&self) -> Value {
+        let s = self.stats();
+        json!({
+            "hit_rate": (s.hit_rate() * 1000.0).round() / 10.0,
+            "hits": s.counters.hits,
+            "misses": s.counters.misses,
+            "entries": s.entries,
+            "bytes": s.bytes,
+        })
     }
 }

@@ -8,6 +8,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::error::Coded;
 
 fn config(policy: PolicyKind, max_entries: u64, max_bytes: u64) -> CacheConfig {
     CacheConfig {
@@ -362,4 +363,28 @@ fn a_dropped_cache_is_released() {
         unreachable!()
     };
     assert_eq!(Arc::strong_count(&data), 1);
+}
+
+#[test]
+fn insert_many_stores_every_entry_or_none() {
+    let cache = FeatureCache::new(config(PolicyKind::Lru, 100, 64 * 1024));
+    let entries = vec![
+        ("a".to_string(), floats(16, 1.0)),
+        ("too-big".to_string(), floats(64 * 1024, 2.0)),
+        ("b".to_string(), floats(16, 3.0)),
+    ];
+    let err = cache
+        .insert_many(entries, EntryOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, CacheError::TooLarge { ref key, .. } if key == "too-big"));
+    assert!(cache.is_empty(), "nothing stored when one entry is refused");
+    let entries = vec![
+        ("a".to_string(), floats(16, 1.0)),
+        ("b".to_string(), floats(16, 3.0)),
+    ];
+    assert_eq!(
+        cache.insert_many(entries, EntryOptions::default()).unwrap(),
+        2
+    );
+    assert_eq!(cache.get("b"), Some(floats(16, 3.0)));
 }

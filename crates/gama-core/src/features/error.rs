@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::{Coded, ErrorClass};
+
 /// Why audio could not be analysed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExtractError {
@@ -32,15 +34,21 @@ pub enum ExtractError {
     Cancelled,
 }
 
-impl ExtractError {
-    /// Stable code for JS (`err.code`).
-    pub fn code(&self) -> &'static str {
+impl Coded for ExtractError {
+    fn code(&self) -> &'static str {
         match self {
             ExtractError::Empty => "E_EMPTY_AUDIO",
             ExtractError::NotFinite { .. } => "E_NOT_FINITE",
             ExtractError::TooShort { .. } => "E_TOO_SHORT",
             ExtractError::TooLarge { .. } => "E_TOO_LARGE",
             ExtractError::Cancelled => "ABORT_ERR",
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            ExtractError::Cancelled => ErrorClass::AbortError,
+            _ => ErrorClass::RangeError,
         }
     }
 }

@@ -5,6 +5,9 @@
 //! FFT work; the frame loop allocates nothing.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use rayon::prelude::*;
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
@@ -16,6 +19,7 @@ use super::math::{all_finite, dot, ln, sum};
 use super::mel::{mel_filters, Filter};
 use super::options::{Feature, FeatureOptions, OptionError, PadMode};
 use super::window::window;
+use crate::metrics;
 
 /// Floor of `power_to_db` (librosa's `amin`).
 const AMIN: f32 = 1e-10;
@@ -259,10 +263,28 @@ impl Extractor {
         self.extract_with(audio, &mut |_| true)
     }
 
+    /// `extract` of every clip, spread over the rayon pool it runs in; one
+    /// result per clip, in order.
+    pub fn extract_all(&self, clips: &[Vec<f32>]) -> Vec<Result<Features, ExtractError>> {
+        clips.par_iter().map(|clip| self.extract(clip)).collect()
+    }
+
     /// Like `extract`, calling `keep_going(frames_done)` every 256 frames and
     /// at the end; when it returns false the extraction stops with
-    /// `ExtractError::Cancelled`.
+    /// `ExtractError::Cancelled`. Its time is recorded as `features.extract`.
     pub fn extract_with(
+        &self,
+        audio: &[f32],
+        keep_going: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Features, ExtractError> {
+        let started = Instant::now();
+        let result = self.extract_dispatch(audio, keep_going);
+        metrics::record("features", "extract", started.elapsed());
+        result
+    }
+
+    /// The fastest build of the extraction loop this CPU runs.
+    fn extract_dispatch(
         &self,
         audio: &[f32],
         keep_going: &mut dyn FnMut(usize) -> bool,

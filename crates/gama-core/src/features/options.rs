@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use xxhash_rust::xxh3::Xxh3;
+
 /// A feature `extract` can compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feature {
@@ -183,6 +185,37 @@ pub struct FeatureOptions {
 }
 
 impl FeatureOptions {
+    /// A canonical hash of every parameter (xxh3 over their bits, in field
+    /// order): equal options give equal fingerprints in any process.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = Xxh3::new();
+        for bits in [self.sample_rate, self.fmin, self.fmax, self.power] {
+            h.update(&bits.to_bits().to_le_bytes());
+        }
+        for n in [
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            self.n_mels,
+            self.n_mfcc,
+        ] {
+            h.update(&(n as u64).to_le_bytes());
+        }
+        h.update(&[
+            self.window as u8,
+            self.center as u8,
+            self.pad_mode as u8,
+            self.htk as u8,
+            self.slaney_norm as u8,
+        ]);
+        match self.top_db {
+            Some(db) => h.update(&db.to_bits().to_le_bytes()),
+            None => h.update(&[0xff]),
+        }
+        h.update(&self.features.iter().map(|f| *f as u8).collect::<Vec<u8>>());
+        h.digest()
+    }
+
     /// librosa's defaults at `sample_rate`, computing logMel and mfcc.
     pub fn new(sample_rate: f64) -> Self {
         FeatureOptions {

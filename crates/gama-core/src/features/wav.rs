@@ -5,9 +5,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::Path;
+use std::time::Instant;
 
 use hound::{SampleFormat, WavReader};
 use rubato::{FftFixedIn, Resampler};
+
+use crate::error::Coded;
+use crate::metrics;
 
 /// Samples read from a file.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,9 +59,9 @@ pub enum AudioError {
     },
 }
 
-impl AudioError {
-    /// Stable code for JS (`err.code`), Node's own for OS errors.
-    pub fn code(&self) -> &'static str {
+impl Coded for AudioError {
+    /// Node's own codes for OS errors.
+    fn code(&self) -> &'static str {
         match self {
             AudioError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => "ENOENT",
@@ -91,11 +95,19 @@ impl fmt::Display for AudioError {
 impl std::error::Error for AudioError {}
 
 /// Reads a WAV file; `mono` averages the channels; `sample_rate` resamples.
+/// Its time is recorded as `features.load_wav`.
 pub fn load_wav(
     path: &Path,
     sample_rate: Option<u32>,
     mono: bool,
 ) -> Result<DecodedAudio, AudioError> {
+    let started = Instant::now();
+    let result = decode(path, sample_rate, mono);
+    metrics::record("features", "load_wav", started.elapsed());
+    result
+}
+
+fn decode(path: &Path, sample_rate: Option<u32>, mono: bool) -> Result<DecodedAudio, AudioError> {
     let shown = path.display().to_string();
     if path.is_dir() {
         return Err(AudioError::IsDirectory(shown));

@@ -5,6 +5,7 @@
 
 pub mod advice;
 pub mod budget;
+mod gauges;
 pub mod gpu;
 pub mod host_pool;
 pub mod manager;
@@ -12,6 +13,7 @@ pub mod size;
 pub mod suballoc;
 pub mod system;
 
+pub use gauges::MemoryGauges;
 pub use manager::{
     Device, DeviceChoice, GpuLease, HostLease, ManagerConfig, MemoryError, MemoryManager,
     MemoryUsage, PressureEvent, Reservation,

@@ -1,9 +1,11 @@
 //! Metrics: the process-wide latency registry every native operation
-//! records into, alert rules, the Prometheus exposition, and the
-//! `PerformanceProfiler` binding.
+//! records into, alert rules, the gauges the parts report, and the
+//! Prometheus exposition.
 
 pub mod alerts;
 pub mod exposition;
+pub mod gauges;
 pub mod registry;
 
+pub use gauges::{exposition, snapshot, Gauges};
 pub use registry::{enabled, global, record, record_many, set_enabled, Registry, Summary};

@@ -3,16 +3,16 @@
 //! and errors into JS values.
 
 use std::ffi::CStr;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use crate::features::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
-use crate::js::errors::{check_status, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::errors::{
+    check_status, coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
+};
 use crate::js::fields::{describe, is_array, Fields};
-use crate::js::raw::{error_value, ErrorKind};
 use crate::js::value::typed_array_view;
 use gama_core::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
 use gama_core::cache::content_key;
@@ -81,7 +81,7 @@ impl Defaults {
     pub fn new(env: &Env, params: ExtractParams, path: &str) -> Result<Defaults> {
         let options = resolve_params(env, &params, path)?;
         Ok(Defaults {
-            hash: options_hash(&options),
+            hash: options.fingerprint(),
             key: params.to_json(),
             options: Arc::new(options),
             params,
@@ -157,7 +157,7 @@ pub fn native_input(
     let options = resolve_params(env, &merged, path)?;
     Ok(NativeInput {
         samples,
-        hash: options_hash(&options),
+        hash: options.fingerprint(),
         options: Arc::new(options),
         key: merged.to_json(),
     })
@@ -170,24 +170,6 @@ pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
         Ok(Some(view)) => view.byte_len() as u64,
         _ => 0,
     }
-}
-
-/// A hash of extraction parameters, for similarity groups.
-pub fn options_hash(options: &FeatureOptions) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    format!("{options:?}").hash(&mut hasher);
-    hasher.finish()
-}
-
-/// The similarity group: the given key, else the parameters' hash and the
-/// input's length bucket (the next power of two of its size in bytes).
-pub fn group(similarity_key: Option<&str>, options_hash: u64, size: u64) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    match similarity_key {
-        Some(key) => key.hash(&mut hasher),
-        None => (options_hash, size.max(1).next_power_of_two()).hash(&mut hasher),
-    }
-    hasher.finish()
 }
 
 /// The cache key of a clip, as `AudioFeatureCache.keyFor(audio, options)` makes it.
@@ -253,13 +235,5 @@ pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
 
 /// The JS error of a failed item.
 pub fn error_to_js(env: &Env, e: &ItemError) -> sys::napi_value {
-    let kind = match e.code {
-        "ABORT_ERR" => ErrorKind::Abort,
-        "E_EMPTY_AUDIO" | "E_NOT_FINITE" | "E_TOO_SHORT" | "E_TOO_LARGE" | "ERR_OUT_OF_RANGE" => {
-            ErrorKind::Range
-        }
-        _ => ErrorKind::Plain,
-    };
-    // SAFETY: called on the JS thread with its live env.
-    unsafe { error_value(env.raw(), kind, e.code, &e.message) }
+    coded_value(env, e)
 }

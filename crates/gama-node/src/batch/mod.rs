@@ -19,17 +19,23 @@ use napi::{sys, Env, JsValue, Result, Status, ValueType};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
-use self::convert::{byte_length, cache_key, group, native_input, priority};
+use self::convert::{byte_length, cache_key, native_input, priority};
 use self::state::{after_change, drain, reject_now, JsState, Pending, Settle, State};
 use crate::cache::AudioFeatureCache;
 use crate::features::extract_params;
-use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::errors::{
+    coded_error, coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
+};
 use crate::js::fields::{describe, Fields};
 use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
-use gama_core::batch::{Config, Event, Input, Item, ItemError, ItemId, OpName, Processor, Sink};
+use gama_core::batch::{
+    similarity_group, Config, Event, Input, Item, ItemError, ItemId, OpName, Processor, Sink,
+    SubmitError,
+};
+use gama_core::error::Coded;
 use gama_core::features::ExtractParams;
 
 /// Operation types. PROCESS has no built-in processor (register one);
@@ -256,7 +262,6 @@ impl Sink for JsSink {
 pub struct BatchProcessor {
     state: State,
     defaults: convert::Defaults,
-    wait_when_full: bool,
     with_cache: bool,
 }
 
@@ -359,7 +364,7 @@ impl BatchProcessor {
             (
                 Input::Js,
                 bytes,
-                group(o.similarity_key.as_deref(), 0, bytes),
+                similarity_group(o.similarity_key.as_deref(), 0, bytes),
                 Some(kept),
             )
         } else {
@@ -367,7 +372,7 @@ impl BatchProcessor {
             let key = (self.with_cache && &**op == gama_core::batch::EXTRACT_FEATURES)
                 .then(|| cache_key(&n.samples, n.key.as_ref()));
             let estimate = gama_core::batch::estimate(op, n.samples.len(), &n.options);
-            let group_id = group(
+            let group_id = similarity_group(
                 o.similarity_key.as_deref(),
                 n.hash,
                 n.samples.len() as u64 * 4,
@@ -445,12 +450,12 @@ impl BatchProcessor {
     }
 
     /// The operation and whether a JS processor serves it; the inner error
-    /// is the message of an E_NO_PROCESSOR rejection.
+    /// is the refusal the item's promise rejects with.
     fn op_name(
         &self,
         env: &Env,
         kind: &Unknown,
-    ) -> Result<std::result::Result<(OpName, bool), String>> {
+    ) -> Result<std::result::Result<(OpName, bool), SubmitError>> {
         if kind.get_type()? != ValueType::String {
             return Err(type_error(
                 env,
@@ -461,26 +466,15 @@ impl BatchProcessor {
         let name: String = unsafe { String::from_napi_value(env.raw(), kind.raw())? };
         let is_js = self.state.borrow().processors.contains_key(name.as_str());
         if !is_js && !gama_core::batch::is_native(&name) {
-            return Ok(Err(format!(
-                "no processor is registered for operation type '{name}'"
-            )));
+            return Ok(Err(SubmitError::NoProcessor(name)));
         }
         Ok(Ok((name.into(), is_js)))
     }
 
-    fn rejected(env: &Env, code: &str, message: String) -> Result<RawValue> {
+    /// A promise already rejected with `e`.
+    fn rejected(env: &Env, e: &dyn Coded) -> Result<RawValue> {
         let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
-        let error = unsafe {
-            crate::js::raw::error_value(env.raw(), crate::js::raw::ErrorKind::Plain, code, &message)
-        };
-        unsafe { deferred.reject(env.raw(), error) };
-        Ok(RawValue(promise))
-    }
-
-    fn aborted_promise(env: &Env) -> Result<RawValue> {
-        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
-        let e = ItemError::aborted();
-        unsafe { deferred.reject(env.raw(), convert::error_to_js(env, &e)) };
+        unsafe { deferred.reject(env.raw(), coded_value(env, e)) };
         Ok(RawValue(promise))
     }
 
@@ -490,13 +484,7 @@ impl BatchProcessor {
         let raw = env.raw();
         let core = self.core();
         for id in ids {
-            let pending = {
-                let mut s = self.state.borrow_mut();
-                if let Some(p) = s.overflow.iter().position(|i| i.id == *id) {
-                    s.overflow.remove(p);
-                }
-                s.pending.remove(id)
-            };
+            let pending = self.state.borrow_mut().pending.remove(id);
             if let Some(p) = pending {
                 for r in [p.on_progress, p.data, p.metadata].into_iter().flatten() {
                     unsafe { r.delete(raw) };
@@ -511,32 +499,11 @@ impl BatchProcessor {
         self.state.borrow_mut().update_hold(env);
     }
 
-    /// Hands accepted items to the core (or the overflow); on refusal rejects them.
+    /// Hands accepted items to the core; on refusal rejects them.
     fn enqueue(&self, env: &Env, items: Vec<Item>) {
-        let core = self.core();
-        let room = core.room();
-        let (now, later): (Vec<Item>, Vec<Item>) = match room {
-            Some(room)
-                if self.wait_when_full
-                    && (items.len() > room || !self.state.borrow().overflow.is_empty()) =>
-            {
-                let mut items = items;
-                let later = if self.state.borrow().overflow.is_empty() {
-                    items.split_off(room.min(items.len()))
-                } else {
-                    std::mem::take(&mut items)
-                };
-                (items, later)
-            }
-            _ => (items, Vec::new()),
-        };
-        self.state.borrow_mut().overflow.extend(later);
-        if now.is_empty() {
-            return;
-        }
-        let ids: Vec<ItemId> = now.iter().map(|i| i.id).collect();
-        if let Err(e) = core.submit(now) {
-            let error = ItemError::new(e.code(), e.to_string());
+        let ids: Vec<ItemId> = items.iter().map(|i| i.id).collect();
+        if let Err(e) = self.core().submit(items) {
+            let error = ItemError::from(&e);
             for id in ids {
                 reject_now(env, &self.state, id, &error);
             }
@@ -548,22 +515,7 @@ impl BatchProcessor {
 const INTAKE_CHUNK: usize = 64;
 
 /// Cancels an item wherever it is; false when it already settled.
-fn cancel_item(env: &Env, state: &State, id: ItemId) -> bool {
-    let in_overflow = {
-        let mut s = state.borrow_mut();
-        match s.overflow.iter().position(|i| i.id == id) {
-            Some(p) => {
-                s.overflow.remove(p);
-                true
-            }
-            None => false,
-        }
-    };
-    if in_overflow {
-        reject_now(env, state, id, &ItemError::aborted());
-        after_change(env, state, true);
-        return true;
-    }
+fn cancel_item(_env: &Env, state: &State, id: ItemId) -> bool {
     let core = state.borrow().core();
     core.cancel(id)
 }
@@ -581,7 +533,6 @@ impl BatchProcessor {
         let mut memory = None;
         let mut cache = None;
         let mut params = ExtractParams::default();
-        let mut wait_when_full = false;
         if let Some(o) = Fields::read(&env, options, "options", &PROCESSOR_OPTIONS)? {
             if let Some(v) = o.integer("maxBatchSize", 1.0, 65536.0)? {
                 config.max_batch_size = v as usize;
@@ -608,7 +559,7 @@ impl BatchProcessor {
                 }
                 config.batch_timeout = Some(t);
             }
-            wait_when_full = o
+            config.wait_when_full = o
                 .choice("queueFullBehavior", &[("reject", false), ("wait", true)])?
                 .unwrap_or(false);
             let manager: Option<ClassInstance<GAMAMemoryManager>> =
@@ -647,7 +598,6 @@ impl BatchProcessor {
         Ok(BatchProcessor {
             state,
             defaults,
-            wait_when_full,
             with_cache,
         })
     }
@@ -698,11 +648,11 @@ impl BatchProcessor {
         let o = item_options(&env, options)?;
         let (op, is_js) = match self.op_name(&env, &kind)? {
             Ok(v) => v,
-            Err(message) => return Self::rejected(&env, "E_NO_PROCESSOR", message),
+            Err(refusal) => return Self::rejected(&env, &refusal),
         };
         if let Some(signal) = o.signal {
             if is_aborted(&env, signal)? {
-                return Self::aborted_promise(&env);
+                return Self::rejected(&env, &ItemError::aborted());
             }
         }
         if let Some(user_id) = &o.id {
@@ -755,11 +705,11 @@ impl BatchProcessor {
         }
         let (op, is_js) = match self.op_name(&env, &kind)? {
             Ok(v) => v,
-            Err(message) => return Self::rejected(&env, "E_NO_PROCESSOR", message),
+            Err(refusal) => return Self::rejected(&env, &refusal),
         };
         if let Some(signal) = o.signal {
             if is_aborted(&env, signal)? {
-                return Self::aborted_promise(&env);
+                return Self::rejected(&env, &ItemError::aborted());
             }
         }
         let mut len = 0u32;
@@ -921,7 +871,7 @@ impl BatchProcessor {
             max: l.max,
         };
         BatchStats {
-            queued: (s.queued + self.state.borrow().overflow.len() as u64) as f64,
+            queued: s.queued as f64,
             running: s.running as f64,
             completed: s.completed as f64,
             failed: s.failed as f64,
@@ -949,19 +899,6 @@ impl BatchProcessor {
         };
         let core = self.core();
         core.close(force);
-        let dropped: Vec<ItemId> = if force {
-            self.state
-                .borrow_mut()
-                .overflow
-                .drain(..)
-                .map(|i| i.id)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for id in dropped {
-            reject_now(&env, &self.state, id, &ItemError::closed());
-        }
         let promise = self.state.borrow_mut().idle_promise(&env)?;
         after_change(&env, &self.state, false);
         Ok(RawValue(promise))

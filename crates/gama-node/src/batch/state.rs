@@ -10,7 +10,6 @@
 //! once, when it settles.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::ptr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -21,14 +20,13 @@ use napi::{sys, Env, JsValue, Result};
 use parking_lot::Mutex;
 
 use super::convert::{error_to_js, output_to_js};
-use crate::js::errors::{range_error, OUT_OF_RANGE};
-use crate::js::raw::{
-    call_reporting, clear_exception, error_value, undefined, Deferred, ErrorKind, Persistent,
-};
+use crate::js::errors::{error_value, range_error, OUT_OF_RANGE};
+use crate::js::raw::{call_reporting, clear_exception, undefined, Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
-    Event, Item, ItemError, ItemId, OpName, Processor, ResourceStrategy, Stage,
+    settle_order, Event, ItemError, ItemId, OpName, Processor, ResourceStrategy, Stage,
 };
+use gama_core::error::ErrorClass;
 
 /// How an item's outcome reaches JS.
 pub enum Settle {
@@ -82,8 +80,6 @@ pub struct JsState {
     signals: HashMap<u64, SignalWatch>,
     next_signal: u64,
     pub user_ids: HashMap<String, ItemId>,
-    /// Items accepted while the queue was full (`queueFullBehavior: 'wait'`).
-    pub overflow: VecDeque<Item>,
     idle_waiters: Vec<Deferred>,
     pub listeners: Vec<(u64, Persistent)>,
     pub processors: HashMap<OpName, Persistent>,
@@ -111,7 +107,6 @@ impl JsState {
             signals: HashMap::new(),
             next_signal: 0,
             user_ids: HashMap::new(),
-            overflow: VecDeque::new(),
             idle_waiters: Vec::new(),
             listeners: Vec::new(),
             processors: HashMap::new(),
@@ -415,39 +410,24 @@ fn call_progress(env: &Env, callback: sys::napi_value, stage: Stage, fraction: f
 
 /// Runs on the JS thread whenever the core has delivered events.
 pub fn drain(env: &Env, state: &State) {
-    let mut events = {
+    let events = {
         let inbox = state.borrow().inbox.clone();
         let mut inbox = inbox.lock();
         std::mem::take(&mut *inbox)
     };
-    if events.len() > 1 {
-        // Urgent items settle first (a stable sort keeps each item's events
-        // in order); one rank lookup per event, none when all ranks agree.
+    let events = {
         let s = state.borrow();
-        let ranks: Vec<u8> = events
-            .iter()
-            .map(|e| match e {
-                Event::Done { id, .. } | Event::Progress { id, .. } => {
-                    s.pending.get(id).map_or(u8::MAX, |p| p.priority)
-                }
-                Event::RunJs { .. } => u8::MAX,
-            })
-            .collect();
-        if ranks.windows(2).any(|w| w[0] != w[1]) {
-            let mut order: Vec<usize> = (0..events.len()).collect();
-            order.sort_by_key(|&i| std::cmp::Reverse(ranks[i]));
-            let mut slots: Vec<Option<Event>> = events.into_iter().map(Some).collect();
-            events = order.into_iter().filter_map(|i| slots[i].take()).collect();
-        }
-    }
+        settle_order(events, |id| {
+            s.pending.get(&id).map_or(u8::MAX, |p| p.priority)
+        })
+    };
     let handled = !events.is_empty();
     for event in events {
         match event {
             Event::Done { id, result } => {
                 let outcome = match result {
-                    Ok(output) => output_to_js(env, output).map_err(|e| unsafe {
-                        error_value(env.raw(), ErrorKind::Plain, "E_CONVERT", &e.reason)
-                    }),
+                    Ok(output) => output_to_js(env, output)
+                        .map_err(|e| error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason)),
                     Err(e) => Err(error_to_js(env, &e)),
                 };
                 settle(env, state, id, outcome);
@@ -479,22 +459,10 @@ pub fn drain(env: &Env, state: &State) {
     after_change(env, state, handled);
 }
 
-/// Moves waiting overflow into the queue, tells progress listeners, resolves
-/// idle waiters and lets go of the event loop when nothing is pending.
+/// Tells progress listeners, resolves idle waiters and lets go of the event
+/// loop when nothing is pending.
 pub fn after_change(env: &Env, state: &State, changed: bool) {
     let core = state.borrow().core();
-    loop {
-        let mut s = state.borrow_mut();
-        if s.overflow.is_empty() || core.room().is_none_or(|r| r == 0) {
-            break;
-        }
-        let item = s.overflow.pop_front().expect("not empty");
-        drop(s);
-        let id = item.id;
-        if let Err(e) = core.submit(vec![item]) {
-            reject_now(env, state, id, &ItemError::new(e.code(), e.to_string()));
-        }
-    }
     let listeners: Vec<sys::napi_value> = {
         let s = state.borrow();
         if changed {
@@ -622,9 +590,7 @@ fn run_js_batch(
     let (processor, items, resources) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            let error = unsafe {
-                error_value(env.raw(), ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason)
-            };
+            let error = error_value(env, ErrorClass::Error, "E_PROCESSOR_FAILED", &e.reason);
             finish_batch(env, state, batch, &ids, Err(error));
             return;
         }
@@ -665,8 +631,7 @@ fn run_js_batch(
         Ok(())
     })();
     if let Err(e) = attached {
-        let error =
-            unsafe { error_value(env.raw(), ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason) };
+        let error = error_value(env, ErrorClass::Error, "E_PROCESSOR_FAILED", &e.reason);
         finish_batch(env, state, batch, &ids, Err(error));
     }
 }
@@ -743,7 +708,12 @@ fn finish_batch(
                         ids.len()
                     )
                 };
-                Err(unsafe { error_value(raw, ErrorKind::Type, "E_PROCESSOR_RESULT", &message) })
+                Err(error_value(
+                    env,
+                    ErrorClass::TypeError,
+                    "E_PROCESSOR_RESULT",
+                    &message,
+                ))
             } else {
                 Ok((0..len)
                     .map(|i| {
@@ -851,14 +821,8 @@ fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &
                     .collect::<Result<Vec<_>>>()
                     .unwrap_or_else(|e| {
                         // Every item still ends: with the reason reading failed.
-                        let error = unsafe {
-                            error_value(
-                                env.raw(),
-                                ErrorKind::Plain,
-                                "E_PROCESSOR_RESULT",
-                                &e.reason,
-                            )
-                        };
+                        let error =
+                            error_value(env, ErrorClass::Error, "E_PROCESSOR_RESULT", &e.reason);
                         handler_ids.iter().map(|_| Err(error)).collect()
                     });
                 finish_items(env, &state, batch, &handler_ids, outcomes);
@@ -908,7 +872,7 @@ fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &
     })();
     if let Err(e) = attached {
         clear_exception(env);
-        let error = unsafe { error_value(raw, ErrorKind::Plain, "E_PROCESSOR_FAILED", &e.reason) };
+        let error = error_value(env, ErrorClass::Error, "E_PROCESSOR_FAILED", &e.reason);
         finish_items(
             env,
             state,
@@ -951,7 +915,7 @@ fn wrap_cause(env: &Env, code: &str, message: &str, cause: sys::napi_value) -> s
     } else {
         format!("{message}: {detail}")
     };
-    let error = unsafe { error_value(raw, ErrorKind::Plain, code, &full) };
+    let error = error_value(env, ErrorClass::Error, code, &full);
     unsafe { sys::napi_set_named_property(raw, error, c"cause".as_ptr(), cause) };
     error
 }

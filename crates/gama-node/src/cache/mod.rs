@@ -10,7 +10,7 @@ use napi_derive::napi;
 mod compute;
 mod fast_path;
 
-use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
 use crate::js::options::{function_arg, SizeInput};
@@ -303,7 +303,7 @@ impl AudioFeatureCache {
         let options = entry_options(&env, options)?;
         self.cache
             .insert(&key, value, options)
-            .map_err(|e| range_error(&env, e.code(), e.to_string()))
+            .map_err(|e| coded(&env, &e))
     }
 
     /// Whether `key` holds a live entry (not counted as a read).
@@ -393,7 +393,6 @@ impl AudioFeatureCache {
     )]
     pub fn set_many(&self, env: Env, entries: Unknown, options: Option<Unknown>) -> Result<u32> {
         let options = entry_options(&env, options)?;
-        let max_bytes = self.cache.config().max_bytes;
         if !is_array(&env, &entries)? {
             return Err(type_error(
                 &env,
@@ -431,24 +430,13 @@ impl AudioFeatureCache {
             }
             let key = key_of(&env, &format!("entries[{i}][0]"), &pair.get_element(0)?)?;
             let value = js_value_at(&env, pair.get_element(1)?, &format!("entries[{i}][1]"))?;
-            let weight = gama_core::cache::Store::weight_of(&key, &value, &options.tags);
-            if weight > max_bytes {
-                let e = gama_core::cache::CacheError::TooLarge {
-                    key,
-                    bytes: weight,
-                    max_bytes,
-                };
-                return Err(range_error(&env, e.code(), e.to_string()));
-            }
             parsed.push((key, value));
         }
-        let count = parsed.len() as u32;
-        for (key, value) in parsed {
-            self.cache
-                .insert(&key, value, options.clone())
-                .map_err(|e| range_error(&env, e.code(), e.to_string()))?;
-        }
-        Ok(count)
+        let count = self
+            .cache
+            .insert_many(parsed, options)
+            .map_err(|e| coded(&env, &e))?;
+        Ok(count as u32)
     }
 
     /// The cached value of `key`, or the value `compute()` returns (sync or

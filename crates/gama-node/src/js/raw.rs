@@ -105,60 +105,6 @@ impl Persistent {
     }
 }
 
-/// How a rejection is built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// `Error`.
-    Plain,
-    /// `RangeError`.
-    Range,
-    /// `TypeError`.
-    Type,
-    /// `Error` named `AbortError`, as `AbortSignal` users expect.
-    Abort,
-}
-
-/// An error object with `code` and `message`.
-///
-/// # Safety
-/// `env` must be the live environment of the JS thread.
-pub unsafe fn error_value(
-    env: sys::napi_env,
-    kind: ErrorKind,
-    code: &str,
-    message: &str,
-) -> sys::napi_value {
-    let (mut code_value, mut message_value, mut error) =
-        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-    sys::napi_create_string_utf8(
-        env,
-        code.as_ptr().cast(),
-        code.len() as isize,
-        &mut code_value,
-    );
-    sys::napi_create_string_utf8(
-        env,
-        message.as_ptr().cast(),
-        message.len() as isize,
-        &mut message_value,
-    );
-    match kind {
-        ErrorKind::Range => {
-            sys::napi_create_range_error(env, code_value, message_value, &mut error)
-        }
-        ErrorKind::Type => sys::napi_create_type_error(env, code_value, message_value, &mut error),
-        ErrorKind::Plain | ErrorKind::Abort => {
-            sys::napi_create_error(env, code_value, message_value, &mut error)
-        }
-    };
-    if kind == ErrorKind::Abort {
-        let mut name = ptr::null_mut();
-        sys::napi_create_string_utf8(env, c"AbortError".as_ptr(), 10, &mut name);
-        sys::napi_set_named_property(env, error, c"name".as_ptr(), name);
-    }
-    error
-}
-
 /// `undefined`.
 pub fn undefined(env: &Env) -> sys::napi_value {
     let mut value = ptr::null_mut();

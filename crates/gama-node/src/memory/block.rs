@@ -15,7 +15,7 @@ use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
-use crate::js::errors::{check_status, coded_error, range_error, type_error};
+use crate::js::errors::{check_status, coded, coded_error, range_error, type_error};
 use crate::js::errors::{INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::value::{typed_array_view, RawValue};
 use gama_core::memory::{Device, GpuLease, HostLease, MemoryError, MemoryManager};
@@ -231,7 +231,7 @@ fn copy_range(env: &Env, block_bytes: u64, offset: Option<f64>, len: usize) -> R
 }
 
 fn gpu_error(env: &Env, err: MemoryError) -> napi::Error {
-    coded_error(env, err.code(), err.to_string())
+    coded(env, &err)
 }
 
 #[napi]

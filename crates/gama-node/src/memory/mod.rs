@@ -15,7 +15,7 @@ mod block;
 
 pub use block::MemoryBlock;
 
-use crate::js::errors::{coded_error, range_error, INVALID_ARG_VALUE, OUT_OF_RANGE};
+use crate::js::errors::{coded, range_error, INVALID_ARG_VALUE, OUT_OF_RANGE};
 use crate::js::fields::{size_value, Fields};
 use crate::js::options::{function_arg, SizeInput};
 use block::Lease;
@@ -330,7 +330,7 @@ fn device_field(o: &Fields) -> Result<Device> {
 }
 
 fn memory_error(env: &Env, err: MemoryError) -> napi::Error {
-    coded_error(env, err.code(), err.to_string())
+    coded(env, &err)
 }
 
 /// Names of `MemoryManagerOptions`.
@@ -535,7 +535,7 @@ impl GAMAMemoryManager {
     ) -> Result<Option<MemoryBlock>> {
         match self.allocate_block(&env, &size, options)? {
             Ok(block) => Ok(Some(block)),
-            Err(e) if e.code() == "E_BUDGET" => Ok(None),
+            Err(e) if e.is_over_budget() => Ok(None),
             Err(e) => Err(memory_error(&env, e)),
         }
     }

@@ -18,6 +18,7 @@ use super::gpu::{DeviceInfo, GpuError, GpuPool};
 use super::host_pool::{HostBuffer, HostPool, PoolStats};
 use super::suballoc::{self, Block, Strategy};
 use super::system::{system_memory, SystemMemory};
+use crate::error::Coded;
 use crate::reaper::{self, Expiring};
 
 /// Which devices a manager may use.
@@ -106,8 +107,17 @@ pub enum MemoryError {
 }
 
 impl MemoryError {
-    /// The `code` JS sees.
-    pub fn code(&self) -> &'static str {
+    /// Whether there was too little room (the budget's, or the device's).
+    pub fn is_over_budget(&self) -> bool {
+        matches!(
+            self,
+            MemoryError::OverBudget(..) | MemoryError::Gpu(GpuError::OutOfMemory(_))
+        )
+    }
+}
+
+impl Coded for MemoryError {
+    fn code(&self) -> &'static str {
         match self {
             MemoryError::OverBudget(..) | MemoryError::Gpu(GpuError::OutOfMemory(_)) => "E_BUDGET",
             MemoryError::NoGpu(_) | MemoryError::Gpu(GpuError::Unavailable(_)) => "E_NO_GPU",
