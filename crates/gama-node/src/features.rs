@@ -1,8 +1,6 @@
 //! `extractFeatures` and `extractFeaturesBatch` as JS sees them.
 
-use napi::bindgen_prelude::{
-    Array, AsyncTask, FromNapiValue, JsObjectValue, Null, Object, Unknown,
-};
+use napi::bindgen_prelude::{Array, AsyncTask, JsObjectValue, Null, Object, Unknown};
 use napi::{Either, Env, JsValue, Result, Task};
 use napi_derive::napi;
 
@@ -13,7 +11,9 @@ use crate::js::errors::{
     coded, coded_at, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
 };
 use crate::js::fields::{describe, element, is_array, string_value, Fields};
-use crate::js::value::{new_float32_array, typed_array_view, RawValue};
+use crate::js::napi::convert;
+use crate::js::napi::Js;
+use crate::js::value::{new_float32_array, RawValue, TypedArrayView};
 use gama_core::features::{
     load_wav, AudioError, DecodedAudio, ExtractError, ExtractParams, Feature, FeatureOptions,
     Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
@@ -170,13 +170,10 @@ fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions>
 /// The samples of a Float32Array argument, copied into Rust memory (so no
 /// native thread ever reads memory JS can detach or free); `path` names it.
 pub(crate) fn audio_arg(env: &Env, path: &str, value: &Unknown) -> Result<Vec<f32>> {
-    // SAFETY: live handles of this call; the bytes are copied before JS runs again.
-    let view = unsafe { typed_array_view(env.raw(), value.raw())? }
-        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array);
+    let view = TypedArrayView::of(Js::new(env), value.raw())?
+        .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array);
     match view {
-        Some(v) if v.len == 0 || v.data.is_null() => Ok(Vec::new()),
-        // SAFETY: napi reported `len` f32 elements at `data`, alive during this call.
-        Some(v) => Ok(unsafe { std::slice::from_raw_parts(v.data.cast::<f32>(), v.len) }.to_vec()),
+        Some(v) => Ok(v.elements::<f32>()?.to_vec()),
         None => Err(type_error(
             env,
             INVALID_ARG_TYPE,
@@ -201,11 +198,9 @@ pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> 
 pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
     let mut object = Object::new(env)?;
     for (feature, matrix) in features.items {
-        let data = unsafe {
-            new_float32_array(env.raw(), matrix.data.len(), |out| {
-                out.copy_from_slice(&matrix.data)
-            })?
-        };
+        let data = new_float32_array(Js::new(env), matrix.data.len(), |out| {
+            out.copy_from_slice(&matrix.data)
+        })?;
         if feature.is_scalar() {
             object.set_named_property(feature.name(), RawValue(data))?;
         } else {
@@ -229,9 +224,8 @@ pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
 )]
 pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> Result<RawValue> {
     let o = required_options(&env, options)?;
-    // SAFETY: live handles of this call; the samples are read before JS runs again.
-    let view = unsafe { typed_array_view(env.raw(), audio.raw())? }
-        .filter(|v| v.kind == napi::sys::TypedarrayType::float32_array)
+    let view = TypedArrayView::of(Js::new(&env), audio.raw())?
+        .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array)
         .ok_or_else(|| {
             type_error(
                 &env,
@@ -242,13 +236,8 @@ pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> R
                 ),
             )
         })?;
-    let samples: &[f32] = if view.len == 0 || view.data.is_null() {
-        &[]
-    } else {
-        // SAFETY: napi reported `len` f32 elements at `data`; extraction runs
-        // on this thread and ends before JS can run again.
-        unsafe { std::slice::from_raw_parts(view.data.cast::<f32>(), view.len) }
-    };
+    // Read in place: extraction runs on this thread and ends before JS runs again.
+    let samples = view.elements::<f32>()?;
     let extractor = shared_extractor(&o)
         .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
     let features = extractor
@@ -309,7 +298,7 @@ pub fn extract_features_batch(
         ));
     }
     // SAFETY: a live handle of this call, checked to be an array.
-    let array = unsafe { Array::from_napi_value(env.raw(), clips.raw())? };
+    let array = convert::<Array>(&env, clips.raw())?;
     if array.len() == 0 {
         return Err(type_error(
             &env,
@@ -398,11 +387,9 @@ fn audio_error(env: &Env, e: AudioError) -> napi::Error {
 
 fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
     let duration_sec = audio.duration_secs();
-    let samples = unsafe {
-        new_float32_array(env.raw(), audio.samples.len(), |out| {
-            out.copy_from_slice(&audio.samples)
-        })?
-    };
+    let samples = new_float32_array(Js::new(env), audio.samples.len(), |out| {
+        out.copy_from_slice(&audio.samples)
+    })?;
     Ok(LoadedAudio {
         samples: RawValue(samples),
         sample_rate: audio.sample_rate,

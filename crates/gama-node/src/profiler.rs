@@ -7,16 +7,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use napi::bindgen_prelude::{
-    ClassInstance, FromNapiValue, Function, JsObjectValue, Object, Unknown,
-};
-use napi::{sys, Env, JsValue, Result, Status};
+use napi::bindgen_prelude::{ClassInstance, Function, JsObjectValue, Object, Unknown};
+use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 
 use crate::batch::BatchProcessor;
 use crate::cache::AudioFeatureCache;
 use crate::js::errors::{range_error, OUT_OF_RANGE};
 use crate::js::fields::{string_value, Fields};
+use crate::js::napi::{convert, to_value, Js};
 use crate::js::options::function_arg;
 use crate::js::raw::{call_reporting, Persistent};
 use crate::js::value::RawValue;
@@ -188,21 +187,12 @@ fn check(env: &Env, watch: &Rc<RefCell<Watch>>) -> Vec<Alert> {
         let r = readings(&w);
         let thresholds = w.thresholds.clone();
         let (now, fresh) = w.alerts.check(&thresholds, &r);
-        let listeners: Vec<sys::napi_value> = w
-            .listeners
-            .iter()
-            .map(|(_, l)| unsafe { l.get(env.raw()) })
-            .collect();
+        let listeners: Vec<sys::napi_value> = w.listeners.iter().map(|(_, l)| l.get(env)).collect();
         (now, fresh, listeners)
     };
     for alert in fresh {
         for listener in &listeners {
-            if let Ok(value) = unsafe {
-                <AlertJs as napi::bindgen_prelude::ToNapiValue>::to_napi_value(
-                    env.raw(),
-                    alert.clone().into(),
-                )
-            } {
+            if let Ok(value) = to_value::<AlertJs>(env, alert.clone().into()) {
                 call_reporting(env, *listener, &[value]);
             }
         }
@@ -315,24 +305,16 @@ impl PerformanceProfiler {
         let operation = string_value(&env, "operation", &operation)?;
         let f: Function<(), ()> = function_arg(&env, "fn", f)?;
         let started = Instant::now();
-        let mut result = ptr::null_mut();
-        let mut undefined = ptr::null_mut();
-        unsafe {
-            sys::napi_get_undefined(env.raw(), &mut undefined);
-            sys::napi_call_function(env.raw(), undefined, f.raw(), 0, ptr::null(), &mut result);
-        }
-        let mut pending = false;
-        unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
-        if pending {
-            global().record(&component, &operation, started.elapsed());
-            return Err(napi::Error::new(
-                Status::PendingException,
-                "profiled operation threw",
-            ));
-        }
-        let mut is_promise = false;
-        unsafe { sys::napi_is_promise(env.raw(), result, &mut is_promise) };
-        if !is_promise {
+        let js = Js::new(&env);
+        let result = match js.call(js.undefined()?, f.raw(), &[]) {
+            Ok(result) => result,
+            Err(e) => {
+                // A throw stays pending: napi-rs rethrows it to the caller.
+                global().record(&component, &operation, started.elapsed());
+                return Err(e);
+            }
+        };
+        if !js.is_promise(result)? {
             global().record(&component, &operation, started.elapsed());
             return Ok(RawValue(result));
         }
@@ -341,7 +323,7 @@ impl PerformanceProfiler {
                 global().record(&component, &operation, started.elapsed());
                 Ok(())
             })?;
-        let promise = unsafe { Object::from_napi_value(env.raw(), result)? };
+        let promise = convert::<Object>(&env, result)?;
         let finally: Function<RawValue, RawValue> = promise.get_named_property("finally")?;
         finally.apply(promise, RawValue(done.raw()))
     }
@@ -424,7 +406,7 @@ impl PerformanceProfiler {
         listener: Unknown<'env>,
     ) -> Result<Function<'env, (), ()>> {
         let f: Function<(), ()> = function_arg(env, "listener", listener)?;
-        let kept = unsafe { Persistent::new(env.raw(), f.raw())? };
+        let kept = Persistent::new(env, f.raw())?;
         let id = {
             let mut w = self.watch.borrow_mut();
             w.next_listener += 1;
@@ -471,10 +453,10 @@ impl PerformanceProfiler {
                 )?;
                 RawValue(timer)
             };
-            let timer_object = unsafe { Object::from_napi_value(env.raw(), timer.0)? };
+            let timer_object = convert::<Object>(env, timer.0)?;
             let unref: Function<(), RawValue> = timer_object.get_named_property("unref")?;
             unref.apply(timer_object, ())?;
-            self.watch.borrow_mut().timer = Some(unsafe { Persistent::new(env.raw(), timer.0)? });
+            self.watch.borrow_mut().timer = Some(Persistent::new(env, timer.0)?);
         }
         let weak = Rc::downgrade(&self.watch);
         env.create_function_from_closure("removeAlertListener", move |ctx| {
@@ -484,7 +466,7 @@ impl PerformanceProfiler {
             let mut w = watch.borrow_mut();
             if let Some(p) = w.listeners.iter().position(|(i, _)| *i == id) {
                 let (_, l) = w.listeners.remove(p);
-                unsafe { l.delete(ctx.env.raw()) };
+                l.delete(ctx.env);
             }
             if w.listeners.is_empty() {
                 if let Some(timer) = w.timer.take() {
@@ -492,8 +474,8 @@ impl PerformanceProfiler {
                     let global_object = ctx.env.get_global()?;
                     let clear: Function<RawValue, RawValue> =
                         global_object.get_named_property("clearInterval")?;
-                    clear.call(RawValue(unsafe { timer.get(ctx.env.raw()) }))?;
-                    unsafe { timer.delete(ctx.env.raw()) };
+                    clear.call(RawValue(timer.get(ctx.env)))?;
+                    timer.delete(ctx.env);
                 }
             }
             Ok(())
@@ -547,9 +529,7 @@ impl PerformanceProfiler {
             ));
         }
         // SAFETY: a live handle of this call, checked to be a boolean.
-        gama_core::metrics::registry::set_enabled(unsafe {
-            bool::from_napi_value(env.raw(), enabled.raw())?
-        });
+        gama_core::metrics::registry::set_enabled(convert::<bool>(&env, enabled.raw())?);
         Ok(())
     }
 

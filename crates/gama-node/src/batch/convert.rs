@@ -5,15 +5,15 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FromNapiValue, Unknown};
+use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use crate::features::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
-use crate::js::errors::{
-    check_status, coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
-};
+use crate::js::errors::{coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, is_array, Fields};
-use crate::js::value::typed_array_view;
+use crate::js::napi::convert;
+use crate::js::napi::Js;
+use crate::js::value::TypedArrayView;
 use gama_core::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
 use gama_core::cache::content_key;
 use gama_core::features::{ExtractParams, FeatureOptions};
@@ -32,7 +32,7 @@ pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
     match value.get_type()? {
         ValueType::Undefined => Ok(NORMAL),
         ValueType::Number => {
-            let n = unsafe { f64::from_napi_value(env.raw(), value.raw())? };
+            let n = convert::<f64>(env, value.raw())?;
             if n.fract() != 0.0 || !(0.0..=MAX_PRIORITY as f64).contains(&n) {
                 return Err(range_error(
                     env,
@@ -46,7 +46,7 @@ pub fn priority(env: &Env, value: Option<&Unknown>) -> Result<u8> {
             Ok(n as u8)
         }
         ValueType::String => {
-            let name = unsafe { String::from_napi_value(env.raw(), value.raw())? };
+            let name = convert::<String>(env, value.raw())?;
             NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
                 range_error(
                     env,
@@ -124,8 +124,7 @@ pub fn native_input(
             ),
         )
     };
-    // SAFETY: live handles of this call.
-    let is_typed = unsafe { typed_array_view(env.raw(), data.raw())? }.is_some();
+    let is_typed = TypedArrayView::of(Js::new(env), data.raw())?.is_some();
     if is_typed || data.get_type()? != ValueType::Object || is_array(env, data)? {
         if !is_typed {
             return Err(shape());
@@ -165,8 +164,7 @@ pub fn native_input(
 
 /// Byte length of a typed array, or 0 for any other value (a JS item's estimate).
 pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
-    // SAFETY: live handles of this call.
-    match unsafe { typed_array_view(env.raw(), data.raw()) } {
+    match TypedArrayView::of(Js::new(env), data.raw()) {
         Ok(Some(view)) => view.byte_len() as u64,
         _ => 0,
     }
@@ -174,29 +172,16 @@ pub fn byte_length(env: &Env, data: &Unknown) -> u64 {
 
 /// The cache key of a clip, as `AudioFeatureCache.keyFor(audio, options)` makes it.
 pub fn cache_key(samples: &[f32], params: Option<&serde_json::Value>) -> Arc<str> {
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            samples.as_ptr().cast::<u8>(),
-            std::mem::size_of_val(samples),
-        )
-    };
-    content_key("f32", bytes, params).into()
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_ne_bytes()).collect();
+    content_key("f32", &bytes, params).into()
 }
 
-/// A plain object of numbers (raw calls with static names: this runs once per result).
+/// A plain object of numbers.
 fn numbers_object(env: &Env, fields: &[(&CStr, f64)]) -> Result<sys::napi_value> {
-    let raw = env.raw();
-    let mut object = std::ptr::null_mut();
-    check_status(
-        unsafe { sys::napi_create_object(raw, &mut object) },
-        "napi_create_object",
-    )?;
+    let js = Js::new(env);
+    let object = js.object()?;
     for (name, value) in fields {
-        let mut number = std::ptr::null_mut();
-        unsafe {
-            sys::napi_create_double(raw, *value, &mut number);
-            sys::napi_set_named_property(raw, object, name.as_ptr(), number);
-        }
+        js.set_named(object, name, js.number(*value)?)?;
     }
     Ok(object)
 }

@@ -6,14 +6,11 @@ mod convert;
 mod state;
 
 use std::cell::RefCell;
-use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use napi::bindgen_prelude::{
-    ClassInstance, FromNapiValue, Function, JsObjectValue, Object, Unknown,
-};
+use napi::bindgen_prelude::{ClassInstance, Function, JsObjectValue, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Result, Status, ValueType};
 use napi_derive::napi;
@@ -27,6 +24,7 @@ use crate::js::errors::{
     coded_error, coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
 };
 use crate::js::fields::{describe, Fields};
+use crate::js::napi::{convert, unknown, Js};
 use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
@@ -303,7 +301,7 @@ fn item_options(env: &Env, options: Option<Unknown>) -> Result<ItemOptions> {
         Some(s) => {
             let is_signal = s.get_type()? == ValueType::Object && {
                 // SAFETY: a live handle of this call, checked to be an object.
-                let object = unsafe { Object::from_napi_value(env.raw(), s.raw())? };
+                let object = convert::<Object>(env, s.raw())?;
                 let add: Unknown = object.get_named_property("addEventListener")?;
                 add.get_type()? == ValueType::Function
             };
@@ -331,7 +329,7 @@ fn item_options(env: &Env, options: Option<Unknown>) -> Result<ItemOptions> {
 }
 
 fn is_aborted(env: &Env, signal: sys::napi_value) -> Result<bool> {
-    let signal = unsafe { Object::from_napi_value(env.raw(), signal)? };
+    let signal = convert::<Object>(env, signal)?;
     Ok(signal
         .get_named_property::<Option<bool>>("aborted")?
         .unwrap_or(false))
@@ -360,7 +358,7 @@ impl BatchProcessor {
         };
         let (input, estimate, group_id, kept) = if is_js {
             let bytes = byte_length(env, data);
-            let kept = unsafe { Persistent::new(env.raw(), data.raw())? };
+            let kept = Persistent::new(env, data.raw())?;
             (
                 Input::Js,
                 bytes,
@@ -415,9 +413,8 @@ impl BatchProcessor {
         o: &ItemOptions,
         with_user_id: bool,
     ) -> Result<()> {
-        let raw = env.raw();
         let keep = |v: Option<sys::napi_value>| -> Result<Option<Persistent>> {
-            v.map(|v| unsafe { Persistent::new(raw, v) }).transpose()
+            v.map(|v| Persistent::new(env, v)).transpose()
         };
         let signal = match (o.signal, &settle) {
             (Some(signal), Settle::Single(_)) => Some(state::watch_signal(
@@ -463,7 +460,7 @@ impl BatchProcessor {
                 "type must be a BatchOperationType or string",
             ));
         }
-        let name: String = unsafe { String::from_napi_value(env.raw(), kind.raw())? };
+        let name: String = convert::<String>(env, kind.raw())?;
         let is_js = self.state.borrow().processors.contains_key(name.as_str());
         if !is_js && !gama_core::batch::is_native(&name) {
             return Ok(Err(SubmitError::NoProcessor(name)));
@@ -473,21 +470,20 @@ impl BatchProcessor {
 
     /// A promise already rejected with `e`.
     fn rejected(env: &Env, e: &dyn Coded) -> Result<RawValue> {
-        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
-        unsafe { deferred.reject(env.raw(), coded_value(env, e)) };
+        let (deferred, promise) = Deferred::new(env)?;
+        deferred.reject(env, coded_value(env, e));
         Ok(RawValue(promise))
     }
 
     /// Takes back the items of an `addItems` call that failed part-way
     /// (its promise was never returned, so nothing settles).
     fn abandon(&self, env: &Env, group: u64, ids: &[ItemId]) {
-        let raw = env.raw();
         let core = self.core();
         for id in ids {
             let pending = self.state.borrow_mut().pending.remove(id);
             if let Some(p) = pending {
                 for r in [p.on_progress, p.data, p.metadata].into_iter().flatten() {
-                    unsafe { r.delete(raw) };
+                    r.delete(env);
                 }
                 if let Some(key) = p.signal {
                     state::unwatch_signal(env, &self.state, key, *id);
@@ -618,12 +614,12 @@ impl BatchProcessor {
                 "type must be a BatchOperationType or string",
             ));
         }
-        let name: String = unsafe { String::from_napi_value(env.raw(), kind.raw())? };
+        let name: String = convert::<String>(&env, kind.raw())?;
         let f = function_arg::<(), ()>(&env, "processor", processor)?;
-        let kept = unsafe { Persistent::new(env.raw(), f.raw())? };
+        let kept = Persistent::new(&env, f.raw())?;
         let op: OpName = name.into();
         if let Some(old) = self.state.borrow_mut().processors.insert(op.clone(), kept) {
-            unsafe { old.delete(env.raw()) };
+            old.delete(&env);
         }
         self.core().register_js(op);
         Ok(())
@@ -665,7 +661,7 @@ impl BatchProcessor {
             }
         }
         let (item, kept) = self.build_item(&env, &op, is_js, &data, "data", &o)?;
-        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
+        let (deferred, promise) = Deferred::new(&env)?;
         self.track(&env, &item, Settle::Single(deferred), kept, &o, true)?;
         self.enqueue(&env, vec![item]);
         let mut s = self.state.borrow_mut();
@@ -698,9 +694,8 @@ impl BatchProcessor {
                 "id applies to addItem only",
             ));
         }
-        let mut is_array = false;
-        unsafe { sys::napi_is_array(env.raw(), data.raw(), &mut is_array) };
-        if !is_array {
+        let js = Js::new(&env);
+        if !js.is_array(data.raw())? {
             return Err(type_error(&env, INVALID_ARG_TYPE, "data must be an array"));
         }
         let (op, is_js) = match self.op_name(&env, &kind)? {
@@ -712,8 +707,7 @@ impl BatchProcessor {
                 return Self::rejected(&env, &ItemError::aborted());
             }
         }
-        let mut len = 0u32;
-        unsafe { sys::napi_get_array_length(env.raw(), data.raw(), &mut len) };
+        let len = js.array_length(data.raw())?;
         let (group_id, promise) = self.state.borrow_mut().new_group(&env, len as usize)?;
         if len == 0 {
             self.state.borrow_mut().resolve_empty_group(&env, group_id);
@@ -724,10 +718,7 @@ impl BatchProcessor {
         let mut ids = Vec::new();
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
         for i in 0..len {
-            let mut present = false;
-            // SAFETY: a live handle of this call, checked to be an array.
-            unsafe { sys::napi_has_element(env.raw(), data.raw(), i, &mut present) };
-            if !present {
+            if !js.has_element(data.raw(), i)? {
                 self.abandon(&env, group_id, &ids);
                 return Err(type_error(
                     &env,
@@ -735,9 +726,9 @@ impl BatchProcessor {
                     format!("data[{i}] must be an item; got a hole"),
                 ));
             }
-            let mut element = ptr::null_mut();
-            unsafe { sys::napi_get_element(env.raw(), data.raw(), i, &mut element) };
-            let built = unsafe { Unknown::from_napi_value(env.raw(), element) }
+            let built = js
+                .element(data.raw(), i)
+                .map(|element| unknown(&env, element))
                 .and_then(|element| {
                     self.build_item(&env, &op, is_js, &element, &format!("data[{i}]"), &o)
                 })
@@ -797,9 +788,7 @@ impl BatchProcessor {
     fn hold_this(&self, env: &Env, this: &napi::bindgen_prelude::This) -> Result<()> {
         let mut s = self.state.borrow_mut();
         if s.this.is_none() {
-            let mut reference = ptr::null_mut();
-            unsafe { sys::napi_create_reference(env.raw(), this.object.raw(), 0, &mut reference) };
-            s.this = Some(reference);
+            s.this = Some(Persistent::weak(env, this.object.raw())?);
         }
         Ok(())
     }
@@ -827,7 +816,7 @@ impl BatchProcessor {
         listener: Unknown<'env>,
     ) -> Result<Function<'env, (), ()>> {
         let f = function_arg::<(), ()>(env, "listener", listener)?;
-        let kept = unsafe { Persistent::new(env.raw(), f.raw())? };
+        let kept = Persistent::new(env, f.raw())?;
         let id = {
             let mut s = self.state.borrow_mut();
             s.next_listener += 1;
@@ -841,7 +830,7 @@ impl BatchProcessor {
                 let mut s = state.borrow_mut();
                 if let Some(p) = s.listeners.iter().position(|(i, _)| *i == id) {
                     let (_, l) = s.listeners.remove(p);
-                    unsafe { l.delete(ctx.env.raw()) };
+                    l.delete(ctx.env);
                 }
             }
             Ok(())

@@ -15,12 +15,13 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet};
-use napi::bindgen_prelude::{Function, JsObjectValue, Object, ToNapiValue};
+use napi::bindgen_prelude::{Function, JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 use parking_lot::Mutex;
 
 use super::convert::{error_to_js, output_to_js};
 use crate::js::errors::{error_value, range_error, OUT_OF_RANGE};
+use crate::js::napi::Js;
 use crate::js::raw::{call_reporting, clear_exception, undefined, Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
@@ -89,7 +90,7 @@ pub struct JsState {
     /// The drain's threadsafe function, referenced while items are pending.
     pub tsfn: sys::napi_threadsafe_function,
     /// A reference to the processor object, strong while items are pending.
-    pub this: Option<sys::napi_ref>,
+    pub this: Option<Persistent>,
     held: bool,
     pub inbox: Inbox,
 }
@@ -127,11 +128,11 @@ impl JsState {
 
     /// A new group promise for `len` results.
     pub fn new_group(&mut self, env: &Env, len: usize) -> Result<(u64, sys::napi_value)> {
-        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
+        let (deferred, promise) = Deferred::new(env)?;
         // Sized up front only up to a bound: a declared length is not trusted
         // (a larger array grows as results arrive).
         let array = env.create_array(len.min(1 << 24) as u32)?;
-        let results = unsafe { Persistent::new(env.raw(), array.raw())? };
+        let results = Persistent::new(env, array.raw())?;
         self.next_group += 1;
         self.groups.insert(
             self.next_group,
@@ -147,33 +148,26 @@ impl JsState {
     /// Drops a group whose promise was never handed out.
     pub fn discard_group(&mut self, env: &Env, group: u64) {
         if let Some(g) = self.groups.remove(&group) {
-            unsafe {
-                if let Some(d) = g.deferred {
-                    d.resolve(env.raw(), undefined(env));
-                }
-                g.results.delete(env.raw());
+            if let Some(d) = g.deferred {
+                d.resolve(env, undefined(env));
             }
+            g.results.delete(env);
         }
     }
 
     /// The AbortSignal of a watch, if it is still active.
     pub fn signal_value(&self, env: &Env, key: u64) -> Option<sys::napi_value> {
-        // SAFETY: called on the JS thread; the reference lives as long as the watch.
-        self.signals
-            .get(&key)
-            .map(|w| unsafe { w.signal.get(env.raw()) })
+        self.signals.get(&key).map(|w| w.signal.get(env))
     }
 
     /// Forgets a group that got no items after all (its promise settles now).
     pub fn resolve_empty_group(&mut self, env: &Env, group: u64) {
         if let Some(g) = self.groups.remove(&group) {
-            unsafe {
-                let array = g.results.get(env.raw());
-                if let Some(d) = g.deferred {
-                    d.resolve(env.raw(), array);
-                }
-                g.results.delete(env.raw());
+            let array = g.results.get(env);
+            if let Some(d) = g.deferred {
+                d.resolve(env, array);
             }
+            g.results.delete(env);
         }
     }
 
@@ -184,28 +178,27 @@ impl JsState {
             return;
         }
         self.held = busy;
-        unsafe {
+        // SAFETY: the live env of this call; `tsfn` is the drain's function,
+        // which the core's sink owns and which lives as long as this state
+        // (the state owns the core).
+        let status = unsafe {
             if busy {
-                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn);
+                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn)
             } else {
-                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn);
+                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn)
             }
-            if let Some(this) = self.this {
-                let mut count = 0;
-                if busy {
-                    sys::napi_reference_ref(env.raw(), this, &mut count);
-                } else {
-                    sys::napi_reference_unref(env.raw(), this, &mut count);
-                }
-            }
+        };
+        let _ = crate::js::errors::check_status(status, "napi_ref_threadsafe_function");
+        if let Some(this) = &self.this {
+            this.hold(env, busy);
         }
     }
 
     /// A promise that resolves once nothing is pending.
     pub fn idle_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
-        let (deferred, promise) = unsafe { Deferred::new(env.raw())? };
+        let (deferred, promise) = Deferred::new(env)?;
         if self.pending.is_empty() {
-            unsafe { deferred.resolve(env.raw(), undefined(env)) };
+            deferred.resolve(env, undefined(env));
         } else {
             self.idle_waiters.push(deferred);
         }
@@ -221,7 +214,6 @@ pub fn settle(
     id: ItemId,
     outcome: std::result::Result<sys::napi_value, sys::napi_value>,
 ) -> bool {
-    let raw = env.raw();
     // Everything is taken out under the borrow; JS (setters on arrays,
     // promise settling) runs only after it is released.
     let (pending, group_done, slot, reject_group) = {
@@ -237,8 +229,7 @@ pub fn settle(
             if let Some(g) = s.groups.get_mut(group) {
                 g.remaining -= 1;
                 match outcome {
-                    // SAFETY: the reference lives as long as the group.
-                    Ok(_) => slot = Some((unsafe { g.results.get(raw) }, *index)),
+                    Ok(_) => slot = Some((g.results.get(env), *index)),
                     Err(_) => reject_group = g.deferred.take(),
                 }
                 if g.remaining == 0 {
@@ -248,37 +239,37 @@ pub fn settle(
         }
         (pending, group_done, slot, reject_group)
     };
-    unsafe {
-        if let (Some((array, index)), Ok(value)) = (slot, outcome) {
-            sys::napi_set_element(raw, array, index, value);
+    if let (Some((array, index)), Ok(value)) = (slot, outcome) {
+        // A setter on the results array may throw: the drain goes on.
+        if Js::new(env).set_element(array, index, value).is_err() {
             clear_exception(env);
         }
-        if let (Some(d), Err(error)) = (reject_group, outcome) {
-            d.reject(raw, error);
-        }
     }
-    unsafe {
+    if let (Some(d), Err(error)) = (reject_group, outcome) {
+        d.reject(env, error);
+    }
+    {
         if let Some(g) = group_done {
             if let Some(d) = g.deferred {
-                d.resolve(raw, g.results.get(raw));
+                d.resolve(env, g.results.get(env));
             }
-            g.results.delete(raw);
+            g.results.delete(env);
         }
         if let Settle::Single(deferred) = pending.settle {
             match outcome {
-                Ok(value) => deferred.resolve(raw, value),
-                Err(error) => deferred.reject(raw, error),
+                Ok(value) => deferred.resolve(env, value),
+                Err(error) => deferred.reject(env, error),
             }
         }
         if let Some(key) = pending.signal {
             unwatch_signal(env, state, key, id);
         }
         if let Some(callback) = pending.on_progress {
-            let _ = call_progress(env, callback.get(raw), Stage::Done, 1.0);
-            callback.delete(raw);
+            let _ = call_progress(env, callback.get(env), Stage::Done, 1.0);
+            callback.delete(env);
         }
         for r in [pending.data, pending.metadata].into_iter().flatten() {
-            r.delete(raw);
+            r.delete(env);
         }
     }
     true
@@ -293,14 +284,12 @@ pub fn watch_signal(
     ids: &[ItemId],
     cancel: fn(&Env, &State, ItemId) -> bool,
 ) -> Result<u64> {
-    let raw = env.raw();
+    let js = Js::new(env);
     {
         let s = state.borrow();
         for (key, watch) in &s.signals {
-            let mut same = false;
-            // SAFETY: JS-thread handles; strict equality runs no JS.
-            unsafe { sys::napi_strict_equals(raw, watch.signal.get(raw), signal, &mut same) };
-            if same {
+            // Strict equality runs no JS.
+            if js.strict_equals(watch.signal.get(env), signal)? {
                 watch.ids.borrow_mut().extend(ids.iter().copied());
                 return Ok(*key);
             }
@@ -319,32 +308,20 @@ pub fn watch_signal(
         }
         Ok(())
     })?;
-    // SAFETY: live handles of this call; `signal` has addEventListener
-    // (checked when the options were read). No borrow is held: it may run JS.
-    unsafe {
-        let mut add = ptr::null_mut();
-        crate::js::errors::check_status(
-            sys::napi_get_named_property(raw, signal, c"addEventListener".as_ptr(), &mut add),
-            "signal.addEventListener",
-        )?;
-        let name = <&str as ToNapiValue>::to_napi_value(raw, "abort")?;
-        let args = [name, listener.raw()];
-        let mut ignored = ptr::null_mut();
-        crate::js::errors::check_status(
-            sys::napi_call_function(raw, signal, add, 2, args.as_ptr(), &mut ignored),
-            "signal.addEventListener",
-        )?;
-        let watch = SignalWatch {
-            signal: Persistent::new(raw, signal)?,
-            listener: Persistent::new(raw, listener.raw())?,
-            ids: targets,
-        };
-        let mut s = state.borrow_mut();
-        s.next_signal += 1;
-        let key = s.next_signal;
-        s.signals.insert(key, watch);
-        Ok(key)
-    }
+    // `signal` has addEventListener (checked when the options were read).
+    // No borrow is held: it may run JS.
+    let add = js.named(signal, c"addEventListener")?;
+    js.call(signal, add, &[js.string("abort")?, listener.raw()])?;
+    let watch = SignalWatch {
+        signal: Persistent::new(env, signal)?,
+        listener: Persistent::new(env, listener.raw())?,
+        ids: targets,
+    };
+    let mut s = state.borrow_mut();
+    s.next_signal += 1;
+    let key = s.next_signal;
+    s.signals.insert(key, watch);
+    Ok(key)
 }
 
 /// Forgets item `id` of watch `key`; the last item removes the listener.
@@ -366,29 +343,22 @@ pub fn unwatch_signal(env: &Env, state: &State, key: u64, id: ItemId) {
         }
     };
     if let Some(watch) = ended {
-        let raw = env.raw();
-        // SAFETY: JS-thread handles owned by the watch, deleted once.
-        unsafe {
-            remove_abort_listener(env, watch.signal.get(raw), watch.listener.get(raw));
-            watch.signal.delete(raw);
-            watch.listener.delete(raw);
-        }
+        remove_abort_listener(env, watch.signal.get(env), watch.listener.get(env));
+        watch.signal.delete(env);
+        watch.listener.delete(env);
     }
 }
 
-unsafe fn remove_abort_listener(env: &Env, signal: sys::napi_value, listener: sys::napi_value) {
-    let raw = env.raw();
-    let mut remove = ptr::null_mut();
-    if sys::napi_get_named_property(raw, signal, c"removeEventListener".as_ptr(), &mut remove)
-        != sys::Status::napi_ok
-    {
-        return;
+/// `signal.removeEventListener('abort', listener)`; what it throws is dropped.
+fn remove_abort_listener(env: &Env, signal: sys::napi_value, listener: sys::napi_value) {
+    let js = Js::new(env);
+    let removed = (|| {
+        let remove = js.named(signal, c"removeEventListener")?;
+        js.call(signal, remove, &[js.string("abort")?, listener])
+    })();
+    if removed.is_err() {
+        clear_exception(env);
     }
-    let name = <&str as ToNapiValue>::to_napi_value(raw, "abort").unwrap_or(ptr::null_mut());
-    let mut result = ptr::null_mut();
-    let args = [name, listener];
-    sys::napi_call_function(raw, signal, remove, 2, args.as_ptr(), &mut result);
-    clear_exception(env);
 }
 
 /// Calls `callback({ stage, progress })`; an exception it throws is reported
@@ -442,7 +412,7 @@ pub fn drain(env: &Env, state: &State) {
                     s.pending
                         .get(&id)
                         .and_then(|p| p.on_progress.as_ref())
-                        .map(|c| unsafe { c.get(env.raw()) })
+                        .map(|c| c.get(env))
                 };
                 if let Some(callback) = callback {
                     let _ = call_progress(env, callback, stage, fraction);
@@ -466,10 +436,7 @@ pub fn after_change(env: &Env, state: &State, changed: bool) {
     let listeners: Vec<sys::napi_value> = {
         let s = state.borrow();
         if changed {
-            s.listeners
-                .iter()
-                .map(|(_, l)| unsafe { l.get(env.raw()) })
-                .collect()
+            s.listeners.iter().map(|(_, l)| l.get(env)).collect()
         } else {
             Vec::new()
         }
@@ -487,7 +454,7 @@ pub fn after_change(env: &Env, state: &State, changed: bool) {
         s.update_hold(env);
         drop(s);
         for w in waiters {
-            unsafe { w.resolve(env.raw(), undefined(env)) };
+            w.resolve(env, undefined(env));
         }
     } else {
         s.update_hold(env);
@@ -529,9 +496,9 @@ fn run_js_batch(
             let processor = s
                 .processors
                 .get(op)
-                .map(|p| unsafe { p.get(env.raw()) })
+                .map(|p| p.get(env))
                 .ok_or_else(|| napi::Error::from_reason("processor unregistered"))?;
-            let get = |r: &Option<Persistent>| r.as_ref().map(|r| unsafe { r.get(env.raw()) });
+            let get = |r: &Option<Persistent>| r.as_ref().map(|r| r.get(env));
             let carried: Vec<_> = ids
                 .iter()
                 .map(|id| {
@@ -595,25 +562,18 @@ fn run_js_batch(
             return;
         }
     };
-    let mut result = ptr::null_mut();
-    let args = [items, resources];
-    unsafe {
-        sys::napi_call_function(
-            env.raw(),
-            undefined(env),
-            processor,
-            2,
-            args.as_ptr(),
-            &mut result,
-        )
+    let js = Js::new(env);
+    let result = match js.call(undefined(env), processor, &[items, resources]) {
+        Ok(result) => result,
+        Err(e) => {
+            let error = clear_exception(env).unwrap_or_else(|| {
+                error_value(env, ErrorClass::Error, "E_PROCESSOR_FAILED", &e.reason)
+            });
+            finish_batch(env, state, batch, &ids, Err(error));
+            return;
+        }
     };
-    if let Some(error) = clear_exception(env) {
-        finish_batch(env, state, batch, &ids, Err(error));
-        return;
-    }
-    let mut is_promise = false;
-    unsafe { sys::napi_is_promise(env.raw(), result, &mut is_promise) };
-    if !is_promise {
+    if !js.is_promise(result).unwrap_or(false) {
         finish_batch(env, state, batch, &ids, Ok(result));
         return;
     }
@@ -621,13 +581,8 @@ fn run_js_batch(
     let attached = (|| -> Result<()> {
         let on_ok = batch_handler(env, state, batch, ids.clone(), true)?;
         let on_err = batch_handler(env, state, batch, ids.clone(), false)?;
-        let mut then = ptr::null_mut();
-        unsafe {
-            sys::napi_get_named_property(env.raw(), result, c"then".as_ptr(), &mut then);
-            let args = [on_ok.raw(), on_err.raw()];
-            let mut ignored = ptr::null_mut();
-            sys::napi_call_function(env.raw(), result, then, 2, args.as_ptr(), &mut ignored);
-        }
+        let then = js.named(result, c"then")?;
+        js.call(result, then, &[on_ok.raw(), on_err.raw()])?;
         Ok(())
     })();
     if let Err(e) = attached {
@@ -666,7 +621,7 @@ fn report_progress(env: &Env, state: &Weak<RefCell<JsState>>, id: ItemId, fracti
         s.pending
             .get(&id)
             .and_then(|p| p.on_progress.as_ref())
-            .map(|c| unsafe { c.get(env.raw()) })
+            .map(|c| c.get(env))
     };
     if let Some(callback) = callback {
         let _ = call_progress(env, callback, Stage::Running, fraction as f32);
@@ -681,7 +636,7 @@ fn finish_batch(
     ids: &[ItemId],
     outcome: std::result::Result<sys::napi_value, sys::napi_value>,
 ) {
-    let raw = env.raw();
+    let js = Js::new(env);
     let results: std::result::Result<Vec<sys::napi_value>, sys::napi_value> = match outcome {
         Err(cause) => Err(wrap_cause(
             env,
@@ -690,12 +645,12 @@ fn finish_batch(
             cause,
         )),
         Ok(value) => {
-            let mut is_array = false;
-            unsafe { sys::napi_is_array(raw, value, &mut is_array) };
-            let mut len = 0u32;
-            if is_array {
-                unsafe { sys::napi_get_array_length(raw, value, &mut len) };
-            }
+            let is_array = js.is_array(value).unwrap_or(false);
+            let len = if is_array {
+                js.array_length(value).unwrap_or(0)
+            } else {
+                0
+            };
             if !is_array || len as usize != ids.len() {
                 let message = if is_array {
                     format!(
@@ -715,11 +670,11 @@ fn finish_batch(
                     &message,
                 ))
             } else {
+                // A getter on the array may throw: that result is its error.
                 Ok((0..len)
                     .map(|i| {
-                        let mut element = ptr::null_mut();
-                        unsafe { sys::napi_get_element(raw, value, i, &mut element) };
-                        element
+                        js.element(value, i)
+                            .unwrap_or_else(|_| clear_exception(env).unwrap_or(undefined(env)))
                     })
                     .collect())
             }
@@ -727,12 +682,7 @@ fn finish_batch(
     };
     let outcomes: Vec<std::result::Result<sys::napi_value, sys::napi_value>> = match results {
         Ok(values) => {
-            let promised = values.iter().any(|v| {
-                let mut is_promise = false;
-                // SAFETY: a live handle of this callback.
-                unsafe { sys::napi_is_promise(raw, *v, &mut is_promise) };
-                is_promise
-            });
+            let promised = values.iter().any(|v| js.is_promise(*v).unwrap_or(false));
             if promised {
                 await_results(env, state, batch, ids, &values);
                 return;
@@ -774,7 +724,7 @@ fn finish_items(
 /// A processor returned promises among its results: the batch ends once
 /// every one has settled (`Promise.allSettled`), each item with its own.
 fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &[sys::napi_value]) {
-    let raw = env.raw();
+    let js = Js::new(env);
     let ids = Rc::new(ids.to_vec());
     let attached = (|| -> Result<()> {
         let mut array = env.create_array(values.len() as u32)?;
@@ -790,33 +740,18 @@ fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &
                 };
                 let settled = ctx.get::<RawValue>(0)?.0;
                 let env = ctx.env;
+                let js = Js::new(env);
+                // allSettled's array of { status, value | reason }.
                 let outcomes = (0..handler_ids.len() as u32)
                     .map(|i| -> Result<_> {
-                        // SAFETY: allSettled's array of { status, value | reason }.
-                        unsafe {
-                            let mut entry = ptr::null_mut();
-                            sys::napi_get_element(env.raw(), settled, i, &mut entry);
-                            let field = |name: &std::ffi::CStr| {
-                                let mut v = ptr::null_mut();
-                                sys::napi_get_named_property(
-                                    env.raw(),
-                                    entry,
-                                    name.as_ptr(),
-                                    &mut v,
-                                );
-                                v
-                            };
-                            let mut fulfilled = false;
-                            let status = field(c"status");
-                            let expected =
-                                <&str as ToNapiValue>::to_napi_value(env.raw(), "fulfilled")?;
-                            sys::napi_strict_equals(env.raw(), status, expected, &mut fulfilled);
-                            Ok(if fulfilled {
-                                Ok(field(c"value"))
-                            } else {
-                                Err(field(c"reason"))
-                            })
-                        }
+                        let entry = js.element(settled, i)?;
+                        let fulfilled =
+                            js.strict_equals(js.named(entry, c"status")?, js.string("fulfilled")?)?;
+                        Ok(if fulfilled {
+                            Ok(js.named(entry, c"value")?)
+                        } else {
+                            Err(js.named(entry, c"reason")?)
+                        })
                     })
                     .collect::<Result<Vec<_>>>()
                     .unwrap_or_else(|e| {
@@ -828,46 +763,11 @@ fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &
                 finish_items(env, &state, batch, &handler_ids, outcomes);
                 Ok(())
             })?;
-        // SAFETY: live handles of this callback; the global Promise is Node's own.
-        unsafe {
-            let mut global = ptr::null_mut();
-            sys::napi_get_global(raw, &mut global);
-            let mut promise_class = ptr::null_mut();
-            sys::napi_get_named_property(raw, global, c"Promise".as_ptr(), &mut promise_class);
-            let mut all_settled = ptr::null_mut();
-            sys::napi_get_named_property(
-                raw,
-                promise_class,
-                c"allSettled".as_ptr(),
-                &mut all_settled,
-            );
-            let mut combined = ptr::null_mut();
-            crate::js::errors::check_status(
-                sys::napi_call_function(
-                    raw,
-                    promise_class,
-                    all_settled,
-                    1,
-                    [array.raw()].as_ptr(),
-                    &mut combined,
-                ),
-                "Promise.allSettled",
-            )?;
-            let mut then = ptr::null_mut();
-            sys::napi_get_named_property(raw, combined, c"then".as_ptr(), &mut then);
-            let mut ignored = ptr::null_mut();
-            crate::js::errors::check_status(
-                sys::napi_call_function(
-                    raw,
-                    combined,
-                    then,
-                    1,
-                    [on_settled.raw()].as_ptr(),
-                    &mut ignored,
-                ),
-                "then",
-            )?;
-        }
+        let promise_class = js.named(js.global()?, c"Promise")?;
+        let all_settled = js.named(promise_class, c"allSettled")?;
+        let combined = js.call(promise_class, all_settled, &[array.raw()])?;
+        let then = js.named(combined, c"then")?;
+        js.call(combined, then, &[on_settled.raw()])?;
         Ok(())
     })();
     if let Err(e) = attached {
@@ -883,32 +783,16 @@ fn await_results(env: &Env, state: &State, batch: u64, ids: &[ItemId], values: &
     }
 }
 
+/// An Error with `code` and `message`, its `cause` the value thrown, and
+/// the cause's own message (up to 512 bytes) appended.
 fn wrap_cause(env: &Env, code: &str, message: &str, cause: sys::napi_value) -> sys::napi_value {
-    let raw = env.raw();
-    let detail = unsafe {
-        let mut text = ptr::null_mut();
-        let mut message_value = ptr::null_mut();
-        if sys::napi_get_named_property(raw, cause, c"message".as_ptr(), &mut message_value)
-            == sys::Status::napi_ok
-        {
-            text = message_value;
-        }
-        let mut buf = vec![0u8; 512];
-        let mut len = 0usize;
-        if !text.is_null()
-            && sys::napi_get_value_string_utf8(
-                raw,
-                text,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ) == sys::Status::napi_ok
-        {
-            String::from_utf8_lossy(&buf[..len]).into_owned()
-        } else {
-            String::new()
-        }
-    };
+    let js = Js::new(env);
+    let mut buf = vec![0u8; 512];
+    let detail = js
+        .named(cause, c"message")
+        .and_then(|text| js.utf8_into(text, &mut buf))
+        .map(|len| String::from_utf8_lossy(&buf[..len]).into_owned())
+        .unwrap_or_default();
     clear_exception(env);
     let full = if detail.is_empty() {
         message.to_string()
@@ -916,7 +800,9 @@ fn wrap_cause(env: &Env, code: &str, message: &str, cause: sys::napi_value) -> s
         format!("{message}: {detail}")
     };
     let error = error_value(env, ErrorClass::Error, code, &full);
-    unsafe { sys::napi_set_named_property(raw, error, c"cause".as_ptr(), cause) };
+    if js.set_named(error, c"cause", cause).is_err() {
+        clear_exception(env);
+    }
     error
 }
 

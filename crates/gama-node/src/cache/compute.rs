@@ -7,63 +7,60 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ptr;
 use std::rc::Rc;
 use std::time::Instant;
 
 use hashbrown::HashMap;
-use napi::bindgen_prelude::{CallbackContext, FunctionRef, PromiseRaw, ToNapiValue, Unknown};
-use napi::{sys, Env, Error, JsValue, Result};
+use napi::bindgen_prelude::{CallbackContext, Function, PromiseRaw, ToNapiValue, Unknown};
+use napi::{Env, Error, JsValue, Result};
 
 use super::{js_value, WarmFailure, WarmResult};
 use gama_core::cache::{EntryOptions, FeatureCache};
+use gama_core::error::ErrorClass;
 
-use crate::js::errors::check_status as check;
+use crate::js::errors::error_value;
+use crate::js::napi::{unknown, Js};
+use crate::js::raw::{Deferred, Persistent};
+use crate::js::value::RawValue;
 
 fn is_promise(env: &Env, value: &Unknown) -> Result<bool> {
-    let mut result = false;
-    check(
-        unsafe { sys::napi_is_promise(env.raw(), value.raw(), &mut result) },
-        "napi_is_promise",
-    )?;
-    Ok(result)
+    Js::new(env).is_promise(value.raw())
+}
+
+/// `value`, known to be a promise, as one to chain onto.
+fn as_promise<'env>(
+    env: &'env Env,
+    value: Unknown<'env>,
+) -> Result<PromiseRaw<'env, Unknown<'env>>> {
+    debug_assert!(is_promise(env, &value)?);
+    // SAFETY: the callers checked that `value` is a promise.
+    unsafe { value.cast() }
 }
 
 /// Promises of `getOrCompute` calls in flight, by key (JS thread only).
 #[derive(Clone, Default)]
 pub struct Flights {
-    pending: Rc<RefCell<HashMap<String, sys::napi_ref>>>,
+    pending: Rc<RefCell<HashMap<String, Persistent>>>,
 }
 
 impl Flights {
     /// The promise in flight for `key`, if any.
-    pub fn get<'env>(&self, env: &'env Env, key: &str) -> Result<Option<Unknown<'env>>> {
-        let Some(&reference) = self.pending.borrow().get(key) else {
-            return Ok(None);
-        };
-        let mut value = ptr::null_mut();
-        check(
-            unsafe { sys::napi_get_reference_value(env.raw(), reference, &mut value) },
-            "napi_get_reference_value",
-        )?;
-        Ok(Some(unsafe {
-            Unknown::from_raw_unchecked(env.raw(), value)
-        }))
+    pub fn get<'env>(&self, env: &'env Env, key: &str) -> Option<Unknown<'env>> {
+        let pending = self.pending.borrow();
+        Some(unknown(env, pending.get(key)?.get(env)))
     }
 
     fn start(&self, env: &Env, key: &str, promise: &Unknown) -> Result<()> {
-        let mut reference = ptr::null_mut();
-        check(
-            unsafe { sys::napi_create_reference(env.raw(), promise.raw(), 1, &mut reference) },
-            "napi_create_reference",
-        )?;
-        self.pending.borrow_mut().insert(key.to_string(), reference);
+        let reference = Persistent::new(env, promise.raw())?;
+        if let Some(old) = self.pending.borrow_mut().insert(key.to_string(), reference) {
+            old.delete(env);
+        }
         Ok(())
     }
 
     fn finish(&self, env: &Env, key: &str) {
         if let Some(reference) = self.pending.borrow_mut().remove(key) {
-            unsafe { sys::napi_delete_reference(env.raw(), reference) };
+            reference.delete(env);
         }
     }
 }
@@ -78,16 +75,13 @@ pub fn get_or_compute<'env>(
     compute: impl FnOnce() -> Result<Unknown<'env>>,
     mut options: EntryOptions,
 ) -> Result<Unknown<'env>> {
-    if let Some(shared) = flights.get(env, &key)? {
+    if let Some(shared) = flights.get(env, &key) {
         return Ok(shared);
     }
     let started = Instant::now();
     let produced = match compute() {
         Ok(v) => v,
-        Err(e) => {
-            return PromiseRaw::<()>::reject(env, e)
-                .map(|p| unsafe { Unknown::from_raw_unchecked(env.raw(), p.raw()) })
-        }
+        Err(e) => return PromiseRaw::<()>::reject(env, e).map(|p| unknown(env, p.raw())),
     };
     if !is_promise(env, &produced)? {
         let settled = match js_value(env, produced) {
@@ -99,9 +93,9 @@ pub fn get_or_compute<'env>(
             }
             Err(e) => PromiseRaw::<()>::reject(env, e)?.raw(),
         };
-        return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), settled) });
+        return Ok(unknown(env, settled));
     }
-    let promise: PromiseRaw<Unknown> = unsafe { produced.cast()? };
+    let promise = as_promise(env, produced)?;
     let (on_ok, on_err) = (flights.clone(), flights.clone());
     let (ok_key, err_key) = (key.clone(), key.clone());
     let cache = cache.clone();
@@ -112,22 +106,22 @@ pub fn get_or_compute<'env>(
                 options.compute_cost = started.elapsed();
                 // A value too large to cache is still the caller's result.
                 let _ = cache.insert(&ok_key, value, options);
-                Ok(ctx.value)
+                Ok(RawValue(ctx.value.raw()))
             }
             // Adopting a rejected promise keeps the TypeError's class.
             Err(refused) => {
                 let rejected = PromiseRaw::<()>::reject(&ctx.env, refused)?;
-                Ok(unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), rejected.raw()) })
+                Ok(RawValue(rejected.raw()))
             }
         }
     })?;
-    let shared = stored.catch(move |ctx: CallbackContext<Unknown>| -> Result<Unknown> {
+    let shared = stored.catch(move |ctx: CallbackContext<Unknown>| -> Result<RawValue> {
         on_err.finish(&ctx.env, &err_key);
         // Re-reject with the very value the compute rejected with.
         let rejected = PromiseRaw::<()>::reject(&ctx.env, ctx.value)?;
-        Ok(unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), rejected.raw()) })
+        Ok(RawValue(rejected.raw()))
     })?;
-    let shared = unsafe { Unknown::from_raw_unchecked(env.raw(), shared.raw()) };
+    let shared = unknown(env, shared.raw());
     flights.start(env, &key, &shared)?;
     Ok(shared)
 }
@@ -135,7 +129,8 @@ pub fn get_or_compute<'env>(
 /// Progress of one `warm` call.
 struct Warm {
     cache: FeatureCache,
-    loader: FunctionRef<String, Unknown<'static>>,
+    /// The loader, until the last load ends.
+    loader: Option<Persistent>,
     options: EntryOptions,
     queue: VecDeque<String>,
     concurrency: usize,
@@ -144,7 +139,8 @@ struct Warm {
     skipped: u32,
     errors: Vec<WarmFailure>,
     started: Instant,
-    deferred: sys::napi_deferred,
+    /// Settled once, when the last load ends.
+    deferred: Option<Deferred>,
 }
 
 type WarmState = Rc<RefCell<Warm>>;
@@ -155,7 +151,7 @@ pub fn warm<'env>(
     env: &'env Env,
     cache: &FeatureCache,
     keys: Vec<String>,
-    loader: FunctionRef<String, Unknown<'static>>,
+    loader: Function<String, Unknown>,
     concurrency: usize,
     options: EntryOptions,
 ) -> Result<Unknown<'env>> {
@@ -167,15 +163,10 @@ pub fn warm<'env>(
         .collect();
     let total = keys.len();
     let queue: VecDeque<String> = keys.into_iter().filter(|k| !cache.contains(k)).collect();
-    let mut deferred = ptr::null_mut();
-    let mut promise = ptr::null_mut();
-    check(
-        unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) },
-        "napi_create_promise",
-    )?;
+    let (deferred, promise) = Deferred::new(env)?;
     let state = Rc::new(RefCell::new(Warm {
         cache: cache.clone(),
-        loader,
+        loader: Some(Persistent::new(env, loader.raw())?),
         options,
         skipped: (total - queue.len()) as u32,
         queue,
@@ -184,10 +175,10 @@ pub fn warm<'env>(
         loaded: 0,
         errors: Vec::new(),
         started,
-        deferred,
+        deferred: Some(deferred),
     }));
     pump(env, &state);
-    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+    Ok(unknown(env, promise))
 }
 
 /// Stores a loaded value or records why it failed.
@@ -213,11 +204,23 @@ fn record(
 /// promise is recorded when it settles (and starts the next loads). Returns
 /// whether the load is still pending.
 fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
-    let produced = state
-        .borrow()
-        .loader
-        .borrow_back(env)?
-        .call(key.to_string())?;
+    let js = Js::new(env);
+    let loader = match &state.borrow().loader {
+        Some(loader) => loader.get(env),
+        None => return Ok(false),
+    };
+    let produced = match js.call(js.undefined()?, loader, &[js.string(key)?]) {
+        Ok(value) => unknown(env, value),
+        // A loader that throws fails its key with what it threw.
+        Err(e) => {
+            let reason = match js.take_exception() {
+                Some(thrown) => Error::from(unknown(env, thrown)).reason.clone(),
+                None => e.reason.clone(),
+            };
+            record(state, key.to_string(), Err(reason));
+            return Ok(false);
+        }
+    };
     if !is_promise(env, &produced)? {
         record(
             state,
@@ -226,7 +229,7 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
         );
         return Ok(false);
     }
-    let promise: PromiseRaw<Unknown> = unsafe { produced.cast()? };
+    let promise = as_promise(env, produced)?;
     let (on_ok, on_err) = (Rc::clone(state), Rc::clone(state));
     let (ok_key, err_key) = (key.to_string(), key.to_string());
     promise
@@ -280,7 +283,7 @@ fn pump(env: &Env, state: &WarmState) {
             }
         }
     }
-    let s = state.borrow();
+    let mut s = state.borrow_mut();
     let result = WarmResult {
         enabled: true,
         loaded: s.loaded,
@@ -296,11 +299,19 @@ fn pump(env: &Env, state: &WarmState) {
             .collect(),
         duration_ms: s.started.elapsed().as_secs_f64() * 1000.0,
     };
-    // SAFETY: on the JS thread of `env`; the deferred is settled exactly once,
-    // since the queue is empty and nothing is active from here on.
-    unsafe {
-        if let Ok(value) = WarmResult::to_napi_value(env.raw(), result) {
-            sys::napi_resolve_deferred(env.raw(), s.deferred, value);
+    // The queue is empty and nothing is active: this is the end (once).
+    if let Some(loader) = s.loader.take() {
+        loader.delete(env);
+    }
+    if let Some(deferred) = s.deferred.take() {
+        // SAFETY: napi-rs's conversion of a result object, with the live env
+        // of this call.
+        match unsafe { WarmResult::to_napi_value(env.raw(), result) } {
+            Ok(value) => deferred.resolve(env, value),
+            Err(e) => deferred.reject(
+                env,
+                error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason),
+            ),
         }
     }
 }

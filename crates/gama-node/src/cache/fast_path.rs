@@ -1,15 +1,22 @@
 //! Native half of the fast `get` path (see `fast_path.js`): functions that
 //! are not exported, handed to the JS installer when the module loads.
+//!
+//! These are raw N-API callbacks rather than `#[napi]` functions because a
+//! read is about 1 µs and napi-rs's argument and class unwrapping costs a
+//! large share of that (the cache benchmark's get figure); the unsafe
+//! surface is `guarded` (one per callback), the handle's box and the copy
+//! into the scratch buffer, each with its invariant.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
 
-use napi::bindgen_prelude::{ClassInstance, FromNapiValue, JsObjectValue, Object, ToNapiValue};
+use napi::bindgen_prelude::{ClassInstance, FromNapiValue, JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
 use super::AudioFeatureCache;
 use crate::js::keys::read_key;
+use crate::js::napi::Js;
 use crate::js::value::to_js;
 use gama_core::cache::{CacheValue, FeatureCache};
 
@@ -29,91 +36,107 @@ struct Handle {
     pending: RefCell<Option<CacheValue>>,
 }
 
-/// Throws a TypeError and returns null, as napi callbacks do on failure.
-unsafe fn throw_type_error(env: sys::napi_env, message: &std::ffi::CStr) -> sys::napi_value {
-    sys::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), message.as_ptr());
-    ptr::null_mut()
-}
-
-/// Runs a callback body, turning a panic into a thrown Error.
-unsafe fn guarded(env: sys::napi_env, body: impl FnOnce() -> sys::napi_value) -> sys::napi_value {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(v) => v,
+/// Runs the body of a callback N-API calls on the JS thread with its live
+/// env, turning a failed N-API call into the pending exception napi-rs
+/// would throw, and a panic into a thrown `E_PANIC` Error; null (the
+/// callback's value when it throws) in both cases.
+///
+/// # Safety
+/// `env` must be the env N-API passed to the running callback.
+unsafe fn guarded(
+    env: sys::napi_env,
+    body: impl FnOnce(Js) -> Result<sys::napi_value>,
+) -> sys::napi_value {
+    // SAFETY: the caller's contract.
+    let js = unsafe { Js::from_raw(env) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(js))) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            if js.take_exception().is_none() {
+                // SAFETY: the live env of this callback.
+                unsafe { napi::JsError::from(e).throw_into(env) };
+            }
+            ptr::null_mut()
+        }
         Err(_) => {
-            sys::napi_throw_error(
-                env,
-                c"E_PANIC".as_ptr(),
-                c"internal error in AudioFeatureCache".as_ptr(),
-            );
+            js.throw_error(c"E_PANIC", c"internal error in AudioFeatureCache");
             ptr::null_mut()
         }
     }
 }
 
-unsafe fn args<const N: usize>(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> [sys::napi_value; N] {
-    let mut argv = [ptr::null_mut(); N];
-    let mut argc = N;
-    sys::napi_get_cb_info(
-        env,
-        info,
-        &mut argc,
-        argv.as_mut_ptr(),
-        ptr::null_mut(),
-        ptr::null_mut(),
-    );
-    argv
+/// Throws a TypeError and returns null, as a callback does on failure.
+fn type_error(js: Js, message: &std::ffi::CStr) -> Result<sys::napi_value> {
+    js.throw_type_error(c"ERR_INVALID_ARG_TYPE", message);
+    Ok(ptr::null_mut())
 }
 
-unsafe fn handle<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a Handle> {
-    let mut tagged = false;
-    if sys::napi_check_object_type_tag(env, value, &HANDLE_TAG, &mut tagged) != sys::Status::napi_ok
-        || !tagged
-    {
-        return None;
-    }
-    let mut data = ptr::null_mut();
-    sys::napi_get_value_external(env, value, &mut data);
-    (data as *const Handle).as_ref()
+/// The handle behind `value`, when it is one this module made.
+fn handle<'js>(js: Js<'js>, value: sys::napi_value) -> Result<Option<&'js Handle>> {
+    let Some(data) = js.tagged_external(value, &HANDLE_TAG)? else {
+        return Ok(None);
+    };
+    // SAFETY: only `make_handle` tags externals with HANDLE_TAG, over a
+    // leaked `Box<Handle>` that its finalizer frees once the external is
+    // unreachable; `value` is an argument of the running call, so it is
+    // reachable for at least `'js`. Handles are only read on the JS thread.
+    Ok(unsafe { data.cast::<Handle>().cast_const().as_ref() })
 }
 
-unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
-    let mut out = ptr::null_mut();
-    sys::napi_create_double(env, n, &mut out);
-    out
-}
-
+/// Frees a handle's box once its external is collected.
+///
+/// # Safety
+/// N-API calls it once, with the pointer `make_handle` gave it.
 unsafe extern "C" fn finalize_handle(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    drop(Box::from_raw(data as *mut Handle));
+    // SAFETY: the caller's contract: `data` is the `Box<Handle>` leaked by
+    // `make_handle`, freed only here.
+    drop(unsafe { Box::from_raw(data.cast::<Handle>()) });
 }
 
 /// `makeHandle(cache)`: an external holding a clone of the cache.
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
 unsafe extern "C" fn make_handle(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, || {
-        let [this] = args::<1>(env, info);
-        let Ok(instance) = ClassInstance::<AudioFeatureCache>::from_napi_value(env, this) else {
-            return throw_type_error(env, c"not an AudioFeatureCache");
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [this] = js.args::<1>(info)?;
+        // SAFETY: a live argument of this call.
+        let Ok(instance) =
+            (unsafe { ClassInstance::<AudioFeatureCache>::from_napi_value(js.raw(), this) })
+        else {
+            return type_error(js, c"not an AudioFeatureCache");
         };
         let data = Box::into_raw(Box::new(Handle {
             cache: instance.cache.clone(),
             pending: RefCell::new(None),
         }));
         let mut external = ptr::null_mut();
-        sys::napi_create_external(
-            env,
-            data.cast(),
-            Some(finalize_handle),
-            ptr::null_mut(),
-            &mut external,
-        );
-        sys::napi_type_tag_object(env, external, &HANDLE_TAG);
-        external
-    })
+        // SAFETY: the live env; `data` is a fresh box that the finalizer
+        // frees exactly once, when the external is collected.
+        let status = unsafe {
+            sys::napi_create_external(
+                js.raw(),
+                data.cast(),
+                Some(finalize_handle),
+                ptr::null_mut(),
+                &mut external,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the external was not made: the box is still ours.
+            drop(unsafe { Box::from_raw(data) });
+            return Err(napi::Error::from_reason("napi_create_external failed"));
+        }
+        // SAFETY: the live env and the external just made.
+        let status = unsafe { sys::napi_type_tag_object(js.raw(), external, &HANDLE_TAG) };
+        crate::js::errors::check_status(status, "napi_type_tag_object")?;
+        Ok(external)
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, body) }
 }
 
 /// Type tag (shared with `fast_path.js`) and bytes of a typed value.
@@ -131,50 +154,56 @@ fn slab_layout(value: &CacheValue) -> Option<(u8, &[u8])> {
 
 /// Copies `value` to the start of `scratch` if it is a typed value that
 /// fits; returns the code `fast_path.js` decodes, or -2.
-unsafe fn place(env: sys::napi_env, scratch: sys::napi_value, value: &CacheValue) -> f64 {
+fn place(js: Js, scratch: sys::napi_value, value: &CacheValue) -> f64 {
     let Some((tag, bytes)) = slab_layout(value) else {
         return -2.0;
     };
-    let mut data = ptr::null_mut();
-    let mut capacity = 0usize;
-    let status = sys::napi_get_arraybuffer_info(env, scratch, &mut data, &mut capacity);
-    if status != sys::Status::napi_ok || data.is_null() || bytes.len() > capacity {
+    let Ok((data, capacity)) = js.arraybuffer_memory(scratch) else {
+        return -2.0;
+    };
+    if data.is_null() || bytes.len() > capacity {
         return -2.0;
     }
     // SAFETY: `data` holds `capacity` >= bytes.len() bytes of an ArrayBuffer
-    // kept alive by this call's arguments; the value is Rust memory.
-    ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
+    // that this call's arguments keep alive and no JS runs to detach; the
+    // value is Rust memory, so the two do not overlap.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len()) };
     let elements = bytes.len() / element_size(tag);
     (elements * 8 + tag as usize) as f64
 }
 
 /// `readInto(handle, key, scratch)`: see `fast_path.js`.
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
 unsafe extern "C" fn read_into(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, || {
-        let [handle_value, key, scratch] = args::<3>(env, info);
-        let Some(handle) = handle(env, handle_value) else {
-            return throw_type_error(env, c"invalid cache handle");
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [handle_value, key, scratch] = js.args::<3>(info)?;
+        let Some(handle) = handle(js, handle_value)? else {
+            return type_error(js, c"invalid cache handle");
         };
         let mut buf = [0u8; 256];
-        let key = match read_key(env, key, &mut buf) {
+        let key = match read_key(js, key, &mut buf) {
             Ok(key) => key,
             Err(bad) => {
                 let message = std::ffi::CString::new(bad.message("key")).unwrap_or_default();
-                return throw_type_error(env, &message);
+                return type_error(js, &message);
             }
         };
         let placed = handle.cache.get_with(&key, |value| {
-            let code = place(env, scratch, value);
+            let code = place(js, scratch, value);
             if code < 0.0 {
                 *handle.pending.borrow_mut() = Some(value.clone());
             }
             code
         });
-        number(env, placed.unwrap_or(-1.0))
-    })
+        js.number(placed.unwrap_or(-1.0))
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, body) }
 }
 
 fn element_size(tag: u8) -> usize {
@@ -187,28 +216,26 @@ fn element_size(tag: u8) -> usize {
 }
 
 /// `takePending(handle)`: the value `readInto` could not place, as a fresh JS value.
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
 unsafe extern "C" fn take_pending(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, || {
-        let [handle_value] = args::<1>(env, info);
-        let Some(handle) = handle(env, handle_value) else {
-            return throw_type_error(env, c"invalid cache handle");
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [handle_value] = js.args::<1>(info)?;
+        let Some(handle) = handle(js, handle_value)? else {
+            return type_error(js, c"invalid cache handle");
         };
-        let Some(value) = handle.pending.borrow_mut().take() else {
-            let mut undefined = ptr::null_mut();
-            sys::napi_get_undefined(env, &mut undefined);
-            return undefined;
-        };
-        match to_js(env, &value) {
-            Ok(v) => v,
-            Err(e) => {
-                napi::JsError::from(e).throw_into(env);
-                ptr::null_mut()
-            }
+        let pending = handle.pending.borrow_mut().take();
+        match pending {
+            Some(value) => to_js(js, &value),
+            None => js.undefined(),
         }
-    })
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, body) }
 }
 
 fn native_function(
@@ -217,6 +244,8 @@ fn native_function(
     cb: sys::napi_callback,
 ) -> Result<sys::napi_value> {
     let mut f = ptr::null_mut();
+    // SAFETY: the live env of this call; `name` is NUL-terminated (its
+    // length is given as "up to NUL"), and `cb` is an N-API callback.
     let status = unsafe {
         sys::napi_create_function(
             env.raw(),
@@ -239,30 +268,14 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
         .get_named_property_unchecked::<napi::bindgen_prelude::Unknown>("AudioFeatureCache")?
         .raw();
     let installer: napi::bindgen_prelude::Unknown = env.run_script(include_str!("fast_path.js"))?;
+    let js = Js::new(env);
     let argv = [
         class,
         native_function(env, c"makeHandle", Some(make_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
         native_function(env, c"takePending", Some(take_pending))?,
-        unsafe { u32::to_napi_value(env.raw(), SCRATCH_BYTES as u32)? },
+        js.number(SCRATCH_BYTES as f64)?,
     ];
-    let mut undefined = ptr::null_mut();
-    let mut result = ptr::null_mut();
-    unsafe {
-        sys::napi_get_undefined(env.raw(), &mut undefined);
-        let status = sys::napi_call_function(
-            env.raw(),
-            undefined,
-            installer.raw(),
-            argv.len(),
-            argv.as_ptr(),
-            &mut result,
-        );
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::from_reason(
-                "installing the AudioFeatureCache fast path failed",
-            ));
-        }
-    }
+    js.call(js.undefined()?, installer.raw(), &argv)?;
     Ok(())
 }

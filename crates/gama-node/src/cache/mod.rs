@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Array, FromNapiValue, JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Array, JsObjectValue, Object, PromiseRaw, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 
@@ -13,9 +13,11 @@ mod fast_path;
 use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
+use crate::js::napi::convert;
+use crate::js::napi::{unknown, Js};
 use crate::js::options::{function_arg, SizeInput};
 use crate::js::value::{
-    from_js, new_float32_array, typed_array_view, CachedValueOut, MaybeCached, RawValue,
+    from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
 };
 use gama_core::cache::{
     content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
@@ -201,8 +203,7 @@ fn entry_options(env: &Env, options: Option<Unknown>) -> Result<EntryOptions> {
 
 /// A key argument (a well-formed string); `name` appears in the error.
 fn key_of(env: &Env, name: &str, key: &Unknown) -> Result<String> {
-    // SAFETY: a live handle of this call.
-    unsafe { key_arg(env, name, key.raw()) }
+    key_arg(env, name, key.raw())
 }
 
 pub(super) fn js_value(env: &Env, value: Unknown) -> Result<CacheValue> {
@@ -218,8 +219,7 @@ pub(super) fn js_value_at(env: &Env, value: Unknown, path: &str) -> Result<Cache
             format!("{path} must not be undefined: a read could not tell it from a miss"),
         ));
     }
-    // SAFETY: a live handle of this call.
-    let read = unsafe { from_js(env.raw(), value.raw(), path) }?;
+    let read = from_js(Js::new(env), value.raw(), path)?;
     read.map_err(|why| type_error(env, INVALID_ARG_TYPE, why))
 }
 
@@ -349,7 +349,7 @@ impl AudioFeatureCache {
         keys: Unknown,
         joined: Option<String>,
     ) -> Result<Vec<MaybeCached>> {
-        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
+        let keys = read_keys(&env, keys.raw(), joined, "keys")?;
         Ok(self
             .cache
             .get_many(&keys.as_strs())
@@ -368,16 +368,14 @@ impl AudioFeatureCache {
         keys: Unknown,
         joined: Option<String>,
     ) -> Result<PackedRows> {
-        let keys = unsafe { read_keys(&env, keys.raw(), joined, "keys")? };
+        let keys = read_keys(&env, keys.raw(), joined, "keys")?;
         let values = self.cache.get_many(&keys.as_strs());
         let width =
             packed_width(&values).map_err(|e| type_error(&env, INVALID_ARG_TYPE, e.to_string()))?;
         let mut missing = Vec::new();
-        let data = unsafe {
-            new_float32_array(env.raw(), width * values.len(), |out| {
-                missing = pack_rows(&values, width, out);
-            })?
-        };
+        let data = new_float32_array(Js::new(&env), width * values.len(), |out| {
+            missing = pack_rows(&values, width, out);
+        })?;
         Ok(PackedRows {
             data: RawValue(data),
             width: width as u32,
@@ -404,15 +402,13 @@ impl AudioFeatureCache {
             ));
         }
         // SAFETY: a live handle of this call, checked to be an array.
-        let entries = unsafe { Array::from_napi_value(env.raw(), entries.raw())? };
+        let entries = convert::<Array>(&env, entries.raw())?;
         // Grown as pairs are read: a sparse array's length is not trusted.
         let mut parsed = Vec::new();
         for i in 0..entries.len() {
             let pair = element(&env, &entries, i)?;
             let pair = match pair {
-                Some(p) if is_array(&env, &p)? => unsafe {
-                    Object::from_napi_value(env.raw(), p.raw())?
-                },
+                Some(p) if is_array(&env, &p)? => convert::<Object>(&env, p.raw())?,
                 _ => {
                     return Err(type_error(
                         &env,
@@ -462,7 +458,7 @@ impl AudioFeatureCache {
         let options = entry_options(env, options)?;
         if let Some(value) = self.cache.get(&key) {
             let resolved = PromiseRaw::resolve(env, CachedValueOut(value))?;
-            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
+            return Ok(unknown(env, resolved.raw()));
         }
         compute::get_or_compute(
             env,
@@ -495,7 +491,7 @@ impl AudioFeatureCache {
             None => None,
         }
         .unwrap_or(DEFAULT_WARM_CONCURRENCY);
-        let keys: Vec<String> = unsafe { read_keys(env, keys.raw(), None, "keys")? }
+        let keys: Vec<String> = read_keys(env, keys.raw(), None, "keys")?
             .as_strs()
             .into_iter()
             .map(String::from)
@@ -512,16 +508,9 @@ impl AudioFeatureCache {
                 duration_ms: 0.0,
             };
             let resolved = PromiseRaw::resolve(env, result)?;
-            return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), resolved.raw()) });
+            return Ok(unknown(env, resolved.raw()));
         }
-        compute::warm(
-            env,
-            &self.cache,
-            keys,
-            loader.create_ref()?,
-            concurrency,
-            entry,
-        )
+        compute::warm(env, &self.cache, keys, loader, concurrency, entry)
     }
 
     /// Removes every entry with `tag`, or whose key starts with `prefix`;
@@ -583,29 +572,22 @@ impl AudioFeatureCache {
     pub fn key_for(env: Env, audio: Unknown, params: Option<Unknown>) -> Result<String> {
         let params = match params {
             Some(p) if p.get_type()? != napi::ValueType::Undefined => {
-                // SAFETY: a live handle of this call.
-                let node = unsafe { crate::js::structured::read(env.raw(), p.raw(), "params")? }
+                let node = crate::js::structured::read(Js::new(&env), p.raw(), "params")?
                     .map_err(|why| type_error(&env, INVALID_ARG_TYPE, why))?;
                 Some(gama_core::cache::structured::to_json(&node))
             }
             _ => None,
         };
-        let (element, bytes) = typed_bytes(&env, &audio)?;
-        Ok(content_key(element, bytes, params.as_ref()))
+        let view = TypedArrayView::of(Js::new(&env), audio.raw())?.ok_or_else(|| {
+            type_error(
+                &env,
+                INVALID_ARG_TYPE,
+                "audio must be a typed array such as Float32Array",
+            )
+        })?;
+        // Hashed in place, before JS runs again.
+        Ok(content_key(view.element().0, view.bytes(), params.as_ref()))
     }
-}
-
-/// The element type name and bytes of a typed array, without copying.
-fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Result<(&'static str, &'a [u8])> {
-    // SAFETY: live handles of this call; the bytes are read before JS runs again.
-    let view = unsafe { typed_array_view(env.raw(), value.raw())? }.ok_or_else(|| {
-        type_error(
-            env,
-            INVALID_ARG_TYPE,
-            "audio must be a typed array such as Float32Array",
-        )
-    })?;
-    Ok((view.element().0, unsafe { view.bytes() }))
 }
 
 /// Installs the fast read path over `exports.AudioFeatureCache`.

@@ -1,8 +1,9 @@
 //! JS errors that carry a `code`: `TypeError`, `RangeError`, `Error` or an
 //! `AbortError`, built in one place for thrown errors and rejections alike.
 
+use super::napi::convert;
 use gama_core::error::{Coded, ErrorClass};
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object};
+use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, Error, JsError, JsRangeError, JsTypeError, JsValue, Result, Status, Unknown};
 
 /// Code of a wrong-type argument, as Node's own APIs use it.
@@ -24,7 +25,7 @@ pub fn error_value(env: &Env, class: ErrorClass, code: &str, message: &str) -> s
     };
     if class == ErrorClass::AbortError {
         // SAFETY: `value` was just created in this env, and is an error object.
-        if let Ok(mut error) = unsafe { Object::from_napi_value(env.raw(), value.raw()) } {
+        if let Ok(mut error) = convert::<Object>(env, value.raw()) {
             let _ = error.set_named_property("name", "AbortError");
         }
     }

@@ -13,6 +13,7 @@ use napi::bindgen_prelude::{
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use super::errors::{range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE};
+use super::napi::convert;
 use gama_core::memory::{bytes_from_number, parse_size};
 use gama_core::suggest::nearest;
 
@@ -55,7 +56,7 @@ impl<'env> Fields<'env> {
             }
         }
         // SAFETY: a live handle of this call, checked to be an object.
-        let object = unsafe { Object::from_napi_value(env.raw(), value.raw())? };
+        let object = convert::<Object>(env, value.raw())?;
         for key in own_keys(env, &object)? {
             if !known.contains(&key.as_str()) {
                 let hint = nearest(&key, known)
@@ -291,13 +292,8 @@ pub fn millis(env: &Env, path: &str, n: f64) -> Result<Duration> {
 /// names it in the error.
 pub fn size_value(env: &Env, path: &str, value: &Unknown) -> Result<u64> {
     let parsed = match value.get_type()? {
-        // SAFETY: live handles of this call, checked for their type.
-        ValueType::Number => {
-            bytes_from_number(unsafe { f64::from_napi_value(env.raw(), value.raw())? })
-        }
-        ValueType::String => {
-            parse_size(&unsafe { String::from_napi_value(env.raw(), value.raw())? })
-        }
+        ValueType::Number => bytes_from_number(convert::<f64>(env, value.raw())?),
+        ValueType::String => parse_size(&convert::<String>(env, value.raw())?),
         _ => {
             return Err(type_error(
                 env,
@@ -322,7 +318,7 @@ pub fn string_value(env: &Env, path: &str, value: &Unknown) -> Result<String> {
         ));
     }
     // SAFETY: a live handle of this call, checked to be a string.
-    unsafe { String::from_napi_value(env.raw(), value.raw()) }
+    convert::<String>(env, value.raw())
 }
 
 /// An array of at most 4096 strings; `path` names it in errors.
@@ -338,7 +334,7 @@ pub fn string_list(env: &Env, path: &str, value: &Unknown) -> Result<Vec<String>
         ));
     }
     // SAFETY: a live handle of this call, checked to be an array.
-    let array = unsafe { Array::from_napi_value(env.raw(), value.raw())? };
+    let array = convert::<Array>(env, value.raw())?;
     if array.len() > MAX_LIST {
         return Err(range_error(
             env,
@@ -407,7 +403,7 @@ fn own_keys(env: &Env, object: &Object) -> Result<Vec<String>> {
         "reading the option names",
     )?;
     // SAFETY: napi returned an array of strings.
-    let names = unsafe { Array::from_napi_value(env.raw(), names)? };
+    let names = convert::<Array>(env, names)?;
     let mut keys = Vec::new();
     for i in 0..names.len() {
         if let Some(key) = names.get::<String>(i)? {
@@ -459,7 +455,7 @@ pub fn describe(env: &Env, value: &Unknown) -> String {
         ValueType::Null => "null".into(),
         ValueType::Boolean => {
             // SAFETY: a live handle, checked to be a boolean.
-            let b = unsafe { bool::from_napi_value(env.raw(), value.raw()) }.unwrap_or(false);
+            let b = convert::<bool>(env, value.raw()).unwrap_or(false);
             format!("a boolean ({b})")
         }
         ValueType::Number => {
@@ -469,7 +465,7 @@ pub fn describe(env: &Env, value: &Unknown) -> String {
         }
         ValueType::String => {
             // SAFETY: a live handle, checked to be a string.
-            let s = unsafe { String::from_napi_value(env.raw(), value.raw()) }.unwrap_or_default();
+            let s = convert::<String>(env, value.raw()).unwrap_or_default();
             if s.chars().count() <= 40 {
                 format!("a string ('{s}')")
             } else {

@@ -1,11 +1,11 @@
 //! Reading string keys from JS without a heap allocation per key.
 
 use std::borrow::Cow;
-use std::ptr;
 
 use napi::{sys, Env, Result};
 
 use super::errors::{type_error, INVALID_ARG_TYPE};
+use super::napi::Js;
 
 /// Why a JS value is not a usable key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,41 +30,30 @@ impl BadKey {
 }
 
 /// Reads a JS string into `buf` when it fits, else into a fresh String.
-///
-/// # Safety
-/// `env` and `value` must be live handles of the current call.
-pub(crate) unsafe fn read_key<'b>(
-    env: sys::napi_env,
+pub(crate) fn read_key<'b>(
+    js: Js,
     value: sys::napi_value,
     buf: &'b mut [u8; 256],
 ) -> std::result::Result<Cow<'b, str>, BadKey> {
-    let mut len = 0usize;
-    if sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), buf.len(), &mut len)
-        != sys::Status::napi_ok
-    {
-        return Err(BadKey::NotString);
-    }
+    let len = js.utf8_into(value, buf).map_err(|_| BadKey::NotString)?;
     // N-API copies whole characters only: a string may stop up to 4 bytes
     // short of the room (255 bytes and the NUL) yet be cut. Below that it is whole.
     let key = if len + 4 < buf.len() - 1 {
-        Cow::Borrowed(std::str::from_utf8_unchecked(&buf[..len]))
+        Cow::Borrowed(std::str::from_utf8(&buf[..len]).map_err(|_| BadKey::NotString)?)
     } else {
-        let mut full = 0usize;
-        sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut full);
+        let full = js
+            .utf8_into(value, &mut [])
+            .map_err(|_| BadKey::NotString)?;
         let mut owned = vec![0u8; full + 1];
-        sys::napi_get_value_string_utf8(
-            env,
-            value,
-            owned.as_mut_ptr().cast(),
-            owned.len(),
-            &mut full,
-        );
-        owned.truncate(full);
-        Cow::Owned(String::from_utf8_unchecked(owned))
+        let written = js
+            .utf8_into(value, &mut owned)
+            .map_err(|_| BadKey::NotString)?;
+        owned.truncate(written);
+        Cow::Owned(String::from_utf8(owned).map_err(|_| BadKey::NotString)?)
     };
     // N-API writes U+FFFD for a lone surrogate: look closer only then.
     if key.contains('\u{FFFD}') {
-        if let Some(i) = lone_surrogate(env, value) {
+        if let Some(i) = lone_surrogate(js, value) {
             return Err(BadKey::LoneSurrogate(i));
         }
     }
@@ -72,12 +61,8 @@ pub(crate) unsafe fn read_key<'b>(
 }
 
 /// The UTF-16 index of the first lone surrogate of a JS string, if any.
-unsafe fn lone_surrogate(env: sys::napi_env, value: sys::napi_value) -> Option<usize> {
-    let mut len = 0usize;
-    sys::napi_get_value_string_utf16(env, value, ptr::null_mut(), 0, &mut len);
-    let mut units = vec![0u16; len + 1];
-    sys::napi_get_value_string_utf16(env, value, units.as_mut_ptr(), units.len(), &mut len);
-    units.truncate(len);
+fn lone_surrogate(js: Js, value: sys::napi_value) -> Option<usize> {
+    let units = js.utf16(value).ok()?;
     let mut i = 0;
     for decoded in char::decode_utf16(units.iter().copied()) {
         match decoded {
@@ -110,12 +95,9 @@ impl KeyList {
 }
 
 /// A string key argument; `name` appears in the error.
-///
-/// # Safety
-/// `env` and `value` must be live handles of the current call.
-pub unsafe fn key_arg(env: &Env, name: &str, value: sys::napi_value) -> Result<String> {
+pub fn key_arg(env: &Env, name: &str, value: sys::napi_value) -> Result<String> {
     let mut buf = [0u8; 256];
-    read_key(env.raw(), value, &mut buf)
+    read_key(Js::new(env), value, &mut buf)
         .map(Cow::into_owned)
         .map_err(|bad| type_error(env, INVALID_ARG_TYPE, bad.message(name)))
 }
@@ -124,27 +106,21 @@ pub unsafe fn key_arg(env: &Env, name: &str, value: sys::napi_value) -> Result<S
 /// the same keys joined with NUL characters by the JS side (one string to read
 /// instead of one per key); it is used only if it splits into exactly as many
 /// keys as the array holds, which fails when a key itself contains a NUL.
-///
-/// # Safety
-/// `env` and `array` must be live handles of the current call.
-pub unsafe fn read_keys(
+pub fn read_keys(
     env: &Env,
     array: sys::napi_value,
     joined: Option<String>,
     name: &str,
 ) -> Result<KeyList> {
-    let raw = env.raw();
-    let mut is_array = false;
-    sys::napi_is_array(raw, array, &mut is_array);
-    if !is_array {
+    let js = Js::new(env);
+    if !js.is_array(array)? {
         return Err(type_error(
             env,
             INVALID_ARG_TYPE,
             format!("{name} must be an array of strings"),
         ));
     }
-    let mut len = 0u32;
-    sys::napi_get_array_length(raw, array, &mut len);
+    let len = js.array_length(array)?;
     if let Some(list) = joined.and_then(|text| split_joined(text, len as usize)) {
         return Ok(list);
     }
@@ -156,18 +132,14 @@ pub unsafe fn read_keys(
     };
     let mut buf = [0u8; 256];
     for i in 0..len {
-        let mut present = false;
-        sys::napi_has_element(raw, array, i, &mut present);
-        if !present {
+        if !js.has_element(array, i)? {
             return Err(type_error(
                 env,
                 INVALID_ARG_TYPE,
                 format!("{name}[{i}] must be a string; got a hole"),
             ));
         }
-        let mut element = ptr::null_mut();
-        sys::napi_get_element(raw, array, i, &mut element);
-        let key = read_key(raw, element, &mut buf).map_err(|bad| {
+        let key = read_key(js, js.element(array, i)?, &mut buf).map_err(|bad| {
             type_error(env, INVALID_ARG_TYPE, bad.message(&format!("{name}[{i}]")))
         })?;
         list.text.push_str(&key);

@@ -6,6 +6,7 @@ pub mod errors;
 pub mod fields;
 pub mod keys;
 pub mod module;
+pub mod napi;
 pub mod options;
 pub mod raw;
 pub mod structured;

@@ -4,6 +4,7 @@ use napi::bindgen_prelude::{FromNapiValue, Function, JsValuesTupleIntoVec, Unkno
 use napi::{Either, Env, JsValue, Result, ValueType};
 
 use super::errors::{type_error, INVALID_ARG_TYPE};
+use super::napi::convert;
 
 /// A size given as a byte count or a string such as "512MB".
 pub type SizeInput = Either<f64, String>;
@@ -21,5 +22,5 @@ pub fn function_arg<'env, Args: JsValuesTupleIntoVec, Return: FromNapiValue>(
             format!("{name} must be a function"),
         ));
     }
-    unsafe { Function::from_napi_value(env.raw(), value.raw()) }
+    convert::<Function<Args, Return>>(env, value.raw())
 }

@@ -2,130 +2,61 @@
 //! into Rust memory (off the V8 heap) and back into fresh arrays of the same
 //! type; other values become structured values (`super::structured`).
 
-use std::ptr;
-use std::sync::Arc;
-
 use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName};
 use napi::{sys, Error, Result, Status, ValueType};
 
+use super::napi::{Js, TypedArrayInfo};
 use gama_core::cache::CacheValue;
-
-use super::errors::check_status as check;
-
-/// Copies `len` elements at `data` into a boxed slice (empty when `data` is null).
-unsafe fn copy_elements<T: Copy>(data: *const std::ffi::c_void, len: usize) -> Arc<[T]> {
-    if data.is_null() || len == 0 {
-        return Arc::new([]);
-    }
-    std::slice::from_raw_parts(data.cast::<T>(), len).into()
-}
 
 pub use super::structured::Refusal;
 
 /// Reads a JS value as a cache value, copying typed-array bytes. The outer
 /// error is a failed N-API call; the inner one a value the cache refuses.
-///
-/// # Safety
-/// `env` and `value` must be live handles of the current call.
-pub unsafe fn from_js(
-    env: sys::napi_env,
+pub fn from_js(
+    js: Js,
     value: sys::napi_value,
     path: &str,
 ) -> Result<std::result::Result<CacheValue, Refusal>> {
-    let mut is_typed = false;
-    check(
-        sys::napi_is_typedarray(env, value, &mut is_typed),
-        "napi_is_typedarray",
-    )?;
-    if is_typed {
-        let mut kind = 0;
-        let mut len = 0usize;
-        let mut data = ptr::null_mut();
-        let mut buffer = ptr::null_mut();
-        let mut offset = 0usize;
-        check(
-            sys::napi_get_typedarray_info(
-                env,
-                value,
-                &mut kind,
-                &mut len,
-                &mut data,
-                &mut buffer,
-                &mut offset,
-            ),
-            "napi_get_typedarray_info",
-        )?;
-        let data = data as *const std::ffi::c_void;
-        let flat = match kind {
-            sys::TypedarrayType::uint8_array if is_node_buffer(env, value)? => {
-                CacheValue::Buffer(copy_elements(data, len))
-            }
-            sys::TypedarrayType::uint8_array => CacheValue::Uint8(copy_elements(data, len)),
-            sys::TypedarrayType::float32_array => CacheValue::Float32(copy_elements(data, len)),
-            sys::TypedarrayType::float64_array => CacheValue::Float64(copy_elements(data, len)),
-            sys::TypedarrayType::int16_array => CacheValue::Int16(copy_elements(data, len)),
+    use sys::TypedarrayType as T;
+    if let Some(view) = TypedArrayView::of(js, value)? {
+        let flat = match view.kind() {
+            T::uint8_array if is_node_buffer(js, value)? => CacheValue::Buffer(view.bytes().into()),
+            T::uint8_array => CacheValue::Uint8(view.bytes().into()),
+            T::float32_array => CacheValue::Float32(view.elements::<f32>()?.into()),
+            T::float64_array => CacheValue::Float64(view.elements::<f64>()?.into()),
+            T::int16_array => CacheValue::Int16(view.elements::<i16>()?.into()),
             // Other element types are kept as structured values.
             _ => {
-                return Ok(super::structured::read(env, value, path)?
+                return Ok(super::structured::read(js, value, path)?
                     .map(|n| CacheValue::Structured(n.into())))
             }
         };
         return Ok(Ok(flat));
     }
-    Ok(super::structured::read(env, value, path)?.map(|node| CacheValue::Structured(node.into())))
+    Ok(super::structured::read(js, value, path)?.map(|node| CacheValue::Structured(node.into())))
 }
 
 /// Whether a Uint8Array is a Node.js `Buffer` (`napi_is_buffer` accepts any Uint8Array).
-unsafe fn is_node_buffer(env: sys::napi_env, value: sys::napi_value) -> Result<bool> {
-    let mut global = ptr::null_mut();
-    check(sys::napi_get_global(env, &mut global), "napi_get_global")?;
-    let mut buffer_class = ptr::null_mut();
-    check(
-        sys::napi_get_named_property(env, global, c"Buffer".as_ptr(), &mut buffer_class),
-        "Buffer",
-    )?;
-    let mut result = false;
-    check(
-        sys::napi_instanceof(env, value, buffer_class, &mut result),
-        "napi_instanceof",
-    )?;
-    Ok(result)
+fn is_node_buffer(js: Js, value: sys::napi_value) -> Result<bool> {
+    let buffer_class = js.named(js.global()?, c"Buffer")?;
+    js.instance_of(value, buffer_class)
 }
 
 /// Creates a `Float32Array` of `len` elements and lets `fill` write all of
 /// it. The memory is a Node `Buffer`'s: V8-managed (no external buffer to
 /// finalize) and not zero-filled first, since `fill` writes every element.
-///
-/// # Safety
-/// `env` must be the live environment of the current call.
-pub unsafe fn new_float32_array(
-    env: sys::napi_env,
+pub fn new_float32_array(
+    js: Js,
     len: usize,
     fill: impl FnOnce(&mut [f32]),
 ) -> Result<sys::napi_value> {
-    let mut data = ptr::null_mut();
-    let mut node_buffer = ptr::null_mut();
-    check(
-        sys::napi_create_buffer(env, len * 4, &mut data, &mut node_buffer),
-        "napi_create_buffer",
-    )?;
-    let mut kind = 0;
-    let mut bytes = 0usize;
-    let mut base = ptr::null_mut();
-    let mut array_buffer = ptr::null_mut();
-    let mut offset = 0usize;
-    check(
-        sys::napi_get_typedarray_info(
-            env,
-            node_buffer,
-            &mut kind,
-            &mut bytes,
-            &mut base,
-            &mut array_buffer,
-            &mut offset,
-        ),
-        "napi_get_typedarray_info",
-    )?;
+    let bytes = len
+        .checked_mul(4)
+        .ok_or_else(|| Error::new(Status::InvalidArg, "Float32Array too large"))?;
+    let (node_buffer, data) = js.uninit_buffer(bytes)?;
+    let info = js
+        .typed_array_info(node_buffer)?
+        .ok_or_else(|| Error::new(Status::GenericFailure, "a Buffer is a typed array"))?;
     if len > 0 {
         if data.is_null() || !(data as usize).is_multiple_of(4) {
             return Err(Error::new(
@@ -133,69 +64,43 @@ pub unsafe fn new_float32_array(
                 "buffer memory is not aligned for floats",
             ));
         }
-        fill(std::slice::from_raw_parts_mut(data.cast::<f32>(), len));
+        // SAFETY: the new Buffer owns `len * 4` bytes at `data`, 4-aligned
+        // (checked), that nothing else refers to while `fill` runs (no JS
+        // runs in between); every bit pattern is a valid f32.
+        fill(unsafe { std::slice::from_raw_parts_mut(data.cast::<f32>(), len) });
     } else {
         fill(&mut []);
     }
-    let mut array = ptr::null_mut();
-    check(
-        sys::napi_create_typedarray(
-            env,
-            sys::TypedarrayType::float32_array,
-            len,
-            array_buffer,
-            offset,
-            &mut array,
-        ),
-        "napi_create_typedarray",
-    )?;
-    Ok(array)
+    js.typed_array(
+        sys::TypedarrayType::float32_array,
+        len,
+        info.buffer,
+        info.offset,
+    )
 }
 
 /// Creates a fresh typed array of `kind` holding a copy of `bytes`.
-unsafe fn typed_array(
-    env: sys::napi_env,
+fn typed_array(
+    js: Js,
     kind: sys::napi_typedarray_type,
     bytes: &[u8],
     element: usize,
 ) -> Result<sys::napi_value> {
-    let buffer = super::structured::array_buffer(env, bytes)?;
-    let mut array = ptr::null_mut();
-    check(
-        sys::napi_create_typedarray(env, kind, bytes.len() / element, buffer, 0, &mut array),
-        "napi_create_typedarray",
-    )?;
-    Ok(array)
+    let buffer = js.arraybuffer_from(bytes)?;
+    js.typed_array(kind, bytes.len() / element, buffer, 0)
 }
 
 /// Builds a fresh JS value from a cache value.
-///
-/// # Safety
-/// `env` must be the live environment of the current call.
-pub unsafe fn to_js(env: sys::napi_env, value: &CacheValue) -> Result<sys::napi_value> {
+pub fn to_js(js: Js, value: &CacheValue) -> Result<sys::napi_value> {
     use sys::TypedarrayType as T;
     let bytes = value.typed_bytes().unwrap_or_default();
     match value {
-        CacheValue::Float32(_) => typed_array(env, T::float32_array, bytes, 4),
-        CacheValue::Float64(_) => typed_array(env, T::float64_array, bytes, 8),
-        CacheValue::Int16(_) => typed_array(env, T::int16_array, bytes, 2),
-        CacheValue::Uint8(_) => typed_array(env, T::uint8_array, bytes, 1),
-        CacheValue::Buffer(v) => {
-            let mut data = ptr::null_mut();
-            let mut buffer = ptr::null_mut();
-            check(
-                sys::napi_create_buffer_copy(
-                    env,
-                    v.len(),
-                    v.as_ptr().cast(),
-                    &mut data,
-                    &mut buffer,
-                ),
-                "napi_create_buffer_copy",
-            )?;
-            Ok(buffer)
-        }
-        CacheValue::Structured(node) => super::structured::write(env, node),
+        CacheValue::Float32(_) => typed_array(js, T::float32_array, bytes, 4),
+        CacheValue::Float64(_) => typed_array(js, T::float64_array, bytes, 8),
+        CacheValue::Int16(_) => typed_array(js, T::int16_array, bytes, 2),
+        CacheValue::Uint8(_) => typed_array(js, T::uint8_array, bytes, 1),
+        CacheValue::Buffer(v) => js.buffer_from(v),
+        CacheValue::Structured(node) => super::structured::write(js, node),
     }
 }
 
@@ -207,23 +112,20 @@ pub struct MaybeCached(pub Option<CacheValue>);
 
 impl ToNapiValue for MaybeCached {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        // SAFETY: napi-rs converts return values on the JS thread with the
+        // live env of the call.
+        let js = unsafe { Js::from_raw(env) };
         match value.0 {
-            Some(v) => to_js(env, &v),
-            None => {
-                let mut undefined = ptr::null_mut();
-                check(
-                    sys::napi_get_undefined(env, &mut undefined),
-                    "napi_get_undefined",
-                )?;
-                Ok(undefined)
-            }
+            Some(v) => to_js(js, &v),
+            None => js.undefined(),
         }
     }
 }
 
 impl ToNapiValue for CachedValueOut {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        to_js(env, &value.0)
+        // SAFETY: as for `MaybeCached`.
+        to_js(unsafe { Js::from_raw(env) }, &value.0)
     }
 }
 
@@ -255,21 +157,32 @@ impl TypeName for RawValue {
     }
 }
 
-/// A typed array's memory, valid for the current call.
-pub struct TypedArrayView {
-    /// Element type.
-    pub kind: sys::napi_typedarray_type,
-    /// First element (null for an empty array).
-    pub data: *mut u8,
-    /// Elements.
-    pub len: usize,
+/// A typed array's memory in the current call. JS could detach or resize
+/// the buffer, but only by running: every user reads (or copies) the bytes
+/// before it calls into JS, and no view is kept across calls (it borrows
+/// the call's `Js`).
+pub struct TypedArrayView<'env> {
+    info: TypedArrayInfo,
+    _js: Js<'env>,
 }
 
-impl TypedArrayView {
+impl<'env> TypedArrayView<'env> {
+    /// The view of `value` when it is a typed array (a Buffer included), else None.
+    pub fn of(js: Js<'env>, value: sys::napi_value) -> Result<Option<Self>> {
+        Ok(js
+            .typed_array_info(value)?
+            .map(|info| TypedArrayView { info, _js: js }))
+    }
+
+    /// Element type.
+    pub fn kind(&self) -> sys::napi_typedarray_type {
+        self.info.kind
+    }
+
     /// Short element type name (`f32`, `i16`, ...) and bytes per element.
     pub fn element(&self) -> (&'static str, usize) {
         use sys::TypedarrayType as T;
-        match self.kind {
+        match self.info.kind {
             T::int8_array => ("i8", 1),
             T::uint8_array | T::uint8_clamped_array => ("u8", 1),
             T::int16_array => ("i16", 2),
@@ -286,54 +199,56 @@ impl TypedArrayView {
 
     /// Bytes the array spans.
     pub fn byte_len(&self) -> usize {
-        self.len * self.element().1
+        self.info.len.saturating_mul(self.element().1)
     }
 
-    /// The array's bytes.
-    ///
-    /// # Safety
-    /// Only for the current call, while JS cannot run.
-    pub unsafe fn bytes<'a>(&self) -> &'a [u8] {
-        if self.data.is_null() || self.len == 0 {
+    /// The array's bytes, borrowed for as long as the view.
+    pub fn bytes(&self) -> &[u8] {
+        if self.info.data.is_null() || self.info.len == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.data, self.byte_len())
+        // SAFETY: N-API reported `len` elements (`byte_len` bytes) at `data`
+        // for a typed array of the current call; they stay in place while no
+        // JS runs (see the type's documentation).
+        unsafe { std::slice::from_raw_parts(self.info.data, self.byte_len()) }
+    }
+
+    /// The elements as `T` (the caller picks `T` by `kind`); an error when
+    /// the element size does not match `T` or the memory is not aligned for
+    /// it (JS aligns typed arrays to their element size, so neither happens
+    /// for the right `T`).
+    pub fn elements<T: Element>(&self) -> Result<&[T]> {
+        let data = self.info.data;
+        if self.element().1 != std::mem::size_of::<T>()
+            || !(data as usize).is_multiple_of(std::mem::align_of::<T>())
+        {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "a typed array of another element type or alignment",
+            ));
+        }
+        if data.is_null() || self.info.len == 0 {
+            return Ok(&[]);
+        }
+        // SAFETY: as in `bytes`, with the element size and alignment of `T`
+        // checked; every bit pattern is a valid `T` (`Element`).
+        Ok(unsafe { std::slice::from_raw_parts(data.cast::<T>(), self.info.len) })
+    }
+
+    /// The array's bytes for writing, borrowed for as long as the view.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.info.data.is_null() || self.info.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `bytes`; the view is borrowed mutably, so this is
+        // the only Rust reference to the memory, and JS (which could read it
+        // through other views) does not run while it lives.
+        unsafe { std::slice::from_raw_parts_mut(self.info.data.cast_mut(), self.byte_len()) }
     }
 }
 
-/// The memory of `value` when it is a typed array (a Buffer included), else None.
-///
-/// # Safety
-/// `env` and `value` must be live handles of the current call.
-pub unsafe fn typed_array_view(
-    env: sys::napi_env,
-    value: sys::napi_value,
-) -> Result<Option<TypedArrayView>> {
-    let mut is_typed = false;
-    check(
-        sys::napi_is_typedarray(env, value, &mut is_typed),
-        "napi_is_typedarray",
-    )?;
-    if !is_typed {
-        return Ok(None);
-    }
-    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
-    let (mut buffer, mut offset) = (ptr::null_mut(), 0usize);
-    check(
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut len,
-            &mut data,
-            &mut buffer,
-            &mut offset,
-        ),
-        "napi_get_typedarray_info",
-    )?;
-    Ok(Some(TypedArrayView {
-        kind,
-        data: data.cast(),
-        len,
-    }))
-}
+/// Number types every bit pattern of which is a value.
+pub trait Element: Copy {}
+impl Element for f32 {}
+impl Element for f64 {}
+impl Element for i16 {}

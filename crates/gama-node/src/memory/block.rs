@@ -17,7 +17,8 @@ use parking_lot::Mutex;
 
 use crate::js::errors::{check_status, coded, coded_error, range_error, type_error};
 use crate::js::errors::{INVALID_ARG_TYPE, OUT_OF_RANGE};
-use crate::js::value::{typed_array_view, RawValue};
+use crate::js::napi::Js;
+use crate::js::value::{RawValue, TypedArrayView};
 use gama_core::memory::{Device, GpuLease, HostLease, MemoryError, MemoryManager};
 
 /// Code of a use of a block after its last release.
@@ -167,16 +168,19 @@ impl MemoryBlock {
     }
 }
 
-/// Where a JS typed array's bytes are, and how many.
-unsafe fn typed_array_bytes(env: &Env, value: &Unknown, name: &str) -> Result<(*mut u8, usize)> {
-    let view = typed_array_view(env.raw(), value.raw())?.ok_or_else(|| {
+/// The memory of a typed array argument, named `name` in errors.
+fn typed_array_arg<'env>(
+    env: &'env Env,
+    value: &Unknown,
+    name: &str,
+) -> Result<TypedArrayView<'env>> {
+    TypedArrayView::of(Js::new(env), value.raw())?.ok_or_else(|| {
         type_error(
             env,
             INVALID_ARG_TYPE,
             format!("{name} must be a typed array or Buffer"),
         )
-    })?;
-    Ok((view.data, view.byte_len()))
+    })
 }
 
 /// The `offset` argument: a number, or undefined for 0; anything else is a
@@ -382,15 +386,10 @@ impl MemoryBlock {
     )]
     pub fn copy_from(&self, env: Env, source: Unknown, offset: Option<Unknown>) -> Result<()> {
         let offset = offset_arg(&env, offset)?;
-        // SAFETY: `source` is a live handle of this call.
-        let (data, len) = unsafe { typed_array_bytes(&env, &source, "source")? };
+        let view = typed_array_arg(&env, &source, "source")?;
+        let bytes = view.bytes();
+        let len = bytes.len();
         let offset = copy_range(&env, self.bytes, offset, len)?;
-        let bytes = if len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: the typed array's memory, valid for this call.
-            unsafe { std::slice::from_raw_parts(data, len) }
-        };
         match self.live(&env, "copyFrom")? {
             Lease::Host(lease) => {
                 // SAFETY: inside the block (checked above); the JS thread is
@@ -409,15 +408,10 @@ impl MemoryBlock {
     )]
     pub fn copy_to(&self, env: Env, target: Unknown, offset: Option<Unknown>) -> Result<()> {
         let offset = offset_arg(&env, offset)?;
-        // SAFETY: `target` is a live handle of this call.
-        let (data, len) = unsafe { typed_array_bytes(&env, &target, "target")? };
+        let mut view = typed_array_arg(&env, &target, "target")?;
+        let out = view.bytes_mut();
+        let len = out.len();
         let offset = copy_range(&env, self.bytes, offset, len)?;
-        let out = if len == 0 {
-            &mut [][..]
-        } else {
-            // SAFETY: the typed array's memory, valid for this call.
-            unsafe { std::slice::from_raw_parts_mut(data, len) }
-        };
         match self.live(&env, "copyTo")? {
             Lease::Host(lease) => {
                 // SAFETY: as in `copy_from`.
