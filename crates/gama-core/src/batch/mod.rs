@@ -4,6 +4,7 @@
 //! manager, run natively on a work-stealing pool or by JS processors, with
 //! timeouts, cancellation, progress and statistics.
 
+mod dispatch;
 mod item;
 mod native;
 mod processor;
