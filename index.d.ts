@@ -110,13 +110,13 @@ export declare const BatchOperationType: {
 }
 
 /**
- * What `PerformanceProfiler.getStats()` returns: the shape of the music-gen
- * seed's `/api/v1/performance/stats`, whose rates and shares are
+ * What `PerformanceProfiler.getStats()` returns: the shape a performance
+ * stats endpoint serves (snake_case keys), whose rates and shares are
  * percentages (`hit_rate: 85.2` means 85.2%), unlike the 0-1 fractions of
  * the classes' own `getStats()`.
  */
 export interface PerformanceStats {
-  /** `hit_rate` is a percentage from 0 to 100, as in the seed. */
+  /** `hit_rate` is a percentage from 0 to 100. */
   cache: { hit_rate: number; hits: number; misses: number; entries: number; bytes: number } | null
   memory: {
     system: { total_gb: number; used_gb: number; percent: number; process_rss_gb: number }
@@ -396,7 +396,7 @@ export interface AddItemOptions {
   id?: string
 }
 
-/** Alert thresholds; every one has the seeds' default. */
+/** Alert thresholds; each has a default (see `Thresholds::default`). */
 export interface AlertThresholds {
   /** p95 latency of any operation over the last minute, in ms (default 500). */
   p95Ms?: number

@@ -114,9 +114,8 @@ pub(crate) fn extract_params(
     Ok(ExtractParams {
         sample_rate: f.number("sampleRate")?,
         features,
-        n_fft: f
-            .integer("nFft", 2.0, (1 << 20) as f64)?
-            .map(|n| n as usize),
+        // Whole numbers here; their ranges are the core's (`FeatureOptions::validate`).
+        n_fft: count("nFft", u32::MAX as f64)?,
         hop_length: count("hopLength", u32::MAX as f64)?,
         win_length: count("winLength", (1 << 20) as f64)?,
         window: f.choice("window", &WINDOWS)?,

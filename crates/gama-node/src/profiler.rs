@@ -31,7 +31,7 @@ use gama_core::metrics::Gauges;
 /// needlessly often).
 const MIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Alert thresholds; every one has the seeds' default.
+/// Alert thresholds; each has a default (see `Thresholds::default`).
 #[napi(object)]
 pub struct AlertThresholds {
     /// p95 latency of any operation over the last minute, in ms (default 500).

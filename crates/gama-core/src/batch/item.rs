@@ -10,8 +10,8 @@ use crate::features::{FeatureOptions, Features};
 /// Identity of an item, unique per processor.
 pub type ItemId = u64;
 
-/// Name of an operation type (`PROCESS`, `EXTRACT_FEATURES`, `ANALYZE`, or any
-/// name a JS processor was registered for).
+/// Name of an operation type (`PROCESS`, `EXTRACT_FEATURES`, `ANALYZE`,
+/// `MEASURE`, or any name a JS processor was registered for).
 pub type OpName = Arc<str>;
 
 /// Feature extraction, run natively.

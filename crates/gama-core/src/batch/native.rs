@@ -1,5 +1,5 @@
 //! The built-in operations, run on the pool: EXTRACT_FEATURES (through the
-//! feature cache when one is attached) and ANALYZE.
+//! feature cache when one is attached), ANALYZE and MEASURE.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ pub const ENTRY_OVERHEAD: u64 = 192;
 /// Bytes each tag of an entry counts beyond its text.
 pub const TAG_OVERHEAD: u64 = 24;
 
-/// Default entry limit, as in the seed's medium-usage configuration.
+/// Default entry limit (a medium deployment's working set of clips).
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 
 /// Limits and behaviour of one cache.
@@ -43,7 +43,8 @@ impl CacheConfig {
     }
 }
 
-/// A quarter of the machine's physical memory (the seed's advice for caches).
+/// A quarter of the machine's physical memory: room for the models and the
+/// rest of the process beside the cache.
 pub fn default_max_bytes() -> u64 {
     let mut system = sysinfo::System::new();
     system.refresh_memory();

@@ -1,5 +1,14 @@
 //! The audio feature cache: memory-bounded, policy-driven, TTL- and
 //! tag-aware, shared by JS and Rust worker threads.
+//!
+//! Why not moka: its bounds are enforced by maintenance that runs after
+//! writes (`run_pending_tasks`), so entries and weight may exceed the limit
+//! for a while, and its policy is W-TinyLFU (or LRU) only. This cache holds
+//! its byte and entry limits at every `insert` (a set that would not fit
+//! evicts first, under the same lock), offers exact LRU (to match
+//! lru-cache, which users compare it with), LFU, TTL-order and TinyLFU
+//! (`policy/`), weighs keys, tags and overhead with the value, invalidates
+//! by tag or prefix, and expires entries from one shared reaper thread.
 
 mod config;
 mod content_key;

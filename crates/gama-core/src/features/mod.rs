@@ -1,6 +1,14 @@
 //! Native audio feature extraction matching librosa: STFT, mel, log-mel,
 //! MFCC, RMS, zero-crossing rate, spectral statistics and chroma; plus WAV
-//! loading. Plain Rust, usable from any thread; `js` is the binding.
+//! loading. Plain Rust, usable from any thread.
+//!
+//! Why two frames share one complex FFT instead of realfft: the frames of a
+//! clip come in a loop anyway, so two real frames go through one `n_fft`
+//! complex FFT (one as the real part, one as the imaginary part) and are
+//! separated by the conjugate-symmetry identity (`split_powers`). That
+//! halves the transform work per frame as a real-input FFT does, with one
+//! rustfft plan per size (any size, odd ones included) and no second FFT
+//! crate; a clip's odd last frame is paired with zeros.
 
 mod chroma;
 mod dct;

@@ -23,12 +23,12 @@ pub struct OperationUsage {
     pub total_requested: u64,
 }
 
-/// A snapshot of the budget.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Usage {
+/// Usage of one device's budget.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceUsage {
     /// Bytes in use.
     pub used: u64,
-    /// Bytes that may be used: max less the reserve.
+    /// Usable bytes (budget less reserve).
     pub total: u64,
     /// `total - used`.
     pub available: u64,
@@ -36,8 +36,18 @@ pub struct Usage {
     pub percentage: f64,
     /// Most bytes used at once since creation or `reset_peak`.
     pub peak: u64,
-    /// Bytes held back from use.
+    /// Bytes held in reserve.
     pub reserved: u64,
+    /// Bytes the device's pool holds for reuse (not in use); the budget
+    /// itself reports 0, the manager fills it in.
+    pub pooled: u64,
+}
+
+/// A snapshot of the budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    /// The totals.
+    pub device: DeviceUsage,
     /// Usage per operation name.
     pub by_operation: Vec<(String, OperationUsage)>,
 }
@@ -163,6 +173,12 @@ impl Budget {
         self.pressure_change(&mut state)
     }
 
+    /// `used / total` in percent (100 for a budget of nothing), without the
+    /// per-operation copy `usage` makes.
+    pub fn percentage(&self) -> f64 {
+        percent(self.state.lock().used, self.total())
+    }
+
     /// A snapshot, operations sorted by current use (largest first).
     pub fn usage(&self) -> Usage {
         let state = self.state.lock();
@@ -174,16 +190,15 @@ impl Budget {
             .collect();
         by_operation.sort_by(|a, b| b.1.current.cmp(&a.1.current).then(a.0.cmp(&b.0)));
         Usage {
-            used: state.used,
-            total,
-            available: total - state.used,
-            percentage: if total == 0 {
-                100.0
-            } else {
-                state.used as f64 * 100.0 / total as f64
+            device: DeviceUsage {
+                used: state.used,
+                total,
+                available: total - state.used,
+                percentage: percent(state.used, total),
+                peak: state.peak,
+                reserved: self.reserved,
+                pooled: 0,
             },
-            peak: state.peak,
-            reserved: self.reserved,
             by_operation,
         }
     }
@@ -215,6 +230,15 @@ impl Budget {
     }
 }
 
+/// `used / total` in percent; 100 when `total` is 0.
+fn percent(used: u64, total: u64) -> f64 {
+    if total == 0 {
+        100.0
+    } else {
+        used as f64 * 100.0 / total as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,17 +252,18 @@ mod tests {
         assert_eq!((err.requested, err.available), (500, 400));
         assert!(err.to_string().contains("'mel'"));
         let usage = budget.usage();
+        let d = &usage.device;
         assert_eq!(
-            (usage.used, usage.total, usage.available, usage.reserved),
+            (d.used, d.total, d.available, d.reserved),
             (400, 800, 400, 200)
         );
-        assert_eq!(usage.percentage, 50.0);
+        assert_eq!(d.percentage, 50.0);
         assert_eq!(usage.by_operation[0].0, "mel");
         budget.release(300, "mel");
-        let usage = budget.usage();
-        assert_eq!((usage.used, usage.peak), (100, 400));
+        let d = budget.usage().device;
+        assert_eq!((d.used, d.peak), (100, 400));
         budget.reset_peak();
-        assert_eq!(budget.usage().peak, 100);
+        assert_eq!(budget.usage().device.peak, 100);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Alert rules with the seeds' defaults: p95 latency over 500 ms, memory
+//! Alert rules with these defaults: p95 latency over 500 ms, memory
 //! over 80%, cache hit rate under 70%, allocation failures. An alert is
 //! reported when its condition becomes true, and again only after it
 //! cleared.
@@ -161,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn alerts_fire_once_per_episode_with_the_seed_defaults() {
+    fn alerts_fire_once_per_episode_with_the_defaults() {
         let t = Thresholds::default();
         let mut state = AlertState::default();
         let bad = Readings {

@@ -18,7 +18,8 @@ use gama_core::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
 use gama_core::cache::content_key;
 use gama_core::features::{ExtractParams, FeatureOptions};
 
-/// Named priorities and their numbers (the seed's TaskRouter treats > 8 as high).
+/// Named priorities and their numbers (critical and high are above 8, where
+/// orchestrators' task routers draw the line for urgent work).
 const NAMED: [(&str, u8); 4] = [("critical", 10), ("high", 8), ("normal", 5), ("low", 1)];
 
 /// Default priority.

@@ -1,43 +1,26 @@
 //! Least frequently used: evicts the entry read the fewest times, the least
 //! recently used among equals.
 
-use std::collections::BTreeSet;
-
+use super::ranked::Ranked;
 use super::{EntryInfo, Policy, Slot};
 
-/// Exact per-entry access counts, ordered in a B-tree (O(log n) per access).
+/// Exact per-entry access counts, ranked in a B-tree (O(log n) per access);
+/// among equal counts, the one read longest ago goes first.
 #[derive(Default)]
 pub struct Lfu {
-    /// Per slot: (access count, tick of last access).
-    meta: Vec<(u32, u64)>,
-    order: BTreeSet<(u32, u64, Slot)>,
-    tick: u64,
+    ranked: Ranked,
 }
 
 impl Lfu {
-    fn next_tick(&mut self) -> u64 {
-        self.tick += 1;
-        self.tick
-    }
-
     fn bump(&mut self, slot: Slot) {
-        let (count, tick) = self.meta[slot as usize];
-        self.order.remove(&(count, tick, slot));
-        let entry = (count.saturating_add(1), self.next_tick());
-        self.meta[slot as usize] = entry;
-        self.order.insert((entry.0, entry.1, slot));
+        let count = self.ranked.remove(slot);
+        self.ranked.place(slot, count.saturating_add(1));
     }
 }
 
 impl Policy for Lfu {
     fn on_insert(&mut self, slot: Slot, _info: EntryInfo) {
-        let i = slot as usize;
-        if i >= self.meta.len() {
-            self.meta.resize(i + 1, (0, 0));
-        }
-        let entry = (1, self.next_tick());
-        self.meta[i] = entry;
-        self.order.insert((entry.0, entry.1, slot));
+        self.ranked.place(slot, 1);
     }
 
     fn on_access(&mut self, slot: Slot, _hash: u64) {
@@ -49,19 +32,14 @@ impl Policy for Lfu {
     }
 
     fn on_remove(&mut self, slot: Slot) {
-        let (count, tick) = self.meta[slot as usize];
-        self.order.remove(&(count, tick, slot));
+        self.ranked.remove(slot);
     }
 
     fn victim(&mut self, newest: Slot) -> Option<Slot> {
-        self.order
-            .iter()
-            .map(|&(_, _, slot)| slot)
-            .find(|&slot| slot != newest)
+        self.ranked.first_except(newest)
     }
 
     fn clear(&mut self) {
-        self.meta.clear();
-        self.order.clear();
+        self.ranked.clear();
     }
 }

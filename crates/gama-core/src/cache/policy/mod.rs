@@ -4,6 +4,7 @@
 mod lfu;
 mod list;
 mod lru;
+mod ranked;
 mod sketch;
 mod tinylfu;
 mod ttl;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
+pub use super::budget::DeviceUsage;
 use super::budget::{Budget, OperationUsage, OverBudget, Pressure};
 use super::gpu::{DeviceInfo, GpuError, GpuPool};
 use super::host_pool::{HostBuffer, HostPool, PoolStats};
@@ -154,25 +155,6 @@ pub struct PressureEvent {
 /// A pressure listener.
 pub type PressureListener = Arc<dyn Fn(PressureEvent) + Send + Sync>;
 
-/// Usage of one device's budget.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DeviceUsage {
-    /// Bytes in use.
-    pub used: u64,
-    /// Usable bytes (budget less reserve).
-    pub total: u64,
-    /// `total - used`.
-    pub available: u64,
-    /// `used / total` in percent.
-    pub percentage: f64,
-    /// Most bytes used at once.
-    pub peak: u64,
-    /// Bytes held in reserve.
-    pub reserved: u64,
-    /// Bytes the pool holds for reuse (not in use).
-    pub pooled: u64,
-}
-
 /// Usage of the GPU.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuUsage {
@@ -302,7 +284,7 @@ impl MemoryManager {
         let Some(listener) = self.listener.read().clone() else {
             return;
         };
-        let percentage = self.budget(device).map_or(0.0, |b| b.usage().percentage);
+        let percentage = self.budget(device).map_or(0.0, |b| b.percentage());
         listener(PressureEvent {
             device,
             rising: change == Pressure::Rising,
@@ -415,7 +397,7 @@ impl MemoryManager {
 
     /// Usage of `device` in percent of its usable budget.
     pub fn percentage(&self, device: Device) -> f64 {
-        self.budget(device).map_or(0.0, |b| b.usage().percentage)
+        self.budget(device).map_or(0.0, |b| b.percentage())
     }
 
     /// Sets (or clears) the pressure listener.
@@ -436,7 +418,7 @@ impl MemoryManager {
         let host_budget = self.host.usage();
         let host = DeviceUsage {
             pooled: self.pool.stats().pooled_bytes,
-            ..device_usage(&host_budget)
+            ..host_budget.device
         };
         let mut by_operation = host_budget.by_operation;
         let gpu = self.gpu.as_ref().map(|g| {
@@ -456,7 +438,7 @@ impl MemoryManager {
             GpuUsage {
                 budget: DeviceUsage {
                     pooled: stats.reserved - stats.allocated,
-                    ..device_usage(&budget)
+                    ..budget.device
                 },
                 device: g.pool.device_info().unwrap_or_else(|_| DeviceInfo {
                     name: "CUDA device".into(),
@@ -587,18 +569,6 @@ fn percent(used: u64, total: u64) -> f64 {
         100.0
     } else {
         used as f64 * 100.0 / total as f64
-    }
-}
-
-fn device_usage(usage: &super::budget::Usage) -> DeviceUsage {
-    DeviceUsage {
-        used: usage.used,
-        total: usage.total,
-        available: usage.available,
-        percentage: usage.percentage,
-        peak: usage.peak,
-        reserved: usage.reserved,
-        pooled: 0,
     }
 }
 
