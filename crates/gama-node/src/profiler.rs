@@ -2,7 +2,6 @@
 //! bottlenecks, alerts, a stats snapshot and Prometheus text.
 
 use std::cell::RefCell;
-use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -424,35 +423,14 @@ impl PerformanceProfiler {
                     Ok(())
                 })?;
             let interval = self.watch.borrow().interval_ms;
-            // SAFETY: raw calls on the JS thread with live handles.
-            let timer = unsafe {
-                let raw = env.raw();
-                let mut global_object = ptr::null_mut();
-                sys::napi_get_global(raw, &mut global_object);
-                let mut set_interval = ptr::null_mut();
-                sys::napi_get_named_property(
-                    raw,
-                    global_object,
-                    c"setInterval".as_ptr(),
-                    &mut set_interval,
-                );
-                let mut ms = ptr::null_mut();
-                sys::napi_create_double(raw, interval, &mut ms);
-                let args = [tick.raw(), ms];
-                let mut timer = ptr::null_mut();
-                crate::js::errors::check_status(
-                    sys::napi_call_function(
-                        raw,
-                        global_object,
-                        set_interval,
-                        2,
-                        args.as_ptr(),
-                        &mut timer,
-                    ),
-                    "setInterval",
-                )?;
-                RawValue(timer)
-            };
+            let js = Js::new(env);
+            let global_object = js.global()?;
+            let set_interval = js.named(global_object, c"setInterval")?;
+            let timer = RawValue(js.call(
+                global_object,
+                set_interval,
+                &[tick.raw(), js.number(interval)?],
+            )?);
             let timer_object = convert::<Object>(env, timer.0)?;
             let unref: Function<(), RawValue> = timer_object.get_named_property("unref")?;
             unref.apply(timer_object, ())?;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use napi::bindgen_prelude::{
     Array, ClassInstance, FromNapiValue, JsObjectValue, MaybeTypeTag, Object, Unknown,
 };
-use napi::{sys, Env, JsValue, Result, ValueType};
+use napi::{Env, JsValue, Result, ValueType};
 
 use super::errors::{range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE};
-use super::napi::convert;
+use super::napi::{convert, Js};
 use gama_core::memory::{bytes_from_number, parse_size};
 use gama_core::suggest::nearest;
 
@@ -361,13 +361,8 @@ pub fn string_list(env: &Env, path: &str, value: &Unknown) -> Result<Vec<String>
 
 /// Element `i` of `array`, or None for a hole (of a sparse array).
 pub fn element<'env>(env: &Env, array: &Array<'env>, i: u32) -> Result<Option<Unknown<'env>>> {
-    let mut present = false;
-    super::errors::check_status(
-        // SAFETY: a live handle of this call; may run a Proxy trap.
-        unsafe { sys::napi_has_element(env.raw(), array.raw(), i, &mut present) },
-        "napi_has_element",
-    )?;
-    if !present {
+    // May run a Proxy trap.
+    if !Js::new(env).has_element(array.raw(), i)? {
         return Ok(None);
     }
     array.get(i)
@@ -375,42 +370,17 @@ pub fn element<'env>(env: &Env, array: &Array<'env>, i: u32) -> Result<Option<Un
 
 /// Whether `value` is an array.
 pub fn is_array(env: &Env, value: &Unknown) -> Result<bool> {
-    let mut array = false;
-    super::errors::check_status(
-        // SAFETY: a live handle of this call.
-        unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut array) },
-        "napi_is_array",
-    )?;
-    Ok(array)
+    Js::new(env).is_array(value.raw())
 }
 
 /// Own enumerable string keys of `object`.
 fn own_keys(env: &Env, object: &Object) -> Result<Vec<String>> {
-    let mut names = std::ptr::null_mut();
-    super::errors::check_status(
-        // SAFETY: a live handle of this call; may run a Proxy's ownKeys trap,
-        // no borrow of addon state is held here.
-        unsafe {
-            sys::napi_get_all_property_names(
-                env.raw(),
-                object.raw(),
-                sys::KeyCollectionMode::own_only,
-                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
-                sys::KeyConversion::numbers_to_strings,
-                &mut names,
-            )
-        },
-        "reading the option names",
-    )?;
-    // SAFETY: napi returned an array of strings.
-    let names = convert::<Array>(env, names)?;
-    let mut keys = Vec::new();
-    for i in 0..names.len() {
-        if let Some(key) = names.get::<String>(i)? {
-            keys.push(key);
-        }
-    }
-    Ok(keys)
+    // May run a Proxy's ownKeys trap; no borrow of addon state is held here.
+    Js::new(env)
+        .own_keys(object.raw())?
+        .into_iter()
+        .map(|key| convert::<String>(env, key))
+        .collect()
 }
 
 /// A number as JS prints it, kept short: `1e+300`, `NaN`, `-Infinity`, `0.7`, `512`.
@@ -477,16 +447,12 @@ pub fn describe(env: &Env, value: &Unknown) -> String {
         ValueType::Function => "a function".into(),
         ValueType::External => "an external".into(),
         ValueType::Object => {
+            let js = Js::new(env);
             if is_array(env, value).unwrap_or(false) {
-                let mut len = 0u32;
-                // SAFETY: a live handle, checked to be an array.
-                unsafe { sys::napi_get_array_length(env.raw(), value.raw(), &mut len) };
+                let len = js.array_length(value.raw()).unwrap_or(0);
                 return format!("an array of {len} items");
             }
-            let mut typed = false;
-            // SAFETY: a live handle of this call.
-            unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut typed) };
-            if typed {
+            if matches!(js.typed_array_info(value.raw()), Ok(Some(_))) {
                 return "a typed array".into();
             }
             "an object".into()
