@@ -1,6 +1,11 @@
 //! Safe, status-checked calls into N-API for the code that walks JS values
-//! call by call (structured cache values, keys, typed arrays): one method per
-//! N-API function used, so the rest of the binding holds no raw calls.
+//! call by call (structured cache values, keys, typed arrays, the settlement
+//! of JS batches): one method per N-API function used, so the rest of the
+//! binding holds no raw calls. It is used where napi-rs's typed `Object` /
+//! `Array` API does not fit: walking a value of unknown shape (a structured
+//! cache value, an option object) one handle at a time, and settling a
+//! batch's items in one pass on the drain; elsewhere the binding uses the
+//! typed API (`#[napi(object)]` results, `Function`, `PromiseRaw`).
 //!
 //! Invariants every method relies on (and states once here):
 //! - a `Js` is made only from an `&Env`, which napi-rs hands out on the JS
