@@ -18,6 +18,7 @@ const suites = {
   features: () => require('./features/index.js').run(),
   memory: () => require('./memory/index.js').run(),
   batch: () => require('./batch/index.js').run(),
+  scaling: () => require('./scaling/index.js').run(),
 };
 
 function parseArgs(argv) {

@@ -1,0 +1,62 @@
+// The scaling benchmark: extractFeaturesBatch and the BatchProcessor
+// (EXTRACT_FEATURES, MEASURE) at 1, 2, 4, ... threads up to the machine's
+// cores, each in its own process; throughput and parallel efficiency
+// (throughput / (threads x one thread's)), with torchaudio's curve on the
+// same cores when Python has it.
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const os = require('node:os');
+const path = require('node:path');
+
+const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+
+function measure(name, n, threads) {
+  const out = execFileSync(process.execPath, [path.join(__dirname, 'workloads.js'), name, String(n), String(threads)], {
+    encoding: 'utf8',
+    env: { ...process.env, RAYON_NUM_THREADS: String(threads) },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out).perSec;
+}
+
+/** 1, 2, 4, ... and the core count itself. */
+function threadCounts(cores) {
+  const counts = [];
+  for (let t = 1; t < cores; t *= 2) counts.push(t);
+  counts.push(cores);
+  return counts;
+}
+
+async function run() {
+  const line = (text) => console.log(`scaling  ${text}`);
+  const cores = os.cpus().length;
+  const counts = threadCounts(cores);
+  const clips = Number(process.env.GAMA_SCALING_CLIPS ?? 4000);
+  const hasTorch = spawnSync('python3', ['-c', 'import torchaudio'], { stdio: 'ignore' }).status === 0;
+  line(`workload: ${clips} one-second 16 kHz clips, logMel+mfcc+rms+zcr+centroid, nFft 512, hop 160, 64 mels, 13 MFCCs; efficiency = throughput / (threads x 1 thread)`);
+  const curve = (label, unit, goal, at) => {
+    const values = counts.map((t) => at(t));
+    const one = values[0];
+    const cells = counts.map((t, i) => `${t} ${t === 1 ? 'thread' : 'threads'} ${fmt(values[i])}${t === 1 ? '' : ` (${(values[i] / (one * t)).toFixed(2)})`}`);
+    const top = values[values.length - 1];
+    line(`${label}: gama-native ${fmt(top)} ${unit} on ${cores} | ${cells.join(' | ')} | speed-up ${(top / one).toFixed(1)}x (goal ${goal})`);
+    return { counts, values };
+  };
+  const single = measure('single', clips, 1);
+  line(`one-by-one extractFeatures on the JS thread: gama-native ${fmt(single)} audio-s/s (the reference of the processor's goal)`);
+  const results = { cores, single };
+  results.batch = curve('extractFeaturesBatch', 'audio-s/s', cores >= 16 ? '>= 12x one thread on 16 cores' : '>= 1.85x on 2 cores', (t) => measure('batch', clips, t));
+  results.processor = curve('BatchProcessor EXTRACT_FEATURES', 'clips/s', cores >= 16 ? '>= 10x one-by-one on 16 cores' : '>= 1.8x one-by-one on 2 cores', (t) => measure('processor', clips, t));
+  line(`BatchProcessor EXTRACT_FEATURES on ${cores} cores vs one-by-one extractFeatures: gama-native ${fmt(results.processor.values.at(-1))} clips/s | one-by-one ${fmt(single)} | ratio ${(results.processor.values.at(-1) / single).toFixed(2)}x one-by-one`);
+  results.measure = curve('BatchProcessor MEASURE (1,000 floats) via addItems', 'items/s', cores >= 16 ? '>= 1M items/s on 16 cores, never falling with threads' : 'never falling with threads', (t) => measure('measure', 100000, t));
+  if (hasTorch) {
+    const torch = counts.map((t) => JSON.parse(execFileSync('python3', [path.join(__dirname, 'torchaudio_bench.py'), String(t), '1024'], { encoding: 'utf8' })).perSec);
+    line(`torchaudio CPU (MelSpectrogram + dB + MFCC, batches of 64): ${counts.map((t, i) => `${t} ${t === 1 ? 'thread' : 'threads'} ${fmt(torch[i])}`).join(' | ')} audio-s/s | gama-native extractFeaturesBatch on ${cores} | vs torchaudio ${(results.batch.values.at(-1) / torch.at(-1)).toFixed(1)}x`);
+    results.torchaudio = { counts, values: torch };
+  } else {
+    line('torchaudio not found: its curve is skipped (it is on the GPU machine; `pip install torchaudio` here)');
+  }
+  return results;
+}
+
+module.exports = { run };

@@ -1,0 +1,67 @@
+// One measurement of the scaling benchmark per process, at a given thread
+// count (RAYON_NUM_THREADS sizes extractFeaturesBatch's pool; the
+// BatchProcessor gets `threads`), printing one JSON object.
+'use strict';
+const { extractFeatures, extractFeaturesBatch, BatchProcessor, BatchOperationType } = require('../../index.js');
+
+const SR = 16000;
+const FEATURES = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] };
+
+/** `n` distinct one-second clips (a tone with a little noise each). */
+function clips(n, len = SR) {
+  return Array.from({ length: n }, (_, c) => {
+    const a = new Float32Array(len);
+    for (let i = 0; i < len; i++) a[i] = 0.5 * Math.sin((i * (220 + c)) / SR * 2 * Math.PI) + 0.01 * Math.sin(i * 12.9898 + c);
+    return a;
+  });
+}
+
+/** Best (shortest) seconds of `rounds` runs after one warm-up run. */
+async function best(rounds, run) {
+  await run();
+  let t = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    const started = process.hrtime.bigint();
+    await run();
+    t = Math.min(t, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+  return t;
+}
+
+const cases = {
+  /** extractFeaturesBatch over `n` clips: audio-seconds per second. */
+  async batch(n) {
+    const data = clips(n);
+    return { perSec: n / (await best(3, () => extractFeaturesBatch(data, FEATURES))) };
+  },
+  /** The same clips one by one on the JS thread (the 1-thread reference of the processor). */
+  async single(n) {
+    const data = clips(Math.min(n, 1000));
+    return { perSec: data.length / (await best(3, async () => { for (const c of data) extractFeatures(c, FEATURES); })) };
+  },
+  /** BatchProcessor EXTRACT_FEATURES via addItems: clips per second. */
+  async processor(n, threads) {
+    const bp = new BatchProcessor({ threads, maxBatchSize: 16, maxConcurrentBatches: Math.max(4, threads * 2), featureOptions: FEATURES });
+    const data = clips(n);
+    const s = await best(3, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data));
+    await bp.close();
+    return { perSec: n / s };
+  },
+  /** BatchProcessor MEASURE (1,000 floats each) via addItems: items per second. */
+  async measure(n, threads) {
+    const bp = new BatchProcessor({ threads });
+    const data = clips(n, 1000);
+    const s = await best(3, () => bp.addItems(BatchOperationType.MEASURE, data));
+    await bp.close();
+    return { perSec: n / s };
+  },
+};
+
+const [name, n, threads] = process.argv.slice(2);
+cases[name](Number(n), Number(threads)).then(
+  (r) => process.stdout.write(JSON.stringify(r)),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
