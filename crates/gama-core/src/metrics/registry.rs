@@ -1,13 +1,14 @@
 //! The process-wide latency registry: one series per (component,
 //! operation), each an HDR histogram of everything recorded plus one per
 //! minute for the last hour, so summaries can cover "the last N minutes".
+//! Series are kept per shard of recording threads and merged when read.
 //! Native operations record here on their own; `profileOperation` records
 //! user code.
 //!
 //! Invariant: a series' `total` holds every sample of its minute histograms
 //! and every older one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,22 @@ impl Series {
             current.saturating_record(micros);
             self.total_time += elapsed;
             *current_time += elapsed;
+        }
+    }
+
+    /// Adds `other`'s samples (a shard's series of the same operation).
+    fn absorb(&mut self, other: &Series) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.total.add(&other.total);
+        self.total_time += other.total_time;
+        for (minute, h, time) in &other.minutes {
+            match self.minutes.iter_mut().find(|(m, _, _)| m == minute) {
+                Some((_, mine, my_time)) => {
+                    let _ = mine.add(h);
+                    *my_time += *time;
+                }
+                None => self.minutes.push((*minute, h.clone(), *time)),
+            }
         }
     }
 
@@ -153,10 +170,21 @@ pub struct Summary {
     pub share: f64,
 }
 
-/// All series.
+/// All series, sharded by recording thread: each thread records under its
+/// own shard's lock, so worker threads never wait on one another to record;
+/// reading merges the shards.
 pub struct Registry {
-    series: Mutex<HashMap<Key, Series>>,
+    shards: Box<[Mutex<HashMap<Key, Series>>]>,
     sources: Mutex<Vec<Weak<dyn Source>>>,
+}
+
+/// The shard index of the calling thread (threads take shards in turn).
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|i| *i)
 }
 
 /// The registry every native operation records into.
@@ -200,8 +228,9 @@ impl Default for Registry {
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
+        let shards = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 64));
         Registry {
-            series: Mutex::new(HashMap::new()),
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
             sources: Mutex::new(Vec::new()),
         }
     }
@@ -224,7 +253,7 @@ impl Registry {
         samples: impl Iterator<Item = Duration>,
     ) {
         let minute = minute_now();
-        let mut all = self.series.lock();
+        let mut all = self.shards[shard_index() % self.shards.len()].lock();
         let series = match all.get_mut(&KeyRef(component, operation)) {
             Some(series) => series,
             None => all
@@ -238,11 +267,18 @@ impl Registry {
     /// the last `last_minutes` minutes or everything, largest total time first.
     pub fn summaries(&self, component: Option<&str>, last_minutes: Option<u64>) -> Vec<Summary> {
         let now = minute_now();
-        let mut out: Vec<Summary> = self
-            .series
-            .lock()
+        let mut merged: HashMap<(Box<str>, Box<str>), Series> = HashMap::new();
+        for shard in self.shards.iter() {
+            for (k, s) in shard.lock().iter() {
+                merged
+                    .entry((k.0.clone(), k.1.clone()))
+                    .or_default()
+                    .absorb(s);
+            }
+        }
+        let mut out: Vec<Summary> = merged
             .iter()
-            .filter_map(|(k, s)| s.summary(&k.0, &k.1, now, last_minutes))
+            .filter_map(|((c, o), s)| s.summary(c, o, now, last_minutes))
             .collect();
         let sources: Vec<_> = {
             let mut list = self.sources.lock();
@@ -263,7 +299,9 @@ impl Registry {
 
     /// Forgets every series, the sources' included.
     pub fn clear(&self) {
-        self.series.lock().clear();
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
         let sources: Vec<_> = self
             .sources
             .lock()
@@ -303,5 +341,32 @@ mod tests {
         assert!(registry.summaries(Some("none"), None).is_empty());
         registry.clear();
         assert!(registry.summaries(None, None).is_empty());
+    }
+
+    #[test]
+    fn samples_recorded_on_many_threads_merge_into_one_series() {
+        let registry = std::sync::Arc::new(Registry::new());
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let registry = registry.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000u64 {
+                        registry.record(
+                            "batch",
+                            "run",
+                            Duration::from_micros(1 + (t * 1000 + i) % 100),
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let all = registry.summaries(None, None);
+        assert_eq!(all.len(), 1, "one series, whichever threads recorded it");
+        assert_eq!(all[0].count, 8000);
+        assert!((all[0].max_ms - 0.1).abs() < 0.001, "{:?}", all[0]);
+        assert_eq!(registry.summaries(None, Some(5))[0].count, 8000);
     }
 }
