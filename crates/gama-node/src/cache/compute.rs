@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use hashbrown::HashMap;
-use napi::bindgen_prelude::{CallbackContext, Function, PromiseRaw, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{CallbackContext, Function, PromiseRaw, Unknown};
 use napi::{Env, Error, JsValue, Result};
 
 use super::{js_value, WarmFailure, WarmResult};
@@ -19,7 +19,7 @@ use gama_core::cache::{EntryOptions, FeatureCache};
 use gama_core::error::ErrorClass;
 
 use crate::js::errors::error_value;
-use crate::js::napi::{unknown, Js};
+use crate::js::napi::{to_value, unknown, Js};
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 
@@ -28,11 +28,7 @@ fn is_promise(env: &Env, value: &Unknown) -> Result<bool> {
 }
 
 /// `value`, known to be a promise, as one to chain onto.
-fn as_promise<'env>(
-    env: &'env Env,
-    value: Unknown<'env>,
-) -> Result<PromiseRaw<'env, Unknown<'env>>> {
-    debug_assert!(is_promise(env, &value)?);
+fn as_promise(value: Unknown<'_>) -> Result<PromiseRaw<'_, Unknown<'_>>> {
     // SAFETY: the callers checked that `value` is a promise.
     unsafe { value.cast() }
 }
@@ -95,7 +91,7 @@ pub fn get_or_compute<'env>(
         };
         return Ok(unknown(env, settled));
     }
-    let promise = as_promise(env, produced)?;
+    let promise = as_promise(produced)?;
     let (on_ok, on_err) = (flights.clone(), flights.clone());
     let (ok_key, err_key) = (key.clone(), key.clone());
     let cache = cache.clone();
@@ -229,7 +225,7 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
         );
         return Ok(false);
     }
-    let promise = as_promise(env, produced)?;
+    let promise = as_promise(produced)?;
     let (on_ok, on_err) = (Rc::clone(state), Rc::clone(state));
     let (ok_key, err_key) = (key.to_string(), key.to_string());
     promise
@@ -304,9 +300,7 @@ fn pump(env: &Env, state: &WarmState) {
         loader.delete(env);
     }
     if let Some(deferred) = s.deferred.take() {
-        // SAFETY: napi-rs's conversion of a result object, with the live env
-        // of this call.
-        match unsafe { WarmResult::to_napi_value(env.raw(), result) } {
+        match to_value(env, result) {
             Ok(value) => deferred.resolve(env, value),
             Err(e) => deferred.reject(
                 env,

@@ -1,10 +1,10 @@
 //! JS errors that carry a `code`: `TypeError`, `RangeError`, `Error` or an
 //! `AbortError`, built in one place for thrown errors and rejections alike.
 
-use super::napi::convert;
+use super::napi::{convert, unknown};
 use gama_core::error::{Coded, ErrorClass};
 use napi::bindgen_prelude::{JsObjectValue, Object};
-use napi::{sys, Env, Error, JsError, JsRangeError, JsTypeError, JsValue, Result, Status, Unknown};
+use napi::{sys, Env, Error, JsError, JsRangeError, JsTypeError, JsValue, Result, Status};
 
 /// Code of a wrong-type argument, as Node's own APIs use it.
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
@@ -34,9 +34,7 @@ pub fn error_value(env: &Env, class: ErrorClass, code: &str, message: &str) -> s
 
 /// The error to throw for `class`, `code` and `message`.
 fn thrown(env: &Env, class: ErrorClass, code: &str, message: &str) -> Error {
-    let value = error_value(env, class, code, message);
-    // SAFETY: a live value of this env, just created.
-    Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    Error::from(unknown(env, error_value(env, class, code, message)))
 }
 
 /// The error to throw for an error of the core: its code, message and class.
