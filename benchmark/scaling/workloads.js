@@ -16,44 +16,59 @@ function clips(n, len = SR) {
   });
 }
 
-/** Best (shortest) seconds of `rounds` runs after one warm-up run. */
+/**
+ * Best (shortest) seconds of `rounds` runs after one warm-up run, and the
+ * JS thread's busy time in that run (event-loop utilisation's active time:
+ * the serial part every item pays on the one JS thread).
+ */
 async function best(rounds, run) {
   await run();
   let t = Infinity;
+  let jsMs = 0;
   for (let r = 0; r < rounds; r++) {
+    const elu = performance.eventLoopUtilization();
     const started = process.hrtime.bigint();
     await run();
-    t = Math.min(t, Number(process.hrtime.bigint() - started) / 1e9);
+    const s = Number(process.hrtime.bigint() - started) / 1e9;
+    if (s < t) {
+      t = s;
+      jsMs = performance.eventLoopUtilization(elu).active;
+    }
   }
-  return t;
+  return { s: t, jsMs };
+}
+
+/** What a case reports: throughput and the JS thread's ns per item. */
+function rate(n, { s, jsMs }) {
+  return { perSec: n / s, jsNsPerItem: (jsMs * 1e6) / n };
 }
 
 const cases = {
   /** extractFeaturesBatch over `n` clips: audio-seconds per second. */
   async batch(n) {
     const data = clips(n);
-    return { perSec: n / (await best(3, () => extractFeaturesBatch(data, FEATURES))) };
+    return rate(n, await best(3, () => extractFeaturesBatch(data, FEATURES)));
   },
   /** The same clips one by one on the JS thread (the 1-thread reference of the processor). */
   async single(n) {
     const data = clips(Math.min(n, 1000));
-    return { perSec: data.length / (await best(3, async () => { for (const c of data) extractFeatures(c, FEATURES); })) };
+    return rate(data.length, await best(3, async () => { for (const c of data) extractFeatures(c, FEATURES); }));
   },
   /** BatchProcessor EXTRACT_FEATURES via addItems: clips per second. */
   async processor(n, threads) {
     const bp = new BatchProcessor({ threads, maxBatchSize: 16, maxConcurrentBatches: Math.max(4, threads * 2), featureOptions: FEATURES });
     const data = clips(n);
-    const s = await best(3, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data));
+    const r = await best(3, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data));
     await bp.close();
-    return { perSec: n / s };
+    return rate(n, r);
   },
   /** BatchProcessor MEASURE (1,000 floats each) via addItems: items per second. */
   async measure(n, threads) {
     const bp = new BatchProcessor({ threads });
     const data = clips(n, 1000);
-    const s = await best(3, () => bp.addItems(BatchOperationType.MEASURE, data));
+    const r = await best(3, () => bp.addItems(BatchOperationType.MEASURE, data));
     await bp.close();
-    return { perSec: n / s };
+    return rate(n, r);
   },
 };
 

@@ -15,6 +15,11 @@ use super::value::CacheValue;
 use crate::metrics::{self, exposition::Gauge, Gauges};
 use crate::reaper::{self, Expiring};
 
+/// Latency series of the cache's reads and writes.
+static GET: metrics::Handle = metrics::Handle::new("cache", "get");
+static GET_MANY: metrics::Handle = metrics::Handle::new("cache", "getMany");
+static SET: metrics::Handle = metrics::Handle::new("cache", "set");
+
 /// One read in this many is timed for `averageAccessTime`.
 const ACCESS_SAMPLE_EVERY: u32 = 16;
 
@@ -77,7 +82,7 @@ impl FeatureCache {
         let elapsed = started.elapsed();
         store.record_access_time(elapsed);
         drop(store);
-        metrics::record("cache", "get", elapsed);
+        GET.record(elapsed);
         value
     }
 
@@ -91,7 +96,7 @@ impl FeatureCache {
             store.record_access_time(per_read);
         }
         drop(store);
-        metrics::record("cache", "getMany", started.elapsed());
+        GET_MANY.record(started.elapsed());
         values
     }
 
@@ -112,7 +117,7 @@ impl FeatureCache {
         let expires_at = store.insert(key, value, options)?;
         let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
         drop(store);
-        metrics::record("cache", "set", started.elapsed());
+        SET.record(started.elapsed());
         if earliest {
             reaper::wake_by(expires_at.expect("checked above"));
         }

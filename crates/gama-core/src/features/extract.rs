@@ -21,6 +21,9 @@ use super::options::{Feature, FeatureOptions, OptionError, PadMode};
 use super::window::window;
 use crate::metrics;
 
+/// Latency series of one extraction.
+static EXTRACT: metrics::Handle = metrics::Handle::new("features", "extract");
+
 /// Floor of `power_to_db` (librosa's `amin`).
 const AMIN: f32 = 1e-10;
 /// Most bytes the results of one extraction (or one `extractFeaturesBatch`
@@ -279,7 +282,7 @@ impl Extractor {
     ) -> Result<Features, ExtractError> {
         let started = Instant::now();
         let result = self.extract_dispatch(audio, keep_going);
-        metrics::record("features", "extract", started.elapsed());
+        EXTRACT.record(started.elapsed());
         result
     }
 

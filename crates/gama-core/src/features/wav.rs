@@ -13,6 +13,9 @@ use rubato::{FftFixedIn, Resampler};
 use crate::error::Coded;
 use crate::metrics;
 
+/// Latency series of `load_wav`.
+static LOAD_WAV: metrics::Handle = metrics::Handle::new("features", "load_wav");
+
 /// Samples read from a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodedAudio {
@@ -103,7 +106,7 @@ pub fn load_wav(
 ) -> Result<DecodedAudio, AudioError> {
     let started = Instant::now();
     let result = decode(path, sample_rate, mono);
-    metrics::record("features", "load_wav", started.elapsed());
+    LOAD_WAV.record(started.elapsed());
     result
 }
 

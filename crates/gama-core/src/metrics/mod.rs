@@ -8,4 +8,4 @@ pub mod gauges;
 pub mod registry;
 
 pub use gauges::{exposition, snapshot, Gauges};
-pub use registry::{enabled, global, record, record_many, set_enabled, Registry, Summary};
+pub use registry::{enabled, global, set_enabled, Handle, Registry, Summary};

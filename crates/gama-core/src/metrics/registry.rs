@@ -1,9 +1,10 @@
 //! The process-wide latency registry: one series per (component,
 //! operation), each an HDR histogram of everything recorded plus one per
 //! minute for the last hour, so summaries can cover "the last N minutes".
-//! Series are kept per shard of recording threads and merged when read.
-//! Native operations record here on their own; `profileOperation` records
-//! user code.
+//! Series are kept per shard of recording threads and merged when read;
+//! a name is resolved to a series index once (`Handle`), so recording a
+//! sample allocates nothing and looks nothing up. Native operations record
+//! here on their own; `profileOperation` records user code.
 //!
 //! Invariant: a series' `total` holds every sample of its minute histograms
 //! and every older one.
@@ -35,6 +36,43 @@ struct KeyRef<'a>(&'a str, &'a str);
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
         *key.0 == *self.0 && *key.1 == *self.1
+    }
+}
+
+/// Series names and their indices (an index, once given, never changes).
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Key, usize>,
+    list: Vec<Key>,
+}
+
+/// A series of the global registry named once: the first sample resolves
+/// the name to an index, later ones record by index alone.
+pub struct Handle {
+    component: &'static str,
+    operation: &'static str,
+    id: OnceLock<usize>,
+}
+
+impl Handle {
+    /// The series `component`/`operation` (resolved on first use).
+    pub const fn new(component: &'static str, operation: &'static str) -> Self {
+        Handle {
+            component,
+            operation,
+            id: OnceLock::new(),
+        }
+    }
+
+    /// Records one sample (when recording is enabled).
+    pub fn record(&self, elapsed: Duration) {
+        if enabled() {
+            let registry = global();
+            let id = *self
+                .id
+                .get_or_init(|| registry.resolve(self.component, self.operation));
+            registry.record_at(id, std::iter::once(elapsed));
+        }
     }
 }
 
@@ -174,7 +212,9 @@ pub struct Summary {
 /// own shard's lock, so worker threads never wait on one another to record;
 /// reading merges the shards.
 pub struct Registry {
-    shards: Box<[Mutex<HashMap<Key, Series>>]>,
+    names: Mutex<Names>,
+    /// Per shard, the series by index (`None` until that shard records it).
+    shards: Box<[Mutex<Vec<Option<Series>>>]>,
     sources: Mutex<Vec<Weak<dyn Source>>>,
 }
 
@@ -205,20 +245,6 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Records one sample in the global registry (when enabled).
-pub fn record(component: &str, operation: &str, elapsed: Duration) {
-    if enabled() {
-        global().record(component, operation, elapsed);
-    }
-}
-
-/// Records several samples of one series in the global registry (when enabled).
-pub fn record_many(component: &str, operation: &str, samples: impl Iterator<Item = Duration>) {
-    if enabled() {
-        global().record_many(component, operation, samples);
-    }
-}
-
 impl Default for Registry {
     fn default() -> Self {
         Self::new()
@@ -230,7 +256,8 @@ impl Registry {
     pub fn new() -> Self {
         let shards = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 64));
         Registry {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            names: Mutex::new(Names::default()),
+            shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
             sources: Mutex::new(Vec::new()),
         }
     }
@@ -252,34 +279,58 @@ impl Registry {
         operation: &str,
         samples: impl Iterator<Item = Duration>,
     ) {
+        self.record_at(self.resolve(component, operation), samples);
+    }
+
+    /// The index of series `component`/`operation`, given on first use.
+    fn resolve(&self, component: &str, operation: &str) -> usize {
+        let mut names = self.names.lock();
+        if let Some(&id) = names.ids.get(&KeyRef(component, operation)) {
+            return id;
+        }
+        let id = names.list.len();
+        names.list.push(Key(component.into(), operation.into()));
+        names
+            .ids
+            .insert(Key(component.into(), operation.into()), id);
+        id
+    }
+
+    /// Records samples of series `id` in the calling thread's shard.
+    fn record_at(&self, id: usize, samples: impl Iterator<Item = Duration>) {
         let minute = minute_now();
-        let mut all = self.shards[shard_index() % self.shards.len()].lock();
-        let series = match all.get_mut(&KeyRef(component, operation)) {
-            Some(series) => series,
-            None => all
-                .entry(Key(component.into(), operation.into()))
-                .or_default(),
-        };
-        series.record_many(minute, samples);
+        let mut shard = self.shards[shard_index() % self.shards.len()].lock();
+        if shard.len() <= id {
+            shard.resize_with(id + 1, || None);
+        }
+        shard[id]
+            .get_or_insert_with(Series::default)
+            .record_many(minute, samples);
     }
 
     /// Summaries of every series and source (or one component's), over
     /// the last `last_minutes` minutes or everything, largest total time first.
     pub fn summaries(&self, component: Option<&str>, last_minutes: Option<u64>) -> Vec<Summary> {
         let now = minute_now();
-        let mut merged: HashMap<(Box<str>, Box<str>), Series> = HashMap::new();
+        let mut merged: Vec<Series> = Vec::new();
         for shard in self.shards.iter() {
-            for (k, s) in shard.lock().iter() {
-                merged
-                    .entry((k.0.clone(), k.1.clone()))
-                    .or_default()
-                    .absorb(s);
+            for (id, series) in shard.lock().iter().enumerate() {
+                if let Some(series) = series {
+                    if merged.len() <= id {
+                        merged.resize_with(id + 1, Series::default);
+                    }
+                    merged[id].absorb(series);
+                }
             }
         }
-        let mut out: Vec<Summary> = merged
-            .iter()
-            .filter_map(|((c, o), s)| s.summary(c, o, now, last_minutes))
-            .collect();
+        let mut out: Vec<Summary> = {
+            let names = self.names.lock();
+            merged
+                .iter()
+                .zip(&names.list)
+                .filter_map(|(s, Key(c, o))| s.summary(c, o, now, last_minutes))
+                .collect()
+        };
         let sources: Vec<_> = {
             let mut list = self.sources.lock();
             list.retain(|s| s.strong_count() > 0);
@@ -341,6 +392,25 @@ mod tests {
         assert!(registry.summaries(Some("none"), None).is_empty());
         registry.clear();
         assert!(registry.summaries(None, None).is_empty());
+    }
+
+    #[test]
+    fn a_handle_records_into_its_global_series_from_any_thread() {
+        static SERIES: Handle = Handle::new("registry-test", "handle");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..25).for_each(|_| SERIES.record(Duration::from_micros(7))));
+            }
+        });
+        let all = global().summaries(Some("registry-test"), None);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!((all[0].operation.as_str(), all[0].count), ("handle", 100));
+        // Recording by name reaches the same series.
+        global().record("registry-test", "handle", Duration::from_micros(7));
+        assert_eq!(
+            global().summaries(Some("registry-test"), None)[0].count,
+            101
+        );
     }
 
     #[test]

@@ -18,6 +18,11 @@ use super::budget::{Budget, OperationUsage, OverBudget, Pressure};
 use super::gpu::{DeviceInfo, GpuError, GpuPool};
 use super::host_pool::{HostBuffer, HostPool, PoolStats};
 use super::suballoc::{self, Block, Strategy};
+use crate::metrics::Handle;
+
+/// Latency series of host and GPU allocations.
+static ALLOCATE_HOST: Handle = Handle::new("memory", "allocate_host");
+static ALLOCATE_GPU: Handle = Handle::new("memory", "allocate_gpu");
 use super::system::{system_memory, SystemMemory};
 use crate::error::Coded;
 use crate::reaper::{self, Expiring};
@@ -321,7 +326,7 @@ impl MemoryManager {
         self.counters
             .host_allocation_ns
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-        crate::metrics::record("memory", "allocate_host", elapsed);
+        ALLOCATE_HOST.record(elapsed);
         self.notify(Device::Host, change);
         Ok(HostLease {
             manager: self.arc(),
@@ -359,7 +364,7 @@ impl MemoryManager {
             }
         };
         self.counters.allocations.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::record("memory", "allocate_gpu", started.elapsed());
+        ALLOCATE_GPU.record(started.elapsed());
         self.notify(Device::Gpu, change);
         Ok(GpuLease {
             manager: self.arc(),
