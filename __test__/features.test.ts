@@ -100,6 +100,37 @@ test('extractFeaturesBatch equals one-by-one extraction', async () => {
   clips.forEach((clip, i) => assert.deepEqual(batch[i], extractFeatures(clip, options)))
 })
 
+test('a batch of mixed lengths, a long clip split over the pool among them, equals its clips one by one', async () => {
+  // 40 s next to short clips: the long one is split into pieces of frames.
+  const swell = (len: number, seed: number) => {
+    const a = new Float32Array(len)
+    for (let i = 0; i < len; i++) a[i] = (0.05 + 0.9 * Math.abs(Math.sin(i / 16000 * 0.3 + seed))) * Math.sin(i * 0.39 + seed)
+    return a
+  }
+  const clips = [swell(16000, 1), swell(640000, 2), swell(700, 3), swell(48000, 4)]
+  const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] }
+  const batch = await extractFeaturesBatch(clips, options)
+  clips.forEach((clip, i) => assert.deepEqual(batch[i], extractFeatures(clip, options), `clip ${i}`))
+})
+
+test('results stay intact after their clip and its other results are collected', async () => {
+  const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'rms'] }
+  const clip = new Float32Array(32000).map((_, i) => Math.sin(i / 7))
+  const expected = extractFeatures(clip, options)
+  let batch: ReturnType<typeof extractFeatures>[] | undefined = await extractFeaturesBatch([clip, clip, clip], options)
+  const kept = batch[1].logMel!.data
+  const keptRms = batch[2].rms!
+  batch = undefined
+  // Collect the dropped results (their memory returns to Rust) and churn
+  // the heap; the kept views must still read their own values.
+  for (let i = 0; i < 3; i++) {
+    await extractFeaturesBatch([clip, clip], options)
+    globalThis.gc?.()
+  }
+  assert.deepEqual(kept, expected.logMel!.data)
+  assert.deepEqual(keptRms, expected.rms)
+})
+
 test('bad input gets clear errors that name the parameter', async () => {
   const audio = new Float32Array(1600).fill(0.1)
   const cases: Array<[Float32Array, Record<string, unknown>, RegExp, string]> = [

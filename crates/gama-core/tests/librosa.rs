@@ -79,10 +79,11 @@ fn every_feature_matches_librosa_on_every_fixture() {
         let audio = floats(case["audio"].as_str().expect("audio"));
         let extractor = gama_core::features::shared_extractor(&options).expect("an extractor");
         let out = extractor.extract(&audio).expect("the fixture extracts");
-        for (feature, matrix) in &out.items {
+        for (feature, matrix) in out.iter() {
             let want = &case["features"][feature.name()];
             let expected = floats(want["data"].as_str().expect("data"));
             let FeatureMatrix { frames, bins, data } = matrix;
+            let (frames, bins) = (&frames, &bins);
             let place = format!("{name}/{}", feature.name());
             assert_eq!(data.len(), expected.len(), "{place}: length");
             if !feature.is_scalar() {

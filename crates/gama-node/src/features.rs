@@ -15,8 +15,8 @@ use crate::js::napi::convert;
 use crate::js::napi::Js;
 use crate::js::value::{new_float32_array, RawValue, TypedArrayView};
 use gama_core::features::{
-    load_wav, AudioError, DecodedAudio, ExtractError, ExtractParams, Feature, FeatureOptions,
-    Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
+    load_wav, AudioError, BatchRun, ClipResult, DecodedAudio, ExtractError, ExtractParams, Feature,
+    FeatureOptions, Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
 };
 
 /// Options of `extractFeatures`, named as librosa's parameters in camelCase
@@ -193,20 +193,29 @@ pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> 
 }
 
 /// Builds the JS result object: `{ name: { data, frames, bins } }`, or a
-/// bare Float32Array for per-frame scalar features.
+/// bare Float32Array for per-frame scalar features. The arrays are views of
+/// the clip's one result buffer (handed to JS without a copy when large).
 pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
+    let js = Js::new(env);
+    let frames = features.frames;
+    let (data, items) = features.into_parts();
+    let buffer = js.f32_buffer(data)?;
     let mut object = Object::new(env)?;
-    for (feature, matrix) in features.items {
-        let data = new_float32_array(Js::new(env), matrix.data.len(), |out| {
-            out.copy_from_slice(&matrix.data)
-        })?;
+    for (feature, span) in items {
+        let len = frames * span.bins;
+        let view = js.typed_array(
+            napi::sys::TypedarrayType::float32_array,
+            len,
+            buffer,
+            span.offset * std::mem::size_of::<f32>(),
+        )?;
         if feature.is_scalar() {
-            object.set_named_property(feature.name(), RawValue(data))?;
+            object.set_named_property(feature.name(), RawValue(view))?;
         } else {
             let mut entry = Object::new(env)?;
-            entry.set_named_property("data", RawValue(data))?;
-            entry.set_named_property("frames", matrix.frames as u32)?;
-            entry.set_named_property("bins", matrix.bins as u32)?;
+            entry.set_named_property("data", RawValue(view))?;
+            entry.set_named_property("frames", frames as u32)?;
+            entry.set_named_property("bins", span.bins as u32)?;
             object.set_named_property(feature.name(), entry)?;
         }
     }
@@ -245,21 +254,23 @@ pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> R
     to_js(&env, features)
 }
 
-/// Work of `extractFeaturesBatch`, run on the libuv pool and fanned out to
-/// the rayon pool over copies of the clips.
+/// The wait for `extractFeaturesBatch`'s clips, on the libuv pool (the
+/// clips themselves run on the rayon pool, each from the moment it is
+/// copied in).
 pub struct BatchExtract {
-    clips: Vec<Vec<f32>>,
-    options: FeatureOptions,
+    run: Option<BatchRun>,
 }
 
 impl Task for BatchExtract {
-    type Output = Vec<std::result::Result<Features, ExtractError>>;
+    type Output = Vec<ClipResult>;
     type JsValue = RawValue;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let extractor =
-            shared_extractor(&self.options).map_err(|e| napi::Error::from_reason(e.to_string()))?;
-        Ok(extractor.extract_all(&self.clips))
+        let run = self
+            .run
+            .take()
+            .ok_or_else(|| napi::Error::from_reason("the batch was already awaited"))?;
+        Ok(run.wait())
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
@@ -307,23 +318,32 @@ pub fn extract_features_batch(
     }
     // Grown as elements are read (a sparse array's length is not trusted):
     // the first hole or non-Float32Array is an error naming its index.
-    let mut copies = Vec::new();
+    let mut views = Vec::new();
     for i in 0..array.len() {
-        let path = format!("clips[{i}]");
-        let clip = element(&env, &array, i)?.ok_or_else(|| {
+        let clip = element(&env, &array, i)?;
+        let view = match &clip {
+            Some(clip) => TypedArrayView::of(Js::new(&env), clip.raw())?
+                .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array),
+            None => None,
+        };
+        views.push(view.ok_or_else(|| {
+            let got = clip.map_or_else(|| "a hole".to_string(), |c| describe(&env, &c));
             type_error(
                 &env,
                 INVALID_ARG_TYPE,
-                format!("{path} must be a Float32Array; got a hole"),
+                format!("clips[{i}] must be a Float32Array; got {got}"),
             )
-        })?;
-        copies.push(audio_arg(&env, &path, &clip)?);
+        })?);
     }
     // The results of the whole call must fit the limit, checked before any work.
     let extractor = shared_extractor(&options)
         .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
+    let clips = views
+        .iter()
+        .map(|v| v.elements::<f32>())
+        .collect::<Result<Vec<_>>>()?;
     let mut total = 0u64;
-    for (i, clip) in copies.iter().enumerate() {
+    for (i, clip) in clips.iter().enumerate() {
         match extractor.check_size(clip.len()) {
             Ok(bytes) => total = total.saturating_add(bytes),
             Err(e @ ExtractError::TooLarge { .. }) => return Err(extract_error(&env, e, Some(i))),
@@ -338,10 +358,16 @@ pub fn extract_features_batch(
         };
         return Err(coded_at(&env, "clips", &e));
     }
-    Ok(AsyncTask::new(BatchExtract {
-        clips: copies,
-        options,
-    }))
+    // Copies first (JS may change or detach the arrays once the call
+    // returns), then every clip starts on the pool. Copying and starting
+    // clip by clip was measured: the JS thread then competes with the
+    // workers for cores, and the batch took longer.
+    let copies: Vec<Vec<f32>> = clips.iter().map(|c| c.to_vec()).collect();
+    let mut run = BatchRun::new(extractor, copies.len());
+    for (i, clip) in copies.into_iter().enumerate() {
+        run.push(i, clip);
+    }
+    Ok(AsyncTask::new(BatchExtract { run: Some(run) }))
 }
 
 /// Options of `loadAudio`.

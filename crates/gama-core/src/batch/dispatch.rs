@@ -359,10 +359,16 @@ impl Engine {
 
     /// Runs one native item, turning a panic into an error.
     fn run_item(&self, item: &Item, deadline: Option<Instant>) -> Result<Output, ItemError> {
-        let mut last = 0.0f32;
-        let mut progress = |fraction: f32| {
-            if item.wants_progress && fraction - last >= PROGRESS_STEP && fraction < 1.0 {
-                last = fraction;
+        // Held while reporting, so reports from the pieces of a split clip
+        // reach JS in rising order.
+        let last = parking_lot::Mutex::new(0.0f32);
+        let progress = |fraction: f32| {
+            if !item.wants_progress || fraction >= 1.0 {
+                return;
+            }
+            let mut last = last.lock();
+            if fraction - *last >= PROGRESS_STEP {
+                *last = fraction;
                 self.sink.deliver(Event::Progress {
                     id: item.id,
                     stage: Stage::Running,
@@ -373,7 +379,7 @@ impl Engine {
         let mut control = Control {
             stop: &item.stop,
             deadline,
-            progress: &mut progress,
+            progress: &progress,
         };
         catch_unwind(AssertUnwindSafe(|| {
             native::run(item, self.cache.as_ref(), &mut control)

@@ -1,7 +1,7 @@
 //! The built-in operations, run on the pool: EXTRACT_FEATURES (through the
 //! feature cache when one is attached), ANALYZE and MEASURE.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::item::{
@@ -10,7 +10,7 @@ use super::item::{
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
 use crate::features::{
-    shared_extractor, ExtractError, Extractor, Feature, FeatureMatrix, FeatureOptions, Features,
+    shared_extractor, ExtractError, Extractor, Feature, FeatureOptions, Features,
 };
 
 /// How a running item is stopped and how it reports progress.
@@ -19,8 +19,9 @@ pub struct Control<'a> {
     pub stop: &'a Stop,
     /// When the item's batch times out.
     pub deadline: Option<Instant>,
-    /// Called with the fraction done.
-    pub progress: &'a mut dyn FnMut(f32),
+    /// Called with the fraction done, from any of the pool's threads (a
+    /// long clip is split over them).
+    pub progress: &'a (dyn Fn(f32) + Sync),
 }
 
 impl Control<'_> {
@@ -120,16 +121,16 @@ fn extract(
     control: &mut Control,
 ) -> Result<Features, ItemError> {
     let frames = frames.max(1);
-    let mut stopped = None;
-    let result = extractor.extract_with(samples, &mut |done| {
+    let stopped = OnceLock::new();
+    let result = extractor.extract_parallel(samples, &|done| {
         if let Some(reason) = control.stop_reason() {
-            stopped = Some(reason);
+            let _ = stopped.set(reason);
             return false;
         }
         (control.progress)(done as f32 / frames as f32);
         true
     });
-    match (result, stopped) {
+    match (result, stopped.into_inner()) {
         (Ok(features), _) => Ok(features),
         (Err(_), Some(reason)) => Err(reason),
         (Err(e), None) => Err(extract_error(e)),
@@ -147,34 +148,31 @@ fn cached(
     frames: usize,
     features: &[Feature],
 ) -> Option<Features> {
-    let mut items = Vec::with_capacity(features.len());
+    let mut matrices = Vec::with_capacity(features.len());
     for &feature in features {
-        let matrix = cache.get_with(&feature_key(key, feature), |value| match value {
-            CacheValue::Float32(data) if frames > 0 && data.len() % frames == 0 => {
-                Some(FeatureMatrix {
-                    frames,
-                    bins: data.len() / frames,
-                    data: data.to_vec(),
-                })
-            }
+        if matrices.iter().any(|(f, _)| *f == feature) {
+            continue;
+        }
+        let values = cache.get_with(&feature_key(key, feature), |value| match value {
+            CacheValue::Float32(data) => Some(data.clone()),
             _ => None,
         })??;
-        items.push((feature, matrix));
+        matrices.push((feature, values));
     }
-    Some(Features { frames, items })
+    Features::from_matrices(frames, matrices.iter().map(|(f, v)| (*f, &v[..])))
 }
 
 fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
-    let per_feature = cost / features.items.len().max(1) as u32;
-    for (feature, matrix) in &features.items {
+    let per_feature = cost / features.len().max(1) as u32;
+    for (feature, matrix) in features.iter() {
         let options = EntryOptions {
             compute_cost: per_feature,
             ..EntryOptions::default()
         };
         // A value too large for the cache is simply not cached.
         let _ = cache.insert(
-            &feature_key(key, *feature),
-            CacheValue::Float32(Arc::from(matrix.data.as_slice())),
+            &feature_key(key, feature),
+            CacheValue::Float32(Arc::from(matrix.data)),
             options,
         );
     }
@@ -264,7 +262,10 @@ pub fn analyze(samples: &[f32], sample_rate: f64) -> Result<Analysis, ItemError>
         .map_err(|e| ItemError::new(ItemErrorKind::Invalid, "ERR_OUT_OF_RANGE", e.to_string()))?
         .extract(samples)
         .map_err(extract_error)?;
-    let values = &centroid.items[0].1.data;
+    let values = centroid
+        .get(Feature::SpectralCentroid)
+        .expect("the centroid was asked for")
+        .data;
     Ok(Analysis {
         duration: samples.len() as f64 / sample_rate,
         peak,

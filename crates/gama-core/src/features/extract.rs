@@ -4,6 +4,7 @@
 //! the real and one as the imaginary part of a complex FFT, which halves the
 //! FFT work; the frame loop allocates nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -38,47 +39,117 @@ const ZC_THRESHOLD: f32 = 1e-10;
 /// Frames between two calls of the progress / cancellation callback.
 const CHECK_EVERY: usize = 256;
 
+/// Where one feature lies in a result buffer: `frames * bins` values,
+/// frame-major, from `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First value's index in the buffer.
+    pub offset: usize,
+    /// Values per frame (1 for scalar features).
+    pub bins: usize,
+}
+
 /// One computed feature: `frames` rows of `bins` values, frame-major.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FeatureMatrix {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FeatureMatrix<'a> {
     /// Rows.
     pub frames: usize,
     /// Values per row (1 for scalar features).
     pub bins: usize,
     /// `frames * bins` values.
-    pub data: Vec<f32>,
+    pub data: &'a [f32],
 }
 
-impl FeatureMatrix {
-    fn zeros(frames: usize, bins: usize) -> Self {
-        FeatureMatrix {
-            frames,
-            bins,
-            data: vec![0.0; frames * bins],
-        }
-    }
-
-    fn row_mut(&mut self, f: usize) -> &mut [f32] {
-        &mut self.data[f * self.bins..(f + 1) * self.bins]
-    }
-}
-
-/// What one extraction produced, in the order the features were asked for.
+/// What one extraction produced: every feature in one buffer (so a result
+/// is one allocation, handed on whole), in the order they were asked for.
+///
+/// Invariant: the spans lie inside `data`, in order, without overlapping.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Features {
     /// Frames of every feature.
     pub frames: usize,
-    /// The features.
-    pub items: Vec<(Feature, FeatureMatrix)>,
+    data: Vec<f32>,
+    items: Vec<(Feature, Span)>,
 }
 
 impl Features {
+    /// Zeros for `frames` frames of each `(feature, bins)`, laid out in order.
+    fn zeros(frames: usize, layout: impl IntoIterator<Item = (Feature, usize)>) -> Self {
+        let mut offset = 0;
+        let items: Vec<(Feature, Span)> = layout
+            .into_iter()
+            .map(|(feature, bins)| {
+                let span = Span { offset, bins };
+                offset += frames * bins;
+                (feature, span)
+            })
+            .collect();
+        Features {
+            frames,
+            data: vec![0.0; offset],
+            items,
+        }
+    }
+
+    /// Features gathered from separate matrices of `frames` rows each
+    /// (e.g. read back from a cache); `None` when a matrix's length is not
+    /// a whole number of rows.
+    pub fn from_matrices<'a>(
+        frames: usize,
+        matrices: impl IntoIterator<Item = (Feature, &'a [f32])>,
+    ) -> Option<Self> {
+        let mut data = Vec::new();
+        let mut items = Vec::new();
+        for (feature, values) in matrices {
+            if frames == 0 || values.len() % frames != 0 {
+                return None;
+            }
+            let span = Span {
+                offset: data.len(),
+                bins: values.len() / frames,
+            };
+            data.extend_from_slice(values);
+            items.push((feature, span));
+        }
+        Some(Features {
+            frames,
+            data,
+            items,
+        })
+    }
+
     /// The matrix of `feature`, if it was computed.
-    pub fn get(&self, feature: Feature) -> Option<&FeatureMatrix> {
-        self.items
-            .iter()
-            .find(|(f, _)| *f == feature)
-            .map(|(_, m)| m)
+    pub fn get(&self, feature: Feature) -> Option<FeatureMatrix<'_>> {
+        self.iter().find(|(f, _)| *f == feature).map(|(_, m)| m)
+    }
+
+    /// Every feature with its matrix, in the order asked for.
+    pub fn iter(&self) -> impl Iterator<Item = (Feature, FeatureMatrix<'_>)> {
+        self.items.iter().map(|(feature, span)| {
+            let len = self.frames * span.bins;
+            let matrix = FeatureMatrix {
+                frames: self.frames,
+                bins: span.bins,
+                data: &self.data[span.offset..span.offset + len],
+            };
+            (*feature, matrix)
+        })
+    }
+
+    /// Features computed.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no feature was computed.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The buffer and where each feature lies in it, to hand the memory on
+    /// without a copy.
+    pub fn into_parts(self) -> (Vec<f32>, Vec<(Feature, Span)>) {
+        (self.data, self.items)
     }
 }
 
@@ -145,20 +216,127 @@ pub struct Extractor {
     freqs: Vec<f32>,
 }
 
-/// Per-frame outputs of the spectral features being computed.
-struct SpectralOutputs {
-    stft: FeatureMatrix,
-    power: FeatureMatrix,
-    mel: FeatureMatrix,
-    /// Log-mel in dB before the `top_db` floor (needed by logMel and mfcc).
-    log_mel: FeatureMatrix,
-    /// Highest dB value seen so far.
-    peak_db: f32,
-    chroma: FeatureMatrix,
-    centroid: FeatureMatrix,
-    bandwidth: FeatureMatrix,
-    rolloff: FeatureMatrix,
-    flatness: FeatureMatrix,
+/// Frames per piece when a long clip is split over the pool. Even, so the
+/// two-frames-one-FFT pairs are those of an unsplit run and results do not
+/// depend on the split.
+const PIECE_FRAMES: usize = 256;
+
+/// Clips of at least this many frames are split into pieces by
+/// `extract_parallel` (shorter ones cost less than a split saves).
+const SPLIT_FRAMES: usize = 2 * PIECE_FRAMES;
+
+/// Reports frames done to the caller's `keep_going` from any piece.
+struct Progress<'a> {
+    done: AtomicUsize,
+    keep_going: &'a (dyn Fn(usize) -> bool + Sync),
+    /// Whether the clip is split (each piece then reports its last frames).
+    split: bool,
+}
+
+impl Progress<'_> {
+    /// Counts `frames` more as done and asks whether to go on.
+    fn advance(&self, frames: usize) -> bool {
+        (self.keep_going)(self.done.fetch_add(frames, Ordering::Relaxed) + frames)
+    }
+}
+
+/// The output rows of one range of frames: per feature (indexed by
+/// `Feature as usize`) its rows in the result buffer, and the log-mel rows
+/// MFCCs are computed from (logMel's own rows, or scratch).
+///
+/// Invariant: `rows[i]` holds `frames * bins[i]` values (`bins[i]` is 0 for
+/// features not computed and for logMel, which lives in `log_mel`).
+struct Piece<'a> {
+    first: usize,
+    frames: usize,
+    rows: [&'a mut [f32]; Feature::ALL.len()],
+    bins: [usize; Feature::ALL.len()],
+    log_mel: &'a mut [f32],
+    n_mels: usize,
+}
+
+impl<'a> Piece<'a> {
+    /// The rows of every feature in `features`; log-mel rows go to
+    /// `scratch` unless logMel itself was asked for.
+    fn of(features: &'a mut Features, scratch: &'a mut [f32], n_mels: usize) -> Self {
+        let Features {
+            frames,
+            data,
+            items,
+        } = features;
+        let mut rows: [&mut [f32]; Feature::ALL.len()] = Default::default();
+        let mut bins = [0; Feature::ALL.len()];
+        let mut log_mel = scratch;
+        let mut rest: &mut [f32] = data;
+        for (feature, span) in items.iter() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(*frames * span.bins);
+            rest = tail;
+            if *feature == Feature::LogMel {
+                log_mel = head;
+            } else {
+                rows[*feature as usize] = head;
+                bins[*feature as usize] = span.bins;
+            }
+        }
+        Piece {
+            first: 0,
+            frames: *frames,
+            rows,
+            bins,
+            n_mels: if log_mel.is_empty() { 0 } else { n_mels },
+            log_mel,
+        }
+    }
+
+    /// Row `frame` (counted from the clip's start) of `feature`.
+    #[inline(always)]
+    fn row(&mut self, feature: Feature, frame: usize) -> &mut [f32] {
+        let bins = self.bins[feature as usize];
+        let at = (frame - self.first) * bins;
+        &mut self.rows[feature as usize][at..at + bins]
+    }
+
+    /// Log-mel row `frame`.
+    #[inline(always)]
+    fn log_mel_row(&mut self, frame: usize) -> &mut [f32] {
+        let at = (frame - self.first) * self.n_mels;
+        &mut self.log_mel[at..at + self.n_mels]
+    }
+
+    /// Splits the piece after its first `frames` frames.
+    fn split(self, frames: usize) -> (Piece<'a>, Piece<'a>) {
+        let mut head: [&mut [f32]; Feature::ALL.len()] = Default::default();
+        let mut tail: [&mut [f32]; Feature::ALL.len()] = Default::default();
+        for (i, rows) in self.rows.into_iter().enumerate() {
+            (head[i], tail[i]) = rows.split_at_mut(frames * self.bins[i]);
+        }
+        let (log_head, log_tail) = self.log_mel.split_at_mut(frames * self.n_mels);
+        let piece = |first, count, rows, log_mel| Piece {
+            first,
+            frames: count,
+            rows,
+            bins: self.bins,
+            log_mel,
+            n_mels: self.n_mels,
+        };
+        (
+            piece(self.first, frames, head, log_head),
+            piece(self.first + frames, self.frames - frames, tail, log_tail),
+        )
+    }
+
+    /// Pieces of at most `PIECE_FRAMES` frames.
+    fn pieces(self) -> Vec<Piece<'a>> {
+        let mut out = Vec::with_capacity(self.frames.div_ceil(PIECE_FRAMES));
+        let mut rest = self;
+        while rest.frames > PIECE_FRAMES {
+            let (head, tail) = rest.split(PIECE_FRAMES);
+            out.push(head);
+            rest = tail;
+        }
+        out.push(rest);
+        out
+    }
 }
 
 /// Scratch rows reused for every frame.
@@ -261,63 +439,53 @@ impl Extractor {
         Ok(bytes)
     }
 
-    /// Computes the requested features of `audio`.
+    /// Computes the requested features of `audio` on the calling thread.
     pub fn extract(&self, audio: &[f32]) -> Result<Features, ExtractError> {
-        self.extract_with(audio, &mut |_| true)
+        self.extract_with(audio, &|_| true)
     }
 
-    /// `extract` of every clip, spread over the rayon pool it runs in; one
-    /// result per clip, in order.
-    pub fn extract_all(&self, clips: &[Vec<f32>]) -> Vec<Result<Features, ExtractError>> {
-        clips.par_iter().map(|clip| self.extract(clip)).collect()
-    }
-
-    /// Like `extract`, calling `keep_going(frames_done)` every 256 frames and
-    /// at the end; when it returns false the extraction stops with
+    /// Like `extract`, calling `keep_going(frames_done)` every 256 frames
+    /// and at the end; when it returns false the extraction stops with
     /// `ExtractError::Cancelled`. Its time is recorded as `features.extract`.
     pub fn extract_with(
         &self,
         audio: &[f32],
-        keep_going: &mut dyn FnMut(usize) -> bool,
+        keep_going: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Features, ExtractError> {
+        self.run(audio, keep_going, false)
+    }
+
+    /// `extract_with` that splits a long clip into pieces of frames run in
+    /// parallel on the rayon pool it is called from (results are the same
+    /// as unsplit); `keep_going` may then be called from any of its threads.
+    pub fn extract_parallel(
+        &self,
+        audio: &[f32],
+        keep_going: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Features, ExtractError> {
+        self.run(audio, keep_going, true)
+    }
+
+    fn run(
+        &self,
+        audio: &[f32],
+        keep_going: &(dyn Fn(usize) -> bool + Sync),
+        parallel: bool,
     ) -> Result<Features, ExtractError> {
         let started = Instant::now();
-        let result = self.extract_dispatch(audio, keep_going);
+        let result = self.compute(audio, keep_going, parallel);
         EXTRACT.record(started.elapsed());
         result
     }
 
-    /// The fastest build of the extraction loop this CPU runs.
-    fn extract_dispatch(
+    /// Checks the input, lays out the result and fills it piece by piece:
+    /// every per-frame feature first, then (once the clip's loudest log-mel
+    /// value is known) the `top_db` floor and the MFCCs.
+    fn compute(
         &self,
         audio: &[f32],
-        keep_going: &mut dyn FnMut(usize) -> bool,
-    ) -> Result<Features, ExtractError> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports every feature the function is compiled for.
-            return unsafe { self.extract_avx2(audio, keep_going) };
-        }
-        self.extract_portable(audio, keep_going)
-    }
-
-    /// `extract_portable` compiled for AVX2 and FMA: the same code, with the
-    /// kernels inlined into it vectorised eight lanes wide.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn extract_avx2(
-        &self,
-        audio: &[f32],
-        keep_going: &mut dyn FnMut(usize) -> bool,
-    ) -> Result<Features, ExtractError> {
-        self.extract_portable(audio, keep_going)
-    }
-
-    #[inline(always)]
-    fn extract_portable(
-        &self,
-        audio: &[f32],
-        keep_going: &mut dyn FnMut(usize) -> bool,
+        keep_going: &(dyn Fn(usize) -> bool + Sync),
+        parallel: bool,
     ) -> Result<Features, ExtractError> {
         if audio.is_empty() {
             return Err(ExtractError::Empty);
@@ -330,32 +498,124 @@ impl Extractor {
             });
         }
         let o = &self.options;
-        let st = self.stages;
         self.check_size(audio.len())?;
         let frames = self.frame_count(audio.len())?;
-        let (n, hop, bins) = (o.n_fft, o.hop_length, o.n_fft / 2 + 1);
+        let mut seen = Vec::with_capacity(o.features.len());
+        for &f in &o.features {
+            if !seen.contains(&f) {
+                seen.push(f);
+            }
+        }
+        let mut features = Features::zeros(frames, seen.iter().map(|&f| (f, self.bins(f))));
+        let mut scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
+            vec![0f32; frames * o.n_mels]
+        } else {
+            Vec::new()
+        };
+        let whole = Piece::of(&mut features, &mut scratch, o.n_mels);
+        let mut pieces = if parallel && frames >= SPLIT_FRAMES {
+            whole.pieces()
+        } else {
+            vec![whole]
+        };
+        let progress = Progress {
+            done: AtomicUsize::new(0),
+            keep_going,
+            split: pieces.len() > 1,
+        };
+        let peak = |piece: &mut Piece| self.per_frame_dispatch(audio, piece, &progress);
+        let peak_db = if pieces.len() > 1 {
+            pieces
+                .par_iter_mut()
+                .map(peak)
+                .try_reduce(|| f32::NEG_INFINITY, |a, b| Ok(a.max(b)))?
+        } else {
+            pieces
+                .iter_mut()
+                .map(peak)
+                .try_fold(f32::NEG_INFINITY, |a, b| b.map(|b| a.max(b)))?
+        };
+        if !keep_going(frames) {
+            return Err(ExtractError::Cancelled);
+        }
+        if self.stages.log_mel {
+            // power_to_db's top_db floor needs the peak of the whole matrix.
+            let floor = o
+                .top_db
+                .map_or(f32::NEG_INFINITY, |top| peak_db - top as f32);
+            let finish = |piece: &mut Piece| self.finish_dispatch(piece, floor);
+            if pieces.len() > 1 {
+                pieces.par_iter_mut().for_each(finish);
+            } else {
+                pieces.iter_mut().for_each(finish);
+            }
+        }
+        drop(pieces);
+        Ok(features)
+    }
+
+    /// Values per frame of `feature`.
+    fn bins(&self, feature: Feature) -> usize {
+        let o = &self.options;
+        match feature {
+            Feature::Stft | Feature::Power => o.n_fft / 2 + 1,
+            Feature::Mel | Feature::LogMel => o.n_mels,
+            Feature::Mfcc => o.n_mfcc,
+            Feature::Chroma => N_CHROMA,
+            _ => 1,
+        }
+    }
+
+    /// `per_frame` in the fastest build this CPU runs.
+    fn per_frame_dispatch(
+        &self,
+        audio: &[f32],
+        piece: &mut Piece,
+        progress: &Progress,
+    ) -> Result<f32, ExtractError> {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports every feature the function is compiled for.
+            return unsafe { self.per_frame_avx2(audio, piece, progress) };
+        }
+        self.per_frame(audio, piece, progress)
+    }
+
+    /// `per_frame` compiled for AVX2 and FMA: the same code, with the
+    /// kernels inlined into it vectorised eight lanes wide.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn per_frame_avx2(
+        &self,
+        audio: &[f32],
+        piece: &mut Piece,
+        progress: &Progress,
+    ) -> Result<f32, ExtractError> {
+        self.per_frame(audio, piece, progress)
+    }
+
+    /// Every per-frame feature of the piece's frames (spectral ones from a
+    /// shared FFT, RMS and ZCR from the samples); returns the highest
+    /// log-mel dB value among them.
+    #[inline(always)]
+    fn per_frame(
+        &self,
+        audio: &[f32],
+        piece: &mut Piece,
+        progress: &Progress,
+    ) -> Result<f32, ExtractError> {
+        let o = &self.options;
+        let st = self.stages;
+        let (n, bins) = (o.n_fft, o.n_fft / 2 + 1);
         let framer = Framer {
             audio,
             offset: if o.center { n / 2 } else { 0 },
             n,
-            hop,
+            hop: o.hop_length,
             mode: o.pad_mode,
         };
-
-        let matrix =
-            |on: bool, width: usize| FeatureMatrix::zeros(if on { frames } else { 0 }, width);
-        let mut out = SpectralOutputs {
-            stft: matrix(st.wants(Feature::Stft), bins),
-            power: matrix(st.wants(Feature::Power), bins),
-            mel: matrix(st.wants(Feature::Mel), o.n_mels),
-            log_mel: matrix(st.log_mel, o.n_mels),
-            peak_db: f32::NEG_INFINITY,
-            chroma: matrix(st.wants(Feature::Chroma), N_CHROMA),
-            centroid: matrix(st.wants(Feature::SpectralCentroid), 1),
-            bandwidth: matrix(st.wants(Feature::SpectralBandwidth), 1),
-            rolloff: matrix(st.wants(Feature::SpectralRolloff), 1),
-            flatness: matrix(st.wants(Feature::SpectralFlatness), 1),
-        };
+        let (first, end) = (piece.first, piece.first + piece.frames);
+        let mut peak_db = f32::NEG_INFINITY;
         if st.spectrum {
             let mut buffer = vec![Complex::new(0f64, 0f64); n];
             let mut scratch = vec![Complex::new(0f64, 0f64); self.fft.get_inplace_scratch_len()];
@@ -366,13 +626,17 @@ impl Extractor {
                 mel: vec![0f32; o.n_mels],
             };
             let (mut edge_a, mut edge_b) = (vec![0f32; n], vec![0f32; n]);
-            let mut f = 0;
-            while f < frames {
-                if f % CHECK_EVERY < 2 && f > 0 && !keep_going(f) {
-                    return Err(ExtractError::Cancelled);
+            let mut since = 0;
+            let mut f = first;
+            while f < end {
+                if since >= CHECK_EVERY {
+                    if !progress.advance(since) {
+                        return Err(ExtractError::Cancelled);
+                    }
+                    since = 0;
                 }
                 let a = framer.frame(f, &mut edge_a);
-                let b = (f + 1 < frames).then(|| framer.frame(f + 1, &mut edge_b));
+                let b = (f + 1 < end).then(|| framer.frame(f + 1, &mut edge_b));
                 match b {
                     Some(b) => {
                         for (((z, x), y), w) in buffer.iter_mut().zip(a).zip(b).zip(&self.window) {
@@ -397,76 +661,74 @@ impl Extractor {
                 if silent_b {
                     pow_b.fill(0.0);
                 }
-                self.frame_features(f, &pow_a, &mut rows, &mut out);
+                peak_db = peak_db.max(self.frame_features(f, &pow_a, &mut rows, piece));
                 if b.is_some() {
-                    self.frame_features(f + 1, &pow_b, &mut rows, &mut out);
+                    peak_db = peak_db.max(self.frame_features(f + 1, &pow_b, &mut rows, piece));
                 }
                 f += 2;
+                since += 2;
+            }
+            if progress.split && !progress.advance(since) {
+                return Err(ExtractError::Cancelled);
             }
         }
-        if !keep_going(frames) {
-            return Err(ExtractError::Cancelled);
-        }
-
-        let rms = st.wants(Feature::Rms).then(|| frame_rms(&framer, frames));
-        let zcr = st
-            .wants(Feature::Zcr)
-            .then(|| zero_crossing_rate(audio, frames, o));
-        // power_to_db's top_db floor needs the peak of the whole matrix, so
-        // it (and the MFCCs of the floored rows) come in one pass afterwards.
-        let mut mfcc = st
-            .wants(Feature::Mfcc)
-            .then(|| FeatureMatrix::zeros(frames, o.n_mfcc));
-        if st.log_mel {
-            let floor = o
-                .top_db
-                .map_or(f32::NEG_INFINITY, |top| out.peak_db - top as f32);
-            for f in 0..frames {
-                let row = out.log_mel.row_mut(f);
-                row.iter_mut().for_each(|v| *v = v.max(floor));
-                if let (Some(m), Some(dct)) = (mfcc.as_mut(), &self.dct) {
-                    dct.apply(row, m.row_mut(f));
-                }
+        if st.wants(Feature::Rms) {
+            let mut edge = vec![0f32; n];
+            for f in first..end {
+                let frame = framer.frame(f, &mut edge);
+                piece.row(Feature::Rms, f)[0] = (dot(frame, frame) / n as f32).sqrt();
             }
         }
-        let log_mel = st.wants(Feature::LogMel).then_some(out.log_mel);
-
-        let mut slots = [
-            (Feature::Stft, Some(out.stft)),
-            (Feature::Power, Some(out.power)),
-            (Feature::Mel, Some(out.mel)),
-            (Feature::LogMel, log_mel),
-            (Feature::Mfcc, mfcc),
-            (Feature::Rms, rms),
-            (Feature::Zcr, zcr),
-            (Feature::SpectralCentroid, Some(out.centroid)),
-            (Feature::SpectralBandwidth, Some(out.bandwidth)),
-            (Feature::SpectralRolloff, Some(out.rolloff)),
-            (Feature::SpectralFlatness, Some(out.flatness)),
-            (Feature::Chroma, Some(out.chroma)),
-        ];
-        let mut items = Vec::with_capacity(o.features.len());
-        for &feature in &o.features {
-            if items.iter().any(|(f, _)| *f == feature) {
-                continue;
-            }
-            let slot = slots
-                .iter_mut()
-                .find(|(f, _)| *f == feature)
-                .expect("every feature has a slot");
-            items.push((
-                feature,
-                slot.1.take().expect("each feature is computed once"),
-            ));
+        if st.wants(Feature::Zcr) {
+            zero_crossing_rate(audio, o, piece);
         }
-        Ok(Features { frames, items })
+        Ok(peak_db)
     }
 
-    /// Every per-frame spectral feature of frame `f`, from its power spectrum.
+    /// `finish` in the fastest build this CPU runs.
+    fn finish_dispatch(&self, piece: &mut Piece, floor: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports every feature the function is compiled for.
+            return unsafe { self.finish_avx2(piece, floor) };
+        }
+        self.finish(piece, floor)
+    }
+
+    /// `finish` compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn finish_avx2(&self, piece: &mut Piece, floor: f32) {
+        self.finish(piece, floor)
+    }
+
+    /// Raises the piece's log-mel values to `floor` and computes its MFCCs
+    /// from the floored rows.
     #[inline(always)]
-    fn frame_features(&self, f: usize, pow: &[f32], rows: &mut Rows, out: &mut SpectralOutputs) {
+    fn finish(&self, piece: &mut Piece, floor: f32) {
+        let wants_mfcc = self.stages.wants(Feature::Mfcc);
+        for f in piece.first..piece.first + piece.frames {
+            let row = piece.log_mel_row(f);
+            row.iter_mut().for_each(|v| *v = v.max(floor));
+            if let (true, Some(dct)) = (wants_mfcc, &self.dct) {
+                let at = (f - piece.first) * piece.n_mels;
+                let bins = piece.bins[Feature::Mfcc as usize];
+                let mfcc_at = (f - piece.first) * bins;
+                dct.apply(
+                    &piece.log_mel[at..at + piece.n_mels],
+                    &mut piece.rows[Feature::Mfcc as usize][mfcc_at..mfcc_at + bins],
+                );
+            }
+        }
+    }
+
+    /// Every per-frame spectral feature of frame `f`, from its power
+    /// spectrum; returns the frame's highest log-mel dB value.
+    #[inline(always)]
+    fn frame_features(&self, f: usize, pow: &[f32], rows: &mut Rows, piece: &mut Piece) -> f32 {
         let st = &self.stages;
         let o = &self.options;
+        let mut peak_db = f32::NEG_INFINITY;
         let mag = &mut rows.magnitude;
         if st.magnitude {
             for (m, p) in mag.iter_mut().zip(pow) {
@@ -474,10 +736,10 @@ impl Extractor {
             }
         }
         if st.wants(Feature::Stft) {
-            out.stft.row_mut(f).copy_from_slice(mag);
+            piece.row(Feature::Stft, f).copy_from_slice(mag);
         }
         if st.wants(Feature::Power) {
-            out.power.row_mut(f).copy_from_slice(pow);
+            piece.row(Feature::Power, f).copy_from_slice(pow);
         }
         if st.mel {
             let source: &[f32] = if o.power == 2.0 {
@@ -495,16 +757,16 @@ impl Extractor {
                 *value = filter.apply(source);
             }
             if st.wants(Feature::Mel) {
-                out.mel.row_mut(f).copy_from_slice(&rows.mel);
+                piece.row(Feature::Mel, f).copy_from_slice(&rows.mel);
             }
             if st.log_mel {
                 // A separate pass over the row so the logarithm vectorises.
                 let db_per_neper = 10.0 / std::f32::consts::LN_10;
-                let db = out.log_mel.row_mut(f);
+                let db = piece.log_mel_row(f);
                 for (d, v) in db.iter_mut().zip(&rows.mel) {
                     *d = db_per_neper * ln(v.max(AMIN));
                 }
-                out.peak_db = db.iter().fold(out.peak_db, |m, &v| m.max(v));
+                peak_db = db.iter().fold(peak_db, |m, &v| m.max(v));
             }
         }
         if st.wants(Feature::SpectralCentroid) || st.wants(Feature::SpectralBandwidth) {
@@ -516,7 +778,7 @@ impl Extractor {
             };
             let c = dot(mag, &self.freqs) / norm;
             if st.wants(Feature::SpectralCentroid) {
-                out.centroid.data[f] = c;
+                piece.row(Feature::SpectralCentroid, f)[0] = c;
             }
             if st.wants(Feature::SpectralBandwidth) {
                 let spread: f32 = mag
@@ -524,7 +786,7 @@ impl Extractor {
                     .zip(&self.freqs)
                     .map(|(m, fr)| (m / norm) * (fr - c) * (fr - c))
                     .sum();
-                out.bandwidth.data[f] = spread.sqrt();
+                piece.row(Feature::SpectralBandwidth, f)[0] = spread.sqrt();
             }
         }
         if st.wants(Feature::SpectralRolloff) {
@@ -538,7 +800,7 @@ impl Extractor {
                     break;
                 }
             }
-            out.rolloff.data[f] = self.freqs[at];
+            piece.row(Feature::SpectralRolloff, f)[0] = self.freqs[at];
         }
         if st.wants(Feature::SpectralFlatness) {
             let (mut log_sum, mut total) = (0f64, 0f64);
@@ -548,11 +810,12 @@ impl Extractor {
                 total += p;
             }
             let bins = pow.len() as f64;
-            out.flatness.data[f] = ((log_sum / bins).exp() / (total / bins)) as f32;
+            piece.row(Feature::SpectralFlatness, f)[0] =
+                ((log_sum / bins).exp() / (total / bins)) as f32;
         }
         if st.wants(Feature::Chroma) {
             let bins = pow.len();
-            let row = out.chroma.row_mut(f);
+            let row = piece.row(Feature::Chroma, f);
             for (c, value) in row.iter_mut().enumerate() {
                 *value = dot(&self.chroma[c * bins..(c + 1) * bins], pow);
             }
@@ -561,7 +824,17 @@ impl Extractor {
                 row.iter_mut().for_each(|v| *v /= peak);
             }
         }
+        peak_db
     }
+}
+
+/// Whether this CPU runs the AVX2 + FMA builds (checked once).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
 }
 
 /// Whether every sample of a frame is zero (stops at the first that is not).
@@ -647,46 +920,39 @@ impl<'a> Framer<'a> {
     }
 }
 
-/// Root mean square of each frame of the (padded) signal.
+/// librosa's `zero_crossing_rate` for the piece's frames: frames of the
+/// edge-padded signal (when centred), crossings where the sign bit
+/// changes, values within 1e-10 of zero counting as +0. Sign flags and
+/// crossings are computed once per sample in branch-free passes, then
+/// summed per frame.
 #[inline(always)]
-fn frame_rms(framer: &Framer, frames: usize) -> FeatureMatrix {
-    let mut edge = vec![0f32; framer.n];
-    let mut out = FeatureMatrix::zeros(frames, 1);
-    for (f, value) in out.data.iter_mut().enumerate() {
-        let frame = framer.frame(f, &mut edge);
-        *value = (dot(frame, frame) / framer.n as f32).sqrt();
-    }
-    out
-}
-
-/// librosa's `zero_crossing_rate`: frames of the edge-padded signal (when
-/// centred), crossings where the sign bit changes, values within 1e-10 of
-/// zero counting as +0. Sign flags and crossings are computed once per
-/// sample in branch-free passes, then summed per frame.
-#[inline(always)]
-fn zero_crossing_rate(audio: &[f32], frames: usize, o: &FeatureOptions) -> FeatureMatrix {
-    let n = o.n_fft;
+fn zero_crossing_rate(audio: &[f32], o: &FeatureOptions, piece: &mut Piece) {
+    let (n, hop) = (o.n_fft, o.hop_length);
     let offset = if o.center { n / 2 } else { 0 };
-    let span = (frames - 1) * o.hop_length + n;
+    // The edge-padded signal from the piece's first frame to the end of its
+    // last: padded position p holds audio[p - offset], clamped to the ends.
+    let from = piece.first * hop;
+    let to = (piece.first + piece.frames - 1) * hop + n;
+    // (A frame starts at most at the clip's end, so `from <= offset + len`.)
     let (first, last) = (audio[0], audio[audio.len() - 1]);
-    let mut edge_padded = Vec::with_capacity(span);
-    edge_padded.resize(offset, first);
-    edge_padded.extend_from_slice(&audio[..audio.len().min(span - offset)]);
-    edge_padded.resize(span, last);
-    let negative: Vec<u8> = edge_padded
+    let end = offset + audio.len();
+    let (lo, hi) = (from.clamp(offset, end), to.clamp(offset, end));
+    let mut padded = Vec::with_capacity(to - from);
+    padded.resize(lo - from, first);
+    padded.extend_from_slice(&audio[lo - offset..hi - offset]);
+    padded.resize(to - from, last);
+    let negative: Vec<u8> = padded
         .iter()
         .map(|x| (x.abs() > ZC_THRESHOLD && x.is_sign_negative()) as u8)
         .collect();
     // crossing[t] = 1 when the sign changes between samples t and t + 1.
     let crossing: Vec<u8> = negative.windows(2).map(|w| w[0] ^ w[1]).collect();
-    let mut out = FeatureMatrix::zeros(frames, 1);
-    for (f, value) in out.data.iter_mut().enumerate() {
-        let start = f * o.hop_length;
+    for f in piece.first..piece.first + piece.frames {
+        let start = f * hop - from;
         let count: u32 = crossing[start..start + n - 1]
             .iter()
             .map(|&c| c as u32)
             .sum();
-        *value = count as f32 / n as f32;
+        piece.row(Feature::Zcr, f)[0] = count as f32 / n as f32;
     }
-    out
 }

@@ -10,6 +10,7 @@
 //! rustfft plan per size (any size, odd ones included) and no second FFT
 //! crate; a clip's odd last frame is paired with zeros.
 
+mod batch;
 mod chroma;
 mod dct;
 mod error;
@@ -24,8 +25,9 @@ mod tests;
 mod wav;
 mod window;
 
+pub use batch::{BatchRun, ClipResult};
 pub use error::ExtractError;
-pub use extract::{Extractor, FeatureMatrix, Features, MAX_OUTPUT_BYTES};
+pub use extract::{Extractor, FeatureMatrix, Features, Span, MAX_OUTPUT_BYTES};
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
 pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};

@@ -72,7 +72,7 @@ fn features_come_back_once_each_in_the_order_asked() {
     ]))
     .unwrap();
     let out = e.extract(&tone(440.0, 8_000)).unwrap();
-    let names: Vec<&str> = out.items.iter().map(|(f, _)| f.name()).collect();
+    let names: Vec<&str> = out.iter().map(|(f, _)| f.name()).collect();
     assert_eq!(names, ["mfcc", "rms", "logMel"]);
     let mfcc = out.get(Feature::Mfcc).unwrap();
     assert_eq!((mfcc.frames, mfcc.bins, mfcc.data.len()), (51, 13, 51 * 13));
@@ -83,20 +83,71 @@ fn features_come_back_once_each_in_the_order_asked() {
 fn extraction_can_be_cancelled_between_frame_blocks() {
     let e = Extractor::new(options(&[Feature::LogMel])).unwrap();
     let long = tone(440.0, 16_000 * 10);
-    let mut calls = Vec::new();
-    let result = e.extract_with(&long, &mut |done| {
-        calls.push(done);
+    let calls = std::sync::Mutex::new(Vec::new());
+    let result = e.extract_with(&long, &|done| {
+        calls.lock().unwrap().push(done);
         done < 500
     });
     assert_eq!(result, Err(ExtractError::Cancelled));
-    assert_eq!(calls, [256, 512]);
-    let mut seen = 0;
-    e.extract_with(&long, &mut |done| {
-        seen = done;
+    assert_eq!(*calls.lock().unwrap(), [256, 512]);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    e.extract_with(&long, &|done| {
+        seen.store(done, std::sync::atomic::Ordering::Relaxed);
         true
     })
     .unwrap();
-    assert_eq!(seen, 1001, "the last call reports every frame");
+    assert_eq!(seen.into_inner(), 1001, "the last call reports every frame");
+    // Split over a pool, a refusal stops every piece.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let result = pool.install(|| e.extract_parallel(&long, &|done| done < 500));
+    assert_eq!(result, Err(ExtractError::Cancelled));
+}
+
+/// Every feature, so each output's rows are split with the clip.
+fn all_features(center: bool, pad_mode: PadMode) -> FeatureOptions {
+    let mut o = options(&Feature::ALL);
+    o.center = center;
+    o.pad_mode = pad_mode;
+    o
+}
+
+/// A clip whose loudness changes over time, so the log-mel floor matters.
+fn swell(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            (0.05 + 0.9 * (t * 0.3).sin().abs()) * (t * 2_000.0 * std::f32::consts::PI).sin()
+                + 0.01 * ((i * 7919) % 101) as f32 / 101.0
+        })
+        .collect()
+}
+
+#[test]
+fn long_clips_split_over_the_pool_give_the_unsplit_result_exactly() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    for (center, pad) in [
+        (true, PadMode::Constant),
+        (true, PadMode::Reflect),
+        (false, PadMode::Constant),
+    ] {
+        let e = Extractor::new(all_features(center, pad)).unwrap();
+        // 2,049 to 2,051 frames: odd and even counts, a short last piece.
+        for len in [327_680, 327_841, 328_000] {
+            let audio = swell(len);
+            let whole = e.extract(&audio).unwrap();
+            assert!(whole.frames > 2 * 256, "long enough to be split");
+            let split = pool
+                .install(|| e.extract_parallel(&audio, &|_| true))
+                .unwrap();
+            assert!(split == whole, "center {center}, {pad:?}, {len} samples");
+        }
+    }
 }
 
 #[test]

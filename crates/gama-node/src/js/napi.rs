@@ -32,6 +32,9 @@ pub struct Js<'env> {
     _call: PhantomData<&'env Env>,
 }
 
+/// Bytes from which `Js::f32_buffer` hands memory over instead of copying.
+const EXTERNAL_BYTES: usize = 8 << 10;
+
 /// Runs one N-API function on `$js`'s env with the given arguments and a
 /// fresh out-value; checks the status, naming the function.
 macro_rules! out_call {
@@ -617,6 +620,72 @@ impl<'env> Js<'env> {
             buffer,
             0
         ))
+    }
+
+    /// An ArrayBuffer holding `data`. From `EXTERNAL_BYTES` up it is over
+    /// `data` itself (no copy): the memory stays ours until V8 collects the
+    /// buffer and its finalizer drops the vector. Smaller data, and all data
+    /// where the runtime refuses external memory (some embedders do), is
+    /// copied into a fresh buffer: below that size a copy costs less than
+    /// the finalizer Node registers for an external buffer.
+    pub fn f32_buffer(self, data: Vec<f32>) -> Result<sys::napi_value> {
+        /// Drops the vector `hint` owns once the buffer is collected.
+        unsafe extern "C" fn drop_floats(_: sys::napi_env, _: *mut c_void, hint: *mut c_void) {
+            // SAFETY: `hint` is the box leaked below for this one buffer; N-API
+            // calls the finalizer once, after which nothing reads the memory.
+            drop(unsafe { Box::from_raw(hint.cast::<Vec<f32>>()) });
+        }
+        let bytes = std::mem::size_of_val(data.as_slice());
+        if bytes < EXTERNAL_BYTES {
+            return self.copied_buffer(&data);
+        }
+        let owner = Box::into_raw(Box::new(data));
+        // SAFETY: `owner` is a live box just made; its vector's heap memory
+        // does not move while the box is alive.
+        let memory = unsafe { (*owner).as_mut_ptr() };
+        let mut buffer = ptr::null_mut();
+        // SAFETY: a live env (module invariants); `memory` holds `bytes`
+        // bytes owned by `owner`, which the finalizer frees exactly once.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                self.env,
+                memory.cast(),
+                bytes,
+                Some(drop_floats),
+                owner.cast(),
+                &mut buffer,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            return Ok(buffer);
+        }
+        // SAFETY: the buffer was not made, so the box is still ours alone.
+        let data = unsafe { Box::from_raw(owner) };
+        if status != sys::Status::napi_no_external_buffers_allowed {
+            check(status, "napi_create_external_arraybuffer")?;
+        }
+        self.copied_buffer(&data)
+    }
+
+    /// A fresh ArrayBuffer holding a copy of `data`.
+    fn copied_buffer(self, data: &[f32]) -> Result<sys::napi_value> {
+        let bytes = std::mem::size_of_val(data);
+        let mut memory: *mut c_void = ptr::null_mut();
+        let buffer = out_call!(
+            self,
+            napi_create_arraybuffer,
+            ptr::null_mut(),
+            bytes,
+            &mut memory
+        );
+        if bytes > 0 {
+            // SAFETY: the new ArrayBuffer owns `bytes` writable bytes at
+            // `memory`, distinct from `data`'s; no JS runs before this returns.
+            unsafe {
+                ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), memory.cast::<u8>(), bytes)
+            };
+        }
+        Ok(buffer)
     }
 
     /// A Node `Buffer` of `len` bytes, not zeroed, and its memory; the
