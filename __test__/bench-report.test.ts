@@ -33,3 +33,20 @@ test('regressions flag figures more than 10% worse, in the right direction', () 
   ];
   assert.deepEqual(regressions(now, base).map((r: { label: string }) => r.label), ['speed', 'latency']);
 });
+
+test('the chart draws the scaling curve beside the ideal line and torchaudio when they ran', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chart } = require('../benchmark/report/chart.js');
+  const curve = (values: number[]) => ({ counts: [1, 2], values, jsNsPerItem: [0, 0] });
+  const results = {
+    figures: [],
+    machine: { summary: '2 x test cpu' },
+    suites: { scaling: { batch: curve([100, 190]), processor: curve([100, 180]), measure: curve([10, 12]), torchaudio: curve([5, 9]) } },
+  };
+  const svg: string = chart(results);
+  assert.match(svg, /Scaling: speed-up over 1 thread/);
+  for (const name of ['ideal', 'extractFeaturesBatch 1.9x', 'BatchProcessor EXTRACT 1.8x', 'MEASURE 1.2x', 'torchaudio 1.8x']) assert.ok(svg.includes(name), name);
+  assert.equal(svg.match(/<polyline/g)?.length, 5);
+  const without = chart({ ...results, suites: {} });
+  assert.match(without, /run the scaling suite/);
+});

@@ -1,6 +1,8 @@
 // An SVG chart of a benchmark run: on the left, gama-native against each
 // peer (speed-up ratios on a log scale); on the right, the batch-size curve
-// (throughput, peak memory and CPU for maxBatchSize 1, 4, 8, 16).
+// (throughput, peak memory and CPU for maxBatchSize 1, 4, 8, 16) and the
+// scaling curve (speed-up over one thread at 1, 2, 4, ... threads, beside
+// the ideal line and torchaudio's curve when it ran).
 'use strict';
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -63,15 +65,44 @@ function batchCurve(sizes, x0, y0, width, height) {
   return svg;
 }
 
+function scalingCurve(scaling, x0, y0, width, height) {
+  let svg = `<text x="${x0}" y="${y0}" font-size="15" font-weight="bold">Scaling: speed-up over 1 thread</text>`;
+  if (!scaling?.batch) return svg + `<text x="${x0}" y="${y0 + 30}" font-size="12">(run the scaling suite)</text>`;
+  const counts = scaling.batch.counts;
+  const series = [
+    { name: 'ideal', values: counts, colour: '#adb5bd', dash: '4,4' },
+    { name: 'extractFeaturesBatch', values: scaling.batch.values.map((v) => v / scaling.batch.values[0]), colour: '#1c7ed6' },
+    { name: 'BatchProcessor EXTRACT', values: scaling.processor.values.map((v) => v / scaling.processor.values[0]), colour: '#2b8a3e' },
+    { name: 'MEASURE', values: scaling.measure.values.map((v) => v / scaling.measure.values[0]), colour: '#e8590c' },
+  ];
+  if (scaling.torchaudio) series.push({ name: 'torchaudio', values: scaling.torchaudio.values.map((v) => v / scaling.torchaudio.values[0]), colour: '#5f3dc4' });
+  const top = y0 + 25;
+  const h = height - 70;
+  const maxX = counts.at(-1);
+  const maxY = Math.max(...series.flatMap((s) => s.values)) * 1.1;
+  const px = (t) => x0 + 40 + ((t - 1) / (maxX - 1 || 1)) * (width - 80);
+  const py = (v) => top + h - (v / maxY) * h;
+  svg += `<rect x="${x0 + 40}" y="${top}" width="${width - 80}" height="${h}" fill="none" stroke="#ccc"/>`;
+  series.forEach((s, k) => {
+    const points = s.values.map((v, i) => `${px(counts[i])},${py(v)}`).join(' ');
+    svg += `<polyline points="${points}" fill="none" stroke="${s.colour}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`;
+    if (!s.dash) s.values.forEach((v, i) => (svg += `<circle cx="${px(counts[i])}" cy="${py(v)}" r="3" fill="${s.colour}"/>`));
+    svg += `<text x="${x0 + 40 + (k % 2) * 160}" y="${top + h + 36 + Math.floor(k / 2) * 15}" font-size="11" fill="${s.colour}">— ${esc(s.name)}${s.dash ? '' : ` ${s.values.at(-1).toFixed(1)}x`}</text>`;
+  });
+  counts.forEach((t) => (svg += `<text x="${px(t) - 4}" y="${top + h + 16}" font-size="11">${t}</text>`));
+  return svg;
+}
+
 /** The whole chart as an SVG document. */
 function chart(results) {
   const width = 1100;
   const left = ratioBars(results.figures, 20, 30, 700);
-  const height = Math.max(left.height + 60, 360);
+  const height = Math.max(left.height + 60, 700);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 ${left.svg}
 ${batchCurve(results.suites?.batch?.batchSizes, 730, 30, 360, 300)}
+${scalingCurve(results.suites?.scaling, 730, 360, 360, 320)}
 <text x="20" y="${height - 12}" font-size="11" fill="#555">${esc(results.machine.summary)}</text>
 </svg>
 `;
