@@ -41,6 +41,7 @@ test('native EXTRACT_FEATURES matches extractFeatures; ANALYZE and MEASURE summa
   assert.ok(Math.abs(analysis.rmsDb - 20 * Math.log10(0.5 / Math.SQRT2)) < 0.1);
   assert.ok(Math.abs(analysis.spectralCentroidMean - 440) < 80, String(analysis.spectralCentroidMean));
   assert.equal(analysis.silenceRatio, 0);
+  assert.deepEqual(Object.keys(analysis), ['duration', 'peak', 'peakDb', 'rms', 'rmsDb', 'silenceRatio', 'spectralCentroidMean', 'zeroCrossingRate']);
   const level = await bp.addItem(BatchOperationType.MEASURE, Float32Array.from([1, -3, 2, 0]));
   assert.deepEqual(level, { peak: 3, rms: Math.sqrt(14 / 4), mean: 0 });
   const many = await bp.addItems(BatchOperationType.MEASURE, [Float32Array.of(1), Float32Array.of(-2), Float32Array.of(4)]);

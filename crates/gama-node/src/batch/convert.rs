@@ -11,10 +11,10 @@ use napi::{sys, Env, JsValue, Result, ValueType};
 use crate::features::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
 use crate::js::errors::{coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, is_array, Fields};
-use crate::js::napi::convert;
-use crate::js::napi::Js;
-use crate::js::value::TypedArrayView;
-use gama_core::batch::{Analysis, ItemError, Level, Output, MAX_PRIORITY};
+use crate::js::napi::{convert, to_value, Js};
+use crate::js::raw::Persistent;
+use crate::js::value::{new_float64_array, TypedArrayView};
+use gama_core::batch::{Analysis, Event, ItemError, Level, Output, MAX_PRIORITY};
 use gama_core::cache::content_key;
 use gama_core::features::{ExtractParams, FeatureOptions};
 
@@ -185,46 +185,130 @@ pub fn cache_key(samples: &[f32], params: Option<&serde_json::Value>) -> Arc<str
     content_key("f32", bytes, params).into()
 }
 
-/// A plain object of numbers.
-fn numbers_object(env: &Env, fields: &[(&CStr, f64)]) -> Result<sys::napi_value> {
-    let js = Js::new(env);
-    let object = js.object()?;
-    for (name, value) in fields {
-        js.set_named(object, name, js.number(*value)?)?;
+/// Keys of an ANALYZE result, in the order of `analysis_values`.
+const ANALYSIS_KEYS: [&CStr; 8] = [
+    c"duration",
+    c"peak",
+    c"peakDb",
+    c"rms",
+    c"rmsDb",
+    c"silenceRatio",
+    c"spectralCentroidMean",
+    c"zeroCrossingRate",
+];
+
+fn analysis_values(a: &Analysis) -> [f64; 8] {
+    [
+        a.duration,
+        a.peak,
+        a.peak_db,
+        a.rms,
+        a.rms_db,
+        a.silence_ratio,
+        a.spectral_centroid_mean,
+        a.zero_crossing_rate,
+    ]
+}
+
+/// Keys of a MEASURE result, in the order of `level_values`.
+const LEVEL_KEYS: [&CStr; 3] = [c"peak", c"rms", c"mean"];
+
+fn level_values(l: &Level) -> [f64; 3] {
+    [l.peak, l.rms, l.mean]
+}
+
+/// Builds plain number objects many at a time through `numbers.js`; one
+/// per JS environment, kept as the addon's instance data.
+pub struct NumberObjects(Persistent);
+
+impl NumberObjects {
+    /// Compiles the maker and keeps it for `env`'s lifetime (at load).
+    pub fn install(env: &Env) -> Result<()> {
+        let maker: Unknown = env.run_script(include_str!("numbers.js"))?;
+        let numbers = NumberObjects(Persistent::new(env, maker.raw())?);
+        // The environment's teardown frees its references itself.
+        env.set_instance_data(numbers, (), |_| {})
     }
-    Ok(object)
-}
 
-fn analysis_to_js(env: &Env, a: &Analysis) -> Result<sys::napi_value> {
-    numbers_object(
-        env,
-        &[
-            (c"duration", a.duration),
-            (c"peak", a.peak),
-            (c"peakDb", a.peak_db),
-            (c"rms", a.rms),
-            (c"rmsDb", a.rms_db),
-            (c"silenceRatio", a.silence_ratio),
-            (c"spectralCentroidMean", a.spectral_centroid_mean),
-            (c"zeroCrossingRate", a.zero_crossing_rate),
-        ],
-    )
-}
+    /// The maker of `env`, when installed.
+    pub fn of(env: &Env) -> Option<&'static NumberObjects> {
+        env.get_instance_data::<NumberObjects>()
+            .ok()
+            .flatten()
+            .map(|n| &*n)
+    }
 
-fn level_to_js(env: &Env, l: &Level) -> Result<sys::napi_value> {
-    numbers_object(
-        env,
-        &[(c"peak", l.peak), (c"rms", l.rms), (c"mean", l.mean)],
-    )
+    /// The objects of the ANALYZE and MEASURE results among `events`, one
+    /// call per kind; `None` where an event is anything else.
+    pub fn of_events(&self, env: &Env, events: &[Event]) -> Result<Vec<Option<sys::napi_value>>> {
+        let mut out = vec![None; events.len()];
+        let (mut levels, mut analyses) = (Vec::new(), Vec::new());
+        let (mut level_at, mut analysis_at) = (Vec::new(), Vec::new());
+        for (i, event) in events.iter().enumerate() {
+            match event {
+                Event::Done {
+                    result: Ok(Output::Level(l)),
+                    ..
+                } => {
+                    levels.extend(level_values(l));
+                    level_at.push(i);
+                }
+                Event::Done {
+                    result: Ok(Output::Analysis(a)),
+                    ..
+                } => {
+                    analyses.extend(analysis_values(a));
+                    analysis_at.push(i);
+                }
+                _ => {}
+            }
+        }
+        for (keys, values, at) in [
+            (&LEVEL_KEYS[..], levels, level_at),
+            (&ANALYSIS_KEYS[..], analyses, analysis_at),
+        ] {
+            if at.is_empty() {
+                continue;
+            }
+            let objects = self.make(env, keys, &values)?;
+            let js = Js::new(env);
+            for (k, i) in at.into_iter().enumerate() {
+                out[i] = Some(js.element(objects, k as u32)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One object per `keys.len()` values.
+    fn make(&self, env: &Env, keys: &[&CStr], values: &[f64]) -> Result<sys::napi_value> {
+        let js = Js::new(env);
+        let names = js.array()?;
+        for (i, key) in keys.iter().enumerate() {
+            let name = key.to_str().expect("the keys are ASCII");
+            js.set_element(names, i as u32, to_value(env, name)?)?;
+        }
+        let values = new_float64_array(js, values)?;
+        js.call(js.undefined()?, self.0.get(env), &[names, values])
+    }
 }
 
 /// The JS value of a native result.
 pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
     match output {
         Output::Features(f) => Ok(features_to_js(env, f)?.0),
-        Output::Analysis(a) => analysis_to_js(env, &a),
-        Output::Level(l) => level_to_js(env, &l),
+        Output::Analysis(a) => one_object(env, &ANALYSIS_KEYS, &analysis_values(&a)),
+        Output::Level(l) => one_object(env, &LEVEL_KEYS, &level_values(&l)),
     }
+}
+
+/// A plain object of numbers, made by N-API calls.
+fn one_object(env: &Env, keys: &[&CStr], values: &[f64]) -> Result<sys::napi_value> {
+    let js = Js::new(env);
+    let object = js.object()?;
+    for (key, value) in keys.iter().zip(values) {
+        js.set_named(object, key, js.number(*value)?)?;
+    }
+    Ok(object)
 }
 
 /// The JS error of a failed item.

@@ -5,11 +5,11 @@
 use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
-use super::convert::{error_to_js, output_to_js};
+use super::convert::{error_to_js, output_to_js, NumberObjects};
 use super::js_batch::run_js_batch;
 use super::state::{settle, StateCell};
 use crate::js::errors::error_value;
-use crate::js::raw::{call_reporting, undefined};
+use crate::js::raw::{call_reporting, clear_exception, undefined};
 use gama_core::batch::{settle_order, Event, ItemId, Processor, Stage};
 use gama_core::error::ErrorClass;
 
@@ -49,13 +49,25 @@ pub fn drain(env: &Env, state: &StateCell) {
         })
     };
     let handled = !events.is_empty();
-    for event in events {
+    // MEASURE and ANALYZE results are made in one JS call per kind.
+    // Should that call fail, each is made by N-API calls instead.
+    let made = NumberObjects::of(env)
+        .and_then(|n| {
+            n.of_events(env, &events)
+                .inspect_err(|_| {
+                    clear_exception(env);
+                })
+                .ok()
+        })
+        .unwrap_or_else(|| vec![None; events.len()]);
+    for (event, made) in events.into_iter().zip(made) {
         match event {
             Event::Done { id, result } => {
-                let outcome = match result {
-                    Ok(output) => output_to_js(env, output)
+                let outcome = match (result, made) {
+                    (Ok(_), Some(object)) => Ok(object),
+                    (Ok(output), None) => output_to_js(env, output)
                         .map_err(|e| error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason)),
-                    Err(e) => Err(error_to_js(env, &e)),
+                    (Err(e), _) => Err(error_to_js(env, &e)),
                 };
                 settle(env, state, id, outcome);
             }

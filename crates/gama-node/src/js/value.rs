@@ -79,6 +79,12 @@ pub fn new_float32_array(
     )
 }
 
+/// A fresh Float64Array holding a copy of `values`.
+pub fn new_float64_array(js: Js, values: &[f64]) -> Result<sys::napi_value> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    typed_array(js, sys::TypedarrayType::float64_array, &bytes, 8)
+}
+
 /// Creates a fresh typed array of `kind` holding a copy of `bytes`.
 fn typed_array(
     js: Js,
