@@ -13,17 +13,17 @@ use super::extract::{Extractor, Features};
 /// One clip's result.
 pub type ClipResult = Result<Features, ExtractError>;
 
-/// Results so far.
+/// The results so far.
 ///
 /// Invariant: `left` counts the clips pushed whose result is not yet in.
-struct Progress {
+struct Results {
     results: Vec<Option<ClipResult>>,
     left: usize,
 }
 
 /// What the pool's jobs and the waiter share.
 struct Shared {
-    progress: Mutex<Progress>,
+    results: Mutex<Results>,
     done: Condvar,
     /// Set when the batch is dropped unfinished: jobs not yet started skip
     /// their clip.
@@ -43,7 +43,7 @@ impl BatchRun {
         BatchRun {
             extractor,
             shared: Arc::new(Shared {
-                progress: Mutex::new(Progress {
+                results: Mutex::new(Results {
                     results: (0..clips).map(|_| None).collect(),
                     left: 0,
                 }),
@@ -60,12 +60,12 @@ impl BatchRun {
     /// room panics.
     pub fn push(&mut self, index: usize, clip: Vec<f32>) {
         {
-            let mut progress = self.shared.progress.lock();
+            let mut so_far = self.shared.results.lock();
             assert!(
-                index < progress.results.len(),
+                index < so_far.results.len(),
                 "clip {index} is outside the batch"
             );
-            progress.left += 1;
+            so_far.left += 1;
         }
         let shared = self.shared.clone();
         let extractor = self.extractor.clone();
@@ -76,10 +76,10 @@ impl BatchRun {
                 extractor.extract_parallel(&clip, &|_| true)
             };
             drop(clip);
-            let mut progress = shared.progress.lock();
-            progress.results[index] = Some(result);
-            progress.left -= 1;
-            if progress.left == 0 {
+            let mut so_far = shared.results.lock();
+            so_far.results[index] = Some(result);
+            so_far.left -= 1;
+            if so_far.left == 0 {
                 shared.done.notify_all();
             }
         });
@@ -89,11 +89,11 @@ impl BatchRun {
     /// clip never pushed gets `ExtractError::Cancelled`).
     pub fn wait(mut self) -> Vec<ClipResult> {
         self.waited = true;
-        let mut progress = self.shared.progress.lock();
-        while progress.left > 0 {
-            self.shared.done.wait(&mut progress);
+        let mut so_far = self.shared.results.lock();
+        while so_far.left > 0 {
+            self.shared.done.wait(&mut so_far);
         }
-        std::mem::take(&mut progress.results)
+        std::mem::take(&mut so_far.results)
             .into_iter()
             .map(|r| r.unwrap_or(Err(ExtractError::Cancelled)))
             .collect()
@@ -155,9 +155,9 @@ mod tests {
         drop(run);
         // Every job still ends (skipping its clip once it sees the batch
         // abandoned) and lets go of the shared state.
-        let mut progress = shared.progress.lock();
-        while progress.left > 0 {
-            shared.done.wait(&mut progress);
+        let mut so_far = shared.results.lock();
+        while so_far.left > 0 {
+            shared.done.wait(&mut so_far);
         }
     }
 }
