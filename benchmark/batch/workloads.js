@@ -22,7 +22,49 @@ async function best(rounds, run, warm) {
   return t;
 }
 
+/**
+ * Recording on against off in one process: `pairs` pairs of runs, the
+ * order within each pair alternating, each pair giving the ratio of its
+ * two throughputs; the median ratio is what recording costs (paired runs
+ * cancel the drift between processes and over time that separate runs see).
+ */
+async function pairedOverhead(pairs, run) {
+  const profiler = new PerformanceProfiler();
+  const ratios = [];
+  for (let p = 0; p < pairs; p++) {
+    const rate = {};
+    for (const on of p % 2 ? [false, true] : [true, false]) {
+      profiler.enabled = on;
+      const started = process.hrtime.bigint();
+      await run();
+      rate[on] = 1 / Number(process.hrtime.bigint() - started);
+    }
+    ratios.push(rate[true] / rate[false]);
+  }
+  profiler.enabled = true;
+  ratios.sort((a, b) => a - b);
+  return { overheadPercent: (1 - ratios[ratios.length >> 1]) * 100, pairs };
+}
+
 const cases = {
+  /** Profiler overhead on tiny work: `n` MEASURE items per run. */
+  async 'overhead-tiny'(n) {
+    const bp = new BatchProcessor({ threads: THREADS });
+    const data = clips(n, 1000);
+    await bp.addItems(BatchOperationType.MEASURE, data);
+    const result = await pairedOverhead(15, () => bp.addItems(BatchOperationType.MEASURE, data));
+    await bp.close();
+    return result;
+  },
+  /** Profiler overhead on EXTRACT_FEATURES: `n` one-second clips per run. */
+  async 'overhead-extract'(n) {
+    const bp = new BatchProcessor({ threads: THREADS, maxBatchSize: 8, featureOptions: FEATURES });
+    const data = clips(n, SR);
+    await bp.addItems(BatchOperationType.EXTRACT_FEATURES, data);
+    const result = await pairedOverhead(9, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data));
+    await bp.close();
+    return result;
+  },
   async 'tiny-additems'(n) {
     const bp = new BatchProcessor({ threads: THREADS });
     const data = clips(n, 1000);
@@ -110,7 +152,6 @@ const cases = {
 };
 
 const [name, n, extra] = process.argv.slice(2);
-if (process.env.GAMA_BENCH_METRICS === '0') new PerformanceProfiler().enabled = false;
 cases[name](Number(n), extra === undefined ? undefined : Number(extra)).then(
   (result) => console.log(JSON.stringify(result)),
   (err) => {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -213,8 +214,10 @@ pub struct Summary {
 /// reading merges the shards.
 pub struct Registry {
     names: Mutex<Names>,
-    /// Per shard, the series by index (`None` until that shard records it).
-    shards: Box<[Mutex<Vec<Option<Series>>>]>,
+    /// Per shard, the series by index (`None` until that shard records it);
+    /// each shard on its own cache line, so recording threads do not
+    /// contend through false sharing.
+    shards: Box<[CachePadded<Mutex<Vec<Option<Series>>>>]>,
     sources: Mutex<Vec<Weak<dyn Source>>>,
 }
 
@@ -257,7 +260,9 @@ impl Registry {
         let shards = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 64));
         Registry {
             names: Mutex::new(Names::default()),
-            shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
+            shards: (0..shards)
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                .collect(),
             sources: Mutex::new(Vec::new()),
         }
     }
