@@ -209,15 +209,17 @@ pub struct Summary {
     pub share: f64,
 }
 
+/// One shard's series by index (`None` until the shard records it).
+type Shard = Mutex<Vec<Option<Series>>>;
+
 /// All series, sharded by recording thread: each thread records under its
 /// own shard's lock, so worker threads never wait on one another to record;
 /// reading merges the shards.
 pub struct Registry {
     names: Mutex<Names>,
-    /// Per shard, the series by index (`None` until that shard records it);
-    /// each shard on its own cache line, so recording threads do not
+    /// The shards, each on its own cache line, so recording threads do not
     /// contend through false sharing.
-    shards: Box<[CachePadded<Mutex<Vec<Option<Series>>>>]>,
+    shards: Box<[CachePadded<Shard>]>,
     sources: Mutex<Vec<Weak<dyn Source>>>,
 }
 
