@@ -28,6 +28,21 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; 
   assert.fail('expected a rejection');
 }
 
+test('addItems copies each item whole, whatever the chunk and buffer boundaries it straddles', async () => {
+  const bp = new BatchProcessor({ threads: 2 })
+  // Lengths from 1 to 600,000 samples (past the 1 MiB chunk buffer), each
+  // item's samples all equal to its own peak, so a mixed-up range shows.
+  const lengths = Array.from({ length: 300 }, (_, i) => (i % 50 === 7 ? 600000 : 1 + ((i * 7919) % 20000)))
+  const items = lengths.map((n, i) => new Float32Array(n).fill(i + 1))
+  const levels = await bp.addItems(BatchOperationType.MEASURE, items)
+  levels.forEach((l: { peak: number; mean: number }, i: number) => assert.deepEqual([l.peak, l.mean], [i + 1, i + 1], `item ${i}`))
+  // The caller may change its arrays as soon as the call returns.
+  const pending = bp.addItems(BatchOperationType.MEASURE, items)
+  items.forEach((a) => a.fill(-1))
+  ;(await pending).forEach((l: { peak: number }, i: number) => assert.equal(l.peak, i + 1))
+  await bp.close()
+})
+
 test('native EXTRACT_FEATURES matches extractFeatures; ANALYZE and MEASURE summarise clips', async () => {
   const bp = new BatchProcessor({ threads: 2 });
   const clip = tone(16000);

@@ -166,13 +166,23 @@ fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions>
     resolve_params(env, &params, "options")
 }
 
-/// The samples of a Float32Array argument, copied into Rust memory (so no
-/// native thread ever reads memory JS can detach or free); `path` names it.
-pub(crate) fn audio_arg(env: &Env, path: &str, value: &Unknown) -> Result<Vec<f32>> {
+/// Appends the samples of a Float32Array argument to `into` (Rust memory,
+/// so no native thread ever reads memory JS can detach or free) and
+/// returns where they lie; `path` names the argument.
+pub(crate) fn audio_into(
+    env: &Env,
+    path: &str,
+    value: &Unknown,
+    into: &mut Vec<f32>,
+) -> Result<std::ops::Range<usize>> {
     let view = TypedArrayView::of(Js::new(env), value.raw())?
         .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array);
     match view {
-        Some(v) => Ok(v.elements::<f32>()?.to_vec()),
+        Some(v) => {
+            let start = into.len();
+            into.extend_from_slice(v.elements::<f32>()?);
+            Ok(start..into.len())
+        }
         None => Err(type_error(
             env,
             INVALID_ARG_TYPE,

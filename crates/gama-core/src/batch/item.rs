@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::samples::Samples;
 use crate::error::{Coded, ErrorClass};
 use crate::features::{FeatureOptions, Features};
 
@@ -30,7 +31,7 @@ pub enum Input {
     /// Audio for a native operation.
     Audio {
         /// Mono samples.
-        samples: Arc<[f32]>,
+        samples: Samples,
         /// Extraction parameters (EXTRACT_FEATURES; ANALYZE uses the sample rate).
         options: Arc<FeatureOptions>,
         /// Cache key of the result (EXTRACT_FEATURES with a feature cache).

@@ -9,6 +9,7 @@ mod item;
 mod native;
 mod processor;
 mod queue;
+mod samples;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -20,4 +21,5 @@ pub use item::{
 pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
+pub use samples::Samples;
 pub use stats::{Latency, Snapshot};

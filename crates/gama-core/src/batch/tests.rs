@@ -87,18 +87,21 @@ fn held_processor(config: Config, hold: ItemId) -> (Processor, Receiver<Event>, 
 }
 
 /// An item that reports progress (and so can be held by a `Held` sink).
-fn watched(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
+fn watched(id: ItemId, op: &str, priority: u8, samples: Samples) -> Item {
     Item {
         wants_progress: true,
         ..item(id, op, priority, samples)
     }
 }
 
-fn tone(len: usize) -> Arc<[f32]> {
-    (0..len).map(|i| (i as f32 * 0.05).sin() * 0.5).collect()
+fn tone(len: usize) -> Samples {
+    (0..len)
+        .map(|i| (i as f32 * 0.05).sin() * 0.5)
+        .collect::<Vec<_>>()
+        .into()
 }
 
-fn item(id: ItemId, op: &str, priority: u8, samples: Arc<[f32]>) -> Item {
+fn item(id: ItemId, op: &str, priority: u8, samples: Samples) -> Item {
     let mut options = FeatureOptions::new(16000.0);
     options.n_fft = 512;
     options.win_length = 512;

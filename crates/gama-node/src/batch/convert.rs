@@ -3,12 +3,13 @@
 //! and errors into JS values.
 
 use std::ffi::CStr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
-use crate::features::{audio_arg, extract_params, resolve_params, to_js as features_to_js};
+use crate::features::{audio_into, extract_params, resolve_params, to_js as features_to_js};
 use crate::js::errors::{coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, is_array, Fields};
 use crate::js::napi::{convert, to_value, Js};
@@ -90,11 +91,11 @@ impl Defaults {
     }
 }
 
-/// The input of a native item: audio, its extraction options, their hash
-/// and the parameter JSON of its cache key.
+/// The input of a native item: where its audio was copied to, its
+/// extraction options, their hash and the parameter JSON of its cache key.
 pub struct NativeInput {
-    /// Mono samples, copied from the caller's array.
-    pub samples: Arc<[f32]>,
+    /// Mono samples: their range in the intake buffer they were copied into.
+    pub samples: Range<usize>,
     /// Parameters (the processor's when the item gives none).
     pub options: Arc<FeatureOptions>,
     /// Hash of `options`, for similarity groups.
@@ -107,13 +108,14 @@ pub struct NativeInput {
 /// Float32Array, options?: ExtractOptions, sampleRate?: number }`. The
 /// item's options are laid over the processor's and resolved afterwards,
 /// so derived defaults (fmax = sampleRate / 2, hopLength = nFft / 4, ...)
-/// follow the item's values.
+/// follow the item's values. The samples are appended to `into`.
 pub fn native_input(
     env: &Env,
     op: &str,
     data: &Unknown,
     path: &str,
     defaults: &Defaults,
+    into: &mut Vec<f32>,
 ) -> Result<NativeInput> {
     let shape = || {
         type_error(
@@ -131,7 +133,7 @@ pub fn native_input(
             return Err(shape());
         }
         return Ok(NativeInput {
-            samples: audio_arg(env, path, data)?.into(),
+            samples: audio_into(env, path, data, into)?,
             options: defaults.options.clone(),
             hash: defaults.hash,
             key: defaults.key.clone(),
@@ -140,7 +142,7 @@ pub fn native_input(
     let fields = Fields::read(env, Some(*data), path, &["audio", "options", "sampleRate"])?
         .ok_or_else(shape)?;
     let audio = fields.value("audio")?.ok_or_else(shape)?;
-    let samples: Arc<[f32]> = audio_arg(env, &fields.path("audio"), &audio)?.into();
+    let samples = audio_into(env, &fields.path("audio"), &audio, into)?;
     let mut params = extract_params(env, fields.value("options")?, &fields.path("options"))?;
     if let Some(rate) = fields.number("sampleRate")? {
         params.sample_rate = Some(rate);

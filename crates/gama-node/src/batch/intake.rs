@@ -1,6 +1,7 @@
 //! Item intake: per-call options, building core items from JS values,
 //! recording what the JS side keeps for each, and handing them to the core.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
-    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, SubmitError,
+    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, Samples, SubmitError,
 };
 use gama_core::error::Coded;
 
@@ -100,15 +101,16 @@ impl BatchProcessor {
         self.state.borrow().core()
     }
 
-    /// Builds one item (no promise yet); `data` is the caller's value.
+    /// Builds one item (no promise yet) into `intake`; `data` is the
+    /// caller's value.
     pub(super) fn build_item(
         &self,
         env: &Env,
-        op: &OpName,
-        is_js: bool,
+        (op, is_js): (&OpName, bool),
         data: &Unknown,
         path: &str,
         o: &ItemOptions,
+        intake: &mut Intake,
     ) -> Result<(Item, Option<Persistent>)> {
         let id = {
             let mut s = self.state.borrow_mut();
@@ -125,18 +127,21 @@ impl BatchProcessor {
                 Some(kept),
             )
         } else {
-            let n = native_input(env, op, data, path, &self.defaults)?;
+            let n = native_input(env, op, data, path, &self.defaults, intake.buffer())?;
+            let samples = &intake.samples[n.samples.clone()];
             let key = (self.with_cache && &**op == gama_core::batch::EXTRACT_FEATURES)
-                .then(|| cache_key(&n.samples, n.key.as_ref()));
-            let estimate = gama_core::batch::estimate(op, n.samples.len(), &n.options);
+                .then(|| cache_key(samples, n.key.as_ref()));
+            let estimate = gama_core::batch::estimate(op, samples.len(), &n.options);
             let group_id = similarity_group(
                 o.similarity_key.as_deref(),
                 n.hash,
-                n.samples.len() as u64 * 4,
+                samples.len() as u64 * 4,
             );
+            intake.taken(id, n.samples);
             (
                 Input::Audio {
-                    samples: n.samples,
+                    // Set by `Intake::take`, once the chunk's buffer is complete.
+                    samples: Samples::empty(),
                     options: n.options,
                     cache_key: key,
                 },
@@ -289,6 +294,68 @@ impl BatchProcessor {
 
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 pub(super) const INTAKE_CHUNK: usize = 64;
+
+/// Samples a chunk's buffer is sized for at first (1 MiB).
+const INTAKE_FLOATS: usize = 1 << 18;
+
+/// The samples of the native items being taken in, copied into one buffer
+/// that the items of a chunk share once it goes to the workers.
+#[derive(Default)]
+pub(super) struct Intake {
+    samples: Vec<f32>,
+    /// Each native item's range of `samples`, in the order taken in.
+    ranges: Vec<(ItemId, Range<usize>)>,
+    /// Whether buffers are sized for a chunk of many items.
+    chunked: bool,
+    /// Samples of the last item taken in (what the next one likely needs).
+    last: usize,
+}
+
+impl Intake {
+    /// An intake for many items, handed over in chunks.
+    pub(super) fn chunked() -> Self {
+        Intake {
+            chunked: true,
+            ..Intake::default()
+        }
+    }
+
+    /// The buffer to copy the next item's samples into.
+    fn buffer(&mut self) -> &mut Vec<f32> {
+        if self.chunked && self.samples.capacity() == 0 {
+            self.samples.reserve(INTAKE_FLOATS);
+        }
+        &mut self.samples
+    }
+
+    /// Records that item `id`'s samples lie at `range`.
+    fn taken(&mut self, id: ItemId, range: Range<usize>) {
+        self.last = range.len();
+        self.ranges.push((id, range));
+    }
+
+    /// Whether the chunk should go to the workers now: it holds
+    /// `INTAKE_CHUNK` items, or one more like the last would move the buffer.
+    pub(super) fn is_full(&self) -> bool {
+        self.ranges.len() >= INTAKE_CHUNK
+            || self.samples.len() + self.last > self.samples.capacity()
+    }
+
+    /// Gives the chunk's `items` (in the order taken in) their samples,
+    /// sharing one buffer; the next item starts a new buffer.
+    pub(super) fn take(&mut self, items: &mut [Item]) {
+        let buffer = Arc::new(std::mem::take(&mut self.samples));
+        let mut ranges = self.ranges.drain(..);
+        for item in items {
+            if let Input::Audio { samples, .. } = &mut item.input {
+                let (id, range) = ranges.next().expect("one range per native item");
+                debug_assert_eq!(id, item.id);
+                *samples = Samples::new(buffer.clone(), range)
+                    .expect("ranges were taken from this buffer");
+            }
+        }
+    }
+}
 
 /// Cancels an item wherever it is; false when it already settled.
 pub(super) fn cancel_item(_env: &Env, state: &StateCell, id: ItemId) -> bool {

@@ -23,7 +23,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 
 use self::drain::{after_change, drain};
-use self::intake::{cancel_item, item_options, INTAKE_CHUNK};
+use self::intake::{cancel_item, item_options, Intake, INTAKE_CHUNK};
 use self::sink::JsSink;
 use self::state::{JsState, Settle, StateCell};
 use crate::cache::AudioFeatureCache;
@@ -192,10 +192,13 @@ impl BatchProcessor {
                 ));
             }
         }
-        let (item, kept) = self.build_item(&env, &op, is_js, &data, "data", &o)?;
+        let mut intake = Intake::default();
+        let (item, kept) = self.build_item(&env, (&op, is_js), &data, "data", &o, &mut intake)?;
+        let mut items = vec![item];
+        intake.take(&mut items);
         let (deferred, promise) = Deferred::new(&env)?;
-        self.track(&env, &item, Settle::Single(deferred), kept, &o, true)?;
-        self.enqueue(&env, vec![item]);
+        self.track(&env, &items[0], Settle::Single(deferred), kept, &o, true)?;
+        self.enqueue(&env, items);
         let mut s = self.state.borrow_mut();
         s.update_hold(&env);
         Ok(RawValue(promise))
@@ -244,6 +247,7 @@ impl BatchProcessor {
         // read, so a large call keeps the pool busy from its first chunk.
         let mut ids = Vec::new();
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
+        let mut intake = Intake::chunked();
         for i in 0..len {
             if !js.has_element(data.raw(), i)? {
                 self.abandon(&env, group_id, &ids);
@@ -257,7 +261,8 @@ impl BatchProcessor {
                 .element(data.raw(), i)
                 .map(|element| unknown(&env, element))
                 .and_then(|element| {
-                    self.build_item(&env, &op, is_js, &element, &format!("data[{i}]"), &o)
+                    let path = format!("data[{i}]");
+                    self.build_item(&env, (&op, is_js), &element, &path, &o, &mut intake)
                 })
                 .and_then(|(item, kept)| {
                     let settle = Settle::Member {
@@ -271,7 +276,8 @@ impl BatchProcessor {
                 Ok(item) => {
                     ids.push(item.id);
                     chunk.push(item);
-                    if chunk.len() == INTAKE_CHUNK {
+                    if chunk.len() == INTAKE_CHUNK || intake.is_full() {
+                        intake.take(&mut chunk);
                         self.enqueue(&env, std::mem::take(&mut chunk));
                     }
                 }
@@ -307,6 +313,7 @@ impl BatchProcessor {
                 }
             }
         }
+        intake.take(&mut chunk);
         self.enqueue(&env, chunk);
         self.state.borrow_mut().update_hold(&env);
         Ok(RawValue(promise))
