@@ -36,6 +36,11 @@ test('addItems copies each item whole, whatever the chunk and buffer boundaries 
   const items = lengths.map((n, i) => new Float32Array(n).fill(i + 1))
   const levels = await bp.addItems(BatchOperationType.MEASURE, items)
   levels.forEach((l: { peak: number; mean: number }, i: number) => assert.deepEqual([l.peak, l.mean], [i + 1, i + 1], `item ${i}`))
+  // A hole is told apart from an undefined item, and nothing is queued.
+  // eslint-disable-next-line no-sparse-arrays
+  assert.throws(() => bp.addItems(BatchOperationType.MEASURE, [Float32Array.of(1), , Float32Array.of(2)]), { name: 'TypeError', message: /data\[1\] must be an item; got a hole/ })
+  assert.throws(() => bp.addItems(BatchOperationType.MEASURE, [Float32Array.of(1), undefined]), { name: 'TypeError', message: /data\[1\] of MEASURE must be a Float32Array.*got undefined/ })
+  assert.equal(bp.getStats().queued, 0)
   // The caller may change its arrays as soon as the call returns.
   const pending = bp.addItems(BatchOperationType.MEASURE, items)
   items.forEach((a) => a.fill(-1))

@@ -175,9 +175,20 @@ pub(crate) fn audio_into(
     value: &Unknown,
     into: &mut Vec<f32>,
 ) -> Result<std::ops::Range<usize>> {
-    let view = TypedArrayView::of(Js::new(env), value.raw())?
-        .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array);
-    match view {
+    let view = TypedArrayView::of(Js::new(env), value.raw())?;
+    view_into(env, path, value, view, into)
+}
+
+/// `audio_into` for a `value` already looked at: `view` is the typed array
+/// it is, if any.
+pub(crate) fn view_into(
+    env: &Env,
+    path: &str,
+    value: &Unknown,
+    view: Option<TypedArrayView>,
+    into: &mut Vec<f32>,
+) -> Result<std::ops::Range<usize>> {
+    match view.filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array) {
         Some(v) => {
             let start = into.len();
             into.extend_from_slice(v.elements::<f32>()?);

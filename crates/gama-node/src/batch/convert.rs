@@ -9,7 +9,9 @@ use std::sync::Arc;
 use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
-use crate::features::{audio_into, extract_params, resolve_params, to_js as features_to_js};
+use crate::features::{
+    audio_into, extract_params, resolve_params, to_js as features_to_js, view_into,
+};
 use crate::js::errors::{coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, is_array, Fields};
 use crate::js::napi::{convert, to_value, Js};
@@ -127,17 +129,17 @@ pub fn native_input(
             ),
         )
     };
-    let is_typed = TypedArrayView::of(Js::new(env), data.raw())?.is_some();
-    if is_typed || data.get_type()? != ValueType::Object || is_array(env, data)? {
-        if !is_typed {
-            return Err(shape());
-        }
+    let view = TypedArrayView::of(Js::new(env), data.raw())?;
+    if view.is_some() {
         return Ok(NativeInput {
-            samples: audio_into(env, path, data, into)?,
+            samples: view_into(env, path, data, view, into)?,
             options: defaults.options.clone(),
             hash: defaults.hash,
             key: defaults.key.clone(),
         });
+    }
+    if data.get_type()? != ValueType::Object || is_array(env, data)? {
+        return Err(shape());
     }
     let fields = Fields::read(env, Some(*data), path, &["audio", "options", "sampleRate"])?
         .ok_or_else(shape)?;

@@ -249,17 +249,19 @@ impl BatchProcessor {
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
         let mut intake = Intake::chunked();
         for i in 0..len {
-            if !js.has_element(data.raw(), i)? {
-                self.abandon(&env, group_id, &ids);
-                return Err(type_error(
-                    &env,
-                    INVALID_ARG_TYPE,
-                    format!("data[{i}] must be an item; got a hole"),
-                ));
-            }
-            let built = js
-                .element(data.raw(), i)
-                .map(|element| unknown(&env, element))
+            // A hole reads as undefined: only then is it told apart.
+            let element = js.element(data.raw(), i).and_then(|element| {
+                let element = unknown(&env, element);
+                if element.get_type()? == ValueType::Undefined && !js.has_element(data.raw(), i)? {
+                    return Err(type_error(
+                        &env,
+                        INVALID_ARG_TYPE,
+                        format!("data[{i}] must be an item; got a hole"),
+                    ));
+                }
+                Ok(element)
+            });
+            let built = element
                 .and_then(|element| {
                     let path = format!("data[{i}]");
                     self.build_item(&env, (&op, is_js), &element, &path, &o, &mut intake)
