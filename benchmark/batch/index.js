@@ -5,6 +5,7 @@
 // critical item behind 10,000 queued low-priority items. Each measurement
 // runs in a process of its own.
 'use strict';
+const { cargoBench } = require('../cargo_bench.js');
 const { execFileSync } = require('node:child_process');
 const os = require('node:os');
 const path = require('node:path');
@@ -20,12 +21,7 @@ function measure(name, ...args) {
 
 /** Nanoseconds per recorded sample with `threads` threads recording at once. */
 function recordCost(threads) {
-  const out = execFileSync('cargo', ['bench', '--quiet', '--bench', 'record'], {
-    cwd: path.join(__dirname, '..', '..'),
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const rows = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const rows = cargoBench('record');
   return (rows.find((r) => r.threads === threads) ?? rows.at(-1)).nsPerRecord;
 }
 

@@ -4,8 +4,7 @@
 // in release mode). On a machine with a GPU (GAMA_BENCH_GPU=1) the same Rust
 // benchmark also times pooled GPU blocks against raw cuMemAlloc/cuMemFree.
 'use strict';
-const { execFileSync } = require('node:child_process');
-const path = require('node:path');
+const { cargoBench } = require('../cargo_bench.js');
 
 const { GAMAMemoryManager } = require('../../index.js');
 
@@ -51,12 +50,7 @@ function hostBlocks() {
 }
 
 function rustBench() {
-  const out = execFileSync('cargo', ['bench', '--quiet', '--bench', 'suballoc'], {
-    cwd: path.join(__dirname, '..', '..'),
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const rows = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const rows = cargoBench('suballoc');
   for (const r of rows) {
     if (r.strategy) {
       const goal = r.strategy === 'best-fit' ? ` (goal p99 < 2000 ns: ${r.p99Ns < 2000 ? 'met' : 'missed'})` : '';

@@ -137,7 +137,7 @@ impl BatchProcessor {
                 n.hash,
                 samples.len() as u64 * 4,
             );
-            intake.taken(id, n.samples);
+            intake.taken(n.samples);
             (
                 Input::Audio {
                     // Set by `Intake::take`, once the chunk's buffer is complete.
@@ -304,7 +304,7 @@ const INTAKE_FLOATS: usize = 1 << 18;
 pub(super) struct Intake {
     samples: Vec<f32>,
     /// Each native item's range of `samples`, in the order taken in.
-    ranges: Vec<(ItemId, Range<usize>)>,
+    ranges: Vec<Range<usize>>,
     /// Whether buffers are sized for a chunk of many items.
     chunked: bool,
     /// Samples of the last item taken in (what the next one likely needs).
@@ -328,28 +328,29 @@ impl Intake {
         &mut self.samples
     }
 
-    /// Records that item `id`'s samples lie at `range`.
-    fn taken(&mut self, id: ItemId, range: Range<usize>) {
+    /// Records where the next native item's samples lie.
+    fn taken(&mut self, range: Range<usize>) {
         self.last = range.len();
-        self.ranges.push((id, range));
+        self.ranges.push(range);
     }
 
-    /// Whether the chunk should go to the workers now: it holds
-    /// `INTAKE_CHUNK` items, or one more like the last would move the buffer.
+    /// Whether one more item like the last would move the buffer (time to
+    /// hand the chunk to the workers).
     pub(super) fn is_full(&self) -> bool {
-        self.ranges.len() >= INTAKE_CHUNK
-            || self.samples.len() + self.last > self.samples.capacity()
+        self.samples.len() + self.last > self.samples.capacity()
     }
 
     /// Gives the chunk's `items` (in the order taken in) their samples,
     /// sharing one buffer; the next item starts a new buffer.
     pub(super) fn take(&mut self, items: &mut [Item]) {
+        if self.ranges.is_empty() {
+            return;
+        }
         let buffer = Arc::new(std::mem::take(&mut self.samples));
         let mut ranges = self.ranges.drain(..);
         for item in items {
             if let Input::Audio { samples, .. } = &mut item.input {
-                let (id, range) = ranges.next().expect("one range per native item");
-                debug_assert_eq!(id, item.id);
+                let range = ranges.next().expect("one range per native item");
                 *samples = Samples::new(buffer.clone(), range)
                     .expect("ranges were taken from this buffer");
             }
