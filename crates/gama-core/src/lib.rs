@@ -3,8 +3,10 @@
 //! (a Rust service, a test, a benchmark) can use them directly.
 //!
 //! Dependencies inside the crate run one way: `batch` uses `cache`,
-//! `features` and `memory`; those three record into `metrics`; `metrics`
-//! knows none of them (they report through its `Source` and `Gauges` traits).
+//! `features` and `memory`; `stream` uses `features`, `memory` and
+//! `batch`'s latency percentiles; `cache`, `features` and `memory` record
+//! into `metrics`; `metrics` knows none of them (they report through its
+//! `Source` and `Gauges` traits).
 
 pub mod batch;
 pub mod cache;
@@ -13,4 +15,5 @@ pub mod features;
 pub mod memory;
 pub mod metrics;
 mod reaper;
+pub mod stream;
 pub mod suggest;

@@ -22,4 +22,5 @@ pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
 pub use samples::Samples;
+pub(crate) use stats::{histogram, latency};
 pub use stats::{Latency, Snapshot};

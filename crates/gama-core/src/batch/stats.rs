@@ -63,11 +63,13 @@ pub struct Recorder {
     by_op: HashMap<OpName, (Series, Series)>,
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency histogram in microseconds, from 1 µs to an hour.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")
 }
 
-fn latency(h: &Histogram<u64>) -> Latency {
+/// Percentiles of a `histogram()`.
+pub(crate) fn latency(h: &Histogram<u64>) -> Latency {
     let ms = |us: u64| us as f64 / 1000.0;
     if h.is_empty() {
         return Latency::default();

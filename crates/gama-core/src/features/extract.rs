@@ -49,6 +49,41 @@ pub struct Span {
     pub bins: usize,
 }
 
+/// The samples of a signal from `base` on: all of it (`base` 0) for a
+/// clip, the part still needed for a stream. The signal ends where the
+/// samples end; frames asked of a window must not start before `base`
+/// (nor need left padding unless `base` is 0).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Signal<'a> {
+    /// Samples `base..base + samples.len()` of the signal.
+    pub samples: &'a [f32],
+    /// Index of the first sample in the signal.
+    pub base: usize,
+}
+
+impl Signal<'_> {
+    /// Samples in the whole signal up to the window's end.
+    fn total(&self) -> usize {
+        self.base + self.samples.len()
+    }
+}
+
+/// How the log-mel values of a range of frames are floored (librosa's
+/// `top_db`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Floor {
+    /// One floor for every frame (the whole clip's peak minus `top_db`).
+    Fixed(f32),
+    /// Each frame floored at the highest value of it and every frame
+    /// before it (`peak`, carried from range to range) minus `top_db`.
+    Running {
+        /// Range kept below the running peak, in dB.
+        top_db: f32,
+        /// Highest log-mel value so far.
+        peak: f32,
+    },
+}
+
 /// One computed feature: `frames` rows of `bins` values, frame-major.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FeatureMatrix<'a> {
@@ -500,18 +535,7 @@ impl Extractor {
         let o = &self.options;
         self.check_size(audio.len())?;
         let frames = self.frame_count(audio.len())?;
-        let mut seen = Vec::with_capacity(o.features.len());
-        for &f in &o.features {
-            if !seen.contains(&f) {
-                seen.push(f);
-            }
-        }
-        let mut features = Features::zeros(frames, seen.iter().map(|&f| (f, self.bins(f))));
-        let mut scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
-            vec![0f32; frames * o.n_mels]
-        } else {
-            Vec::new()
-        };
+        let (mut features, mut scratch) = self.zeros(frames);
         let whole = Piece::of(&mut features, &mut scratch, o.n_mels);
         let mut pieces = if parallel && frames >= SPLIT_FRAMES {
             whole.pieces()
@@ -523,7 +547,11 @@ impl Extractor {
             keep_going,
             split: pieces.len() > 1,
         };
-        let peak = |piece: &mut Piece| self.per_frame_dispatch(audio, piece, &progress);
+        let signal = Signal {
+            samples: audio,
+            base: 0,
+        };
+        let peak = |piece: &mut Piece| self.per_frame_dispatch(signal, piece, &progress);
         let peak_db = if pieces.len() > 1 {
             pieces
                 .par_iter_mut()
@@ -540,10 +568,13 @@ impl Extractor {
         }
         if self.stages.log_mel {
             // power_to_db's top_db floor needs the peak of the whole matrix.
-            let floor = o
-                .top_db
-                .map_or(f32::NEG_INFINITY, |top| peak_db - top as f32);
-            let finish = |piece: &mut Piece| self.finish_dispatch(piece, floor);
+            let floor = Floor::Fixed(
+                o.top_db
+                    .map_or(f32::NEG_INFINITY, |top| peak_db - top as f32),
+            );
+            let finish = |piece: &mut Piece| {
+                self.finish_dispatch(piece, floor);
+            };
             if pieces.len() > 1 {
                 pieces.par_iter_mut().for_each(finish);
             } else {
@@ -552,6 +583,26 @@ impl Extractor {
         }
         drop(pieces);
         Ok(features)
+    }
+
+    /// Zeroed results for `frames` frames (each feature asked for once, in
+    /// order) and the scratch log-mel rows MFCCs need when logMel itself
+    /// was not asked for.
+    fn zeros(&self, frames: usize) -> (Features, Vec<f32>) {
+        let o = &self.options;
+        let mut seen = Vec::with_capacity(o.features.len());
+        for &f in &o.features {
+            if !seen.contains(&f) {
+                seen.push(f);
+            }
+        }
+        let features = Features::zeros(frames, seen.iter().map(|&f| (f, self.bins(f))));
+        let scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
+            vec![0f32; frames * o.n_mels]
+        } else {
+            Vec::new()
+        };
+        (features, scratch)
     }
 
     /// Values per frame of `feature`.
@@ -566,19 +617,58 @@ impl Extractor {
         }
     }
 
+    /// Frames `first..first + frames` of a signal seen through a window
+    /// (see `Signal`), computed on the calling thread; their log-mel values
+    /// floored as `floor` says (a running floor carries its peak on). The
+    /// frames must lie in the window and `first` must be even, so the
+    /// frames pair up in FFTs as in a whole-clip run (results are then
+    /// bit-identical to it).
+    pub(crate) fn extract_range(
+        &self,
+        signal: Signal,
+        first: usize,
+        frames: usize,
+        floor: &mut Floor,
+    ) -> Result<Features, ExtractError> {
+        debug_assert!(first.is_multiple_of(2));
+        let o = &self.options;
+        let bytes = self.output_bytes(frames);
+        if bytes > MAX_OUTPUT_BYTES {
+            return Err(ExtractError::TooLarge {
+                bytes,
+                limit: MAX_OUTPUT_BYTES,
+            });
+        }
+        let (mut features, mut scratch) = self.zeros(frames);
+        {
+            let mut piece = Piece::of(&mut features, &mut scratch, o.n_mels);
+            piece.first = first;
+            let progress = Progress {
+                done: AtomicUsize::new(0),
+                keep_going: &|_| true,
+                split: false,
+            };
+            self.per_frame_dispatch(signal, &mut piece, &progress)?;
+            if self.stages.log_mel {
+                *floor = self.finish_dispatch(&mut piece, *floor);
+            }
+        }
+        Ok(features)
+    }
+
     /// `per_frame` in the fastest build this CPU runs.
     fn per_frame_dispatch(
         &self,
-        audio: &[f32],
+        signal: Signal,
         piece: &mut Piece,
         progress: &Progress,
     ) -> Result<f32, ExtractError> {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports every feature the function is compiled for.
-            return unsafe { self.per_frame_avx2(audio, piece, progress) };
+            return unsafe { self.per_frame_avx2(signal, piece, progress) };
         }
-        self.per_frame(audio, piece, progress)
+        self.per_frame(signal, piece, progress)
     }
 
     /// `per_frame` compiled for AVX2 and FMA: the same code, with the
@@ -587,11 +677,11 @@ impl Extractor {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn per_frame_avx2(
         &self,
-        audio: &[f32],
+        signal: Signal,
         piece: &mut Piece,
         progress: &Progress,
     ) -> Result<f32, ExtractError> {
-        self.per_frame(audio, piece, progress)
+        self.per_frame(signal, piece, progress)
     }
 
     /// Every per-frame feature of the piece's frames (spectral ones from a
@@ -600,7 +690,7 @@ impl Extractor {
     #[inline(always)]
     fn per_frame(
         &self,
-        audio: &[f32],
+        signal: Signal,
         piece: &mut Piece,
         progress: &Progress,
     ) -> Result<f32, ExtractError> {
@@ -608,7 +698,8 @@ impl Extractor {
         let st = self.stages;
         let (n, bins) = (o.n_fft, o.n_fft / 2 + 1);
         let framer = Framer {
-            audio,
+            audio: signal.samples,
+            base: signal.base,
             offset: if o.center { n / 2 } else { 0 },
             n,
             hop: o.hop_length,
@@ -680,13 +771,13 @@ impl Extractor {
             }
         }
         if st.wants(Feature::Zcr) {
-            zero_crossing_rate(audio, o, piece);
+            zero_crossing_rate(signal, o, piece);
         }
         Ok(peak_db)
     }
 
     /// `finish` in the fastest build this CPU runs.
-    fn finish_dispatch(&self, piece: &mut Piece, floor: f32) {
+    fn finish_dispatch(&self, piece: &mut Piece, floor: Floor) -> Floor {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports every feature the function is compiled for.
@@ -698,18 +789,26 @@ impl Extractor {
     /// `finish` compiled for AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn finish_avx2(&self, piece: &mut Piece, floor: f32) {
+    unsafe fn finish_avx2(&self, piece: &mut Piece, floor: Floor) -> Floor {
         self.finish(piece, floor)
     }
 
-    /// Raises the piece's log-mel values to `floor` and computes its MFCCs
-    /// from the floored rows.
+    /// Raises the piece's log-mel values to the floor and computes its
+    /// MFCCs from the floored rows; returns the floor as it stands after
+    /// the piece (a running one has seen its frames).
     #[inline(always)]
-    fn finish(&self, piece: &mut Piece, floor: f32) {
+    fn finish(&self, piece: &mut Piece, mut floor: Floor) -> Floor {
         let wants_mfcc = self.stages.wants(Feature::Mfcc);
         for f in piece.first..piece.first + piece.frames {
             let row = piece.log_mel_row(f);
-            row.iter_mut().for_each(|v| *v = v.max(floor));
+            let low = match &mut floor {
+                Floor::Fixed(low) => *low,
+                Floor::Running { top_db, peak } => {
+                    *peak = row.iter().fold(*peak, |m, &v| m.max(v));
+                    *peak - *top_db
+                }
+            };
+            row.iter_mut().for_each(|v| *v = v.max(low));
             if let (true, Some(dct)) = (wants_mfcc, &self.dct) {
                 let at = (f - piece.first) * piece.n_mels;
                 let bins = piece.bins[Feature::Mfcc as usize];
@@ -720,6 +819,7 @@ impl Extractor {
                 );
             }
         }
+        floor
     }
 
     /// Every per-frame spectral feature of frame `f`, from its power
@@ -864,9 +964,11 @@ fn split_powers(z: &[Complex<f64>], pow_a: &mut [f32], pow_b: &mut [f32]) {
 
 /// Frames of the signal as if it were padded by `offset` samples on each
 /// side: frames inside the signal are slices of it (no copy); only frames
-/// that overlap an edge are assembled in a scratch buffer.
+/// that overlap an edge are assembled in a scratch buffer. `audio` holds
+/// the signal's samples from `base` on, up to its end.
 struct Framer<'a> {
     audio: &'a [f32],
+    base: usize,
     offset: usize,
     n: usize,
     hop: usize,
@@ -880,18 +982,22 @@ impl<'a> Framer<'a> {
     where
         'a: 'b,
     {
+        let base = self.base as isize;
         let start = (f * self.hop) as isize - self.offset as isize;
         let len = self.audio.len() as isize;
-        if start >= 0 && start + self.n as isize <= len {
-            return &self.audio[start as usize..start as usize + self.n];
+        let at = start - base;
+        if at >= 0 && at + self.n as isize <= len {
+            return &self.audio[at as usize..at as usize + self.n];
         }
         if self.mode == PadMode::Constant {
             // Zeros around the part of the frame that lies inside the signal.
-            let from = start.clamp(0, len) as usize;
-            let to = (start + self.n as isize).clamp(0, len) as usize;
-            let at = (from as isize - start) as usize;
+            let total = base + len;
+            let from = start.clamp(0, total);
+            let to = (start + self.n as isize).clamp(0, total);
+            let at = (from - start) as usize;
             edge.fill(0.0);
-            edge[at..at + (to - from)].copy_from_slice(&self.audio[from..to]);
+            edge[at..at + (to - from) as usize]
+                .copy_from_slice(&self.audio[(from - base) as usize..(to - base) as usize]);
         } else {
             for (i, value) in edge.iter_mut().enumerate() {
                 *value = self.sample(start + i as isize);
@@ -902,19 +1008,20 @@ impl<'a> Framer<'a> {
 
     /// The padded signal at position `t` (negative or past the end: padding).
     fn sample(&self, t: isize) -> f32 {
-        let len = self.audio.len() as isize;
-        if (0..len).contains(&t) {
-            return self.audio[t as usize];
+        let base = self.base as isize;
+        let total = base + self.audio.len() as isize;
+        if (0..total).contains(&t) {
+            return self.audio[(t - base) as usize];
         }
         match self.mode {
             PadMode::Constant => 0.0,
             // numpy's "reflect": mirror around the edge samples, repeating
             // the reflection when the padding is longer than the signal.
-            PadMode::Reflect if len == 1 => self.audio[0],
+            PadMode::Reflect if total == 1 => self.audio[0],
             PadMode::Reflect => {
-                let period = 2 * (len - 1);
+                let period = 2 * (total - 1);
                 let t = t.rem_euclid(period);
-                self.audio[(if t < len { t } else { period - t }) as usize]
+                self.audio[((if t < total { t } else { period - t }) - base) as usize]
             }
         }
     }
@@ -926,7 +1033,8 @@ impl<'a> Framer<'a> {
 /// crossings are computed once per sample in branch-free passes, then
 /// summed per frame.
 #[inline(always)]
-fn zero_crossing_rate(audio: &[f32], o: &FeatureOptions, piece: &mut Piece) {
+fn zero_crossing_rate(signal: Signal, o: &FeatureOptions, piece: &mut Piece) {
+    let (audio, base) = (signal.samples, signal.base);
     let (n, hop) = (o.n_fft, o.hop_length);
     let offset = if o.center { n / 2 } else { 0 };
     // The edge-padded signal from the piece's first frame to the end of its
@@ -934,12 +1042,14 @@ fn zero_crossing_rate(audio: &[f32], o: &FeatureOptions, piece: &mut Piece) {
     let from = piece.first * hop;
     let to = (piece.first + piece.frames - 1) * hop + n;
     // (A frame starts at most at the clip's end, so `from <= offset + len`.)
+    // (`first` is the signal's first sample only when the window starts
+    // there, the one case it is needed.)
     let (first, last) = (audio[0], audio[audio.len() - 1]);
-    let end = offset + audio.len();
+    let end = offset + signal.total();
     let (lo, hi) = (from.clamp(offset, end), to.clamp(offset, end));
     let mut padded = Vec::with_capacity(to - from);
     padded.resize(lo - from, first);
-    padded.extend_from_slice(&audio[lo - offset..hi - offset]);
+    padded.extend_from_slice(&audio[lo - offset - base..hi - offset - base]);
     padded.resize(to - from, last);
     let negative: Vec<u8> = padded
         .iter()

@@ -1,0 +1,523 @@
+//! The open streams of a `Streams`: intake on the caller's thread, frames
+//! computed on the rayon pool (one job at a time per stream, so its frames
+//! come in order), events out through a sink, idle streams ended by the
+//! process's reaper.
+//!
+//! Invariant: a stream is in `open` exactly while its phase is not
+//! `Ended`; `scheduled` is true exactly while a job for it is queued or
+//! running, and only that job holds its `Utterance` (taken out of the
+//! state while it computes).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+
+use super::error::StreamError;
+use super::stats::{Counters, StreamStats};
+use super::utterance::{Block, TopDbReference, Utterance};
+use crate::features::{ExtractError, Extractor};
+use crate::memory::{Device, MemoryManager, Reservation};
+use crate::reaper::{self, Expiring};
+
+/// Limits of a `Streams`.
+#[derive(Clone, Debug)]
+pub struct StreamsConfig {
+    /// Most streams open at once.
+    pub max_concurrent: usize,
+    /// A stream not pushed to for this long is finalized (none: never).
+    pub idle_timeout: Option<Duration>,
+    /// Frames computed or pending but not yet consumed above which `push`
+    /// reports backpressure.
+    pub high_water_frames: usize,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            max_concurrent: 100,
+            idle_timeout: Some(Duration::from_secs(5)),
+            high_water_frames: 1000,
+        }
+    }
+}
+
+/// Why a stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// `finalize` was called.
+    Finalized,
+    /// Not pushed to for the idle timeout.
+    Idle,
+    /// The streams were closed.
+    Closed,
+}
+
+/// What a stream's whole run gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Frames handed out.
+    pub frames: usize,
+    /// Samples received.
+    pub samples: usize,
+    /// Why it ended.
+    pub reason: EndReason,
+}
+
+/// What the streams tell their owner, in order per stream.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// New frames of stream `serial`.
+    Frames {
+        /// The stream.
+        serial: u64,
+        /// The frames.
+        block: Block,
+        /// When the last chunk the frames needed was pushed.
+        pushed: Instant,
+    },
+    /// Stream `serial` ended (its last frames were sent before this).
+    Ended {
+        /// The stream.
+        serial: u64,
+        /// Its summary, or why its audio could not be extracted.
+        outcome: Result<Summary, ExtractError>,
+    },
+}
+
+/// Where a `Streams` sends its events; called from pool threads.
+pub trait StreamSink: Send + Sync {
+    /// Takes one event.
+    fn deliver(&self, event: StreamEvent);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Ending(EndReason),
+    Ended,
+}
+
+struct SlotState {
+    phase: Phase,
+    /// Samples pushed and not yet taken by the job.
+    inbox: Vec<f32>,
+    /// The job's emptied inbox, reused for the next one.
+    spare: Vec<f32>,
+    /// Absent while the job computes.
+    utterance: Option<Utterance>,
+    scheduled: bool,
+    last_push: Instant,
+    /// Push time of the newest chunk not yet taken by the job.
+    newest_push: Option<Instant>,
+    /// Frames sent and not yet consumed.
+    undelivered: usize,
+    samples: usize,
+    window_bytes: usize,
+    reservation: Option<Reservation>,
+}
+
+impl SlotState {
+    fn buffer_bytes(&self) -> usize {
+        (self.inbox.capacity() + self.spare.capacity()) * std::mem::size_of::<f32>()
+            + self.window_bytes
+    }
+}
+
+struct Slot {
+    serial: u64,
+    id: Arc<str>,
+    hop: usize,
+    state: Mutex<SlotState>,
+}
+
+struct Shared {
+    /// This, for jobs the reaper starts (it holds `Shared` by reference).
+    me: Weak<Shared>,
+    config: StreamsConfig,
+    sink: Arc<dyn StreamSink>,
+    memory: Option<Arc<MemoryManager>>,
+    open: Mutex<HashMap<Arc<str>, Arc<Slot>>>,
+    closed: AtomicBool,
+    next_serial: AtomicU64,
+    counters: Counters,
+}
+
+/// A set of feature streams sharing limits, a sink and statistics.
+pub struct Streams {
+    shared: Arc<Shared>,
+}
+
+/// One open stream (a handle: the stream lives on in its `Streams` until
+/// it ends, whether the handle is kept or not).
+#[derive(Clone)]
+pub struct Stream {
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+}
+
+impl Streams {
+    /// Streams sending their events to `sink`; buffers are counted
+    /// against `memory`'s host budget when given.
+    pub fn new(
+        config: StreamsConfig,
+        sink: Arc<dyn StreamSink>,
+        memory: Option<Arc<MemoryManager>>,
+    ) -> Self {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            config,
+            sink,
+            memory,
+            open: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            next_serial: AtomicU64::new(1),
+            counters: Counters::new(),
+        });
+        let weak: Weak<dyn Expiring> = Arc::downgrade(&shared) as Weak<Shared>;
+        reaper::watch(weak);
+        Streams { shared }
+    }
+
+    /// Opens a stream for `id`, extracted with `extractor`.
+    pub fn start(
+        &self,
+        id: &str,
+        extractor: Arc<Extractor>,
+        reference: TopDbReference,
+    ) -> Result<Stream, StreamError> {
+        let shared = &self.shared;
+        let hop = extractor.options().hop_length;
+        let mut open = shared.open.lock();
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(StreamError::ShutDown);
+        }
+        if open.contains_key(id) {
+            return Err(StreamError::Duplicate(id.to_string()));
+        }
+        if open.len() >= shared.config.max_concurrent {
+            return Err(StreamError::TooMany {
+                limit: shared.config.max_concurrent,
+            });
+        }
+        let now = Instant::now();
+        let id: Arc<str> = id.into();
+        let slot = Arc::new(Slot {
+            serial: shared.next_serial.fetch_add(1, Ordering::Relaxed),
+            id: id.clone(),
+            hop,
+            state: Mutex::new(SlotState {
+                phase: Phase::Open,
+                inbox: Vec::new(),
+                spare: Vec::new(),
+                utterance: Some(Utterance::new(extractor, reference)),
+                scheduled: false,
+                last_push: now,
+                newest_push: None,
+                undelivered: 0,
+                samples: 0,
+                window_bytes: 0,
+                reservation: None,
+            }),
+        });
+        open.insert(id, slot.clone());
+        drop(open);
+        shared.counters.started.fetch_add(1, Ordering::Relaxed);
+        if let Some(idle) = shared.config.idle_timeout {
+            reaper::wake_by(now + idle);
+        }
+        Ok(Stream {
+            slot,
+            shared: shared.clone(),
+        })
+    }
+
+    /// The open stream of `id`.
+    pub fn get(&self, id: &str) -> Result<Stream, StreamError> {
+        let slot = self.shared.open.lock().get(id).cloned();
+        slot.map(|slot| Stream {
+            slot,
+            shared: self.shared.clone(),
+        })
+        .ok_or_else(|| StreamError::Unknown(id.to_string()))
+    }
+
+    /// Streams open now.
+    pub fn open_count(&self) -> usize {
+        self.shared.open.lock().len()
+    }
+
+    /// Refuses new streams and ends every open one as `finalize` would
+    /// (their last frames and `Ended` events follow); returns how many.
+    pub fn close(&self) -> usize {
+        self.shared.closed.store(true, Ordering::Release);
+        let slots: Vec<Arc<Slot>> = self.shared.open.lock().values().cloned().collect();
+        for slot in &slots {
+            self.shared.end(slot, EndReason::Closed);
+        }
+        slots.len()
+    }
+
+    /// Records that frames pushed at `pushed` reached their consumer now.
+    pub fn record_delivery(&self, pushed: Instant) {
+        self.shared.counters.record_latency(pushed.elapsed());
+    }
+
+    /// Counters, rates and latency percentiles.
+    pub fn stats(&self) -> StreamStats {
+        let slots: Vec<Arc<Slot>> = self.shared.open.lock().values().cloned().collect();
+        let bytes = slots
+            .iter()
+            .map(|s| s.state.lock().buffer_bytes() as u64)
+            .sum();
+        self.shared.counters.snapshot(slots.len(), bytes)
+    }
+}
+
+impl Stream {
+    /// The stream's utterance id.
+    pub fn id(&self) -> &str {
+        &self.slot.id
+    }
+
+    /// A number no other stream of the process has.
+    pub fn serial(&self) -> u64 {
+        self.slot.serial
+    }
+
+    /// Whether the stream still takes samples.
+    pub fn is_open(&self) -> bool {
+        self.slot.state.lock().phase == Phase::Open
+    }
+
+    /// Copies `samples` in and has their frames computed on the pool;
+    /// false when the frames sent or pending but not consumed exceed the
+    /// high-water mark (the samples are taken all the same).
+    pub fn push(&self, samples: &[f32]) -> Result<bool, StreamError> {
+        if samples.is_empty() {
+            return Err(StreamError::EmptyChunk);
+        }
+        if let Some(index) = samples.iter().position(|x| !x.is_finite()) {
+            return Err(StreamError::NotFinite {
+                index,
+                value: samples[index],
+            });
+        }
+        let slot = &self.slot;
+        let mut st = slot.state.lock();
+        if st.phase != Phase::Open {
+            return Err(StreamError::Closed(slot.id.to_string()));
+        }
+        let needed = st.buffer_bytes() + st.inbox.len().max(samples.len()) * 4;
+        if let Some(memory) = &self.shared.memory {
+            let held = st.reservation.as_ref().map_or(0, |r| r.bytes()) as usize;
+            if needed > held {
+                let grown = (needed + needed / 2) as u64;
+                let reservation = memory
+                    .reserve(Device::Host, grown, "streams")
+                    .map_err(StreamError::Budget)?;
+                st.reservation = Some(reservation);
+            }
+        }
+        st.inbox.extend_from_slice(samples);
+        let now = Instant::now();
+        st.last_push = now;
+        st.newest_push = Some(now);
+        st.samples += samples.len();
+        let backlog = st.undelivered + st.inbox.len() / slot.hop;
+        let start = !st.scheduled;
+        st.scheduled = true;
+        drop(st);
+        if start {
+            self.shared.schedule(slot.clone());
+        }
+        Ok(backlog <= self.shared.config.high_water_frames)
+    }
+
+    /// Ends the stream once the samples pushed so far are framed: its last
+    /// frames (padded as a clip's end) and an `Ended` event follow. Does
+    /// nothing when it is ending already.
+    pub fn finalize(&self) {
+        self.shared.end(&self.slot, EndReason::Finalized);
+    }
+
+    /// Ends the stream at once: no more events for it. False when it had
+    /// ended already.
+    pub fn abort(&self) -> bool {
+        let mut st = self.slot.state.lock();
+        if st.phase == Phase::Ended {
+            return false;
+        }
+        st.phase = Phase::Ended;
+        st.utterance = None;
+        st.reservation = None;
+        st.inbox = Vec::new();
+        st.spare = Vec::new();
+        drop(st);
+        self.shared.forget(&self.slot);
+        self.shared.counters.aborted.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Marks `frames` sent frames as consumed (for backpressure); true
+    /// when the backlog is now at or below the high-water mark.
+    pub fn consumed(&self, frames: usize) -> bool {
+        let mut st = self.slot.state.lock();
+        st.undelivered = st.undelivered.saturating_sub(frames);
+        st.undelivered + st.inbox.len() / self.slot.hop <= self.shared.config.high_water_frames
+    }
+}
+
+impl Shared {
+    fn schedule(self: &Arc<Self>, slot: Arc<Slot>) {
+        let shared = self.clone();
+        rayon::spawn(move || shared.run(&slot));
+    }
+
+    /// Starts ending `slot` for `reason`, unless it is ending already.
+    fn end(self: &Arc<Self>, slot: &Arc<Slot>, reason: EndReason) {
+        let mut st = slot.state.lock();
+        if st.phase != Phase::Open {
+            return;
+        }
+        st.phase = Phase::Ending(reason);
+        let start = !st.scheduled;
+        st.scheduled = true;
+        drop(st);
+        if start {
+            self.schedule(slot.clone());
+        }
+    }
+
+    fn forget(&self, slot: &Slot) {
+        let mut open = self.open.lock();
+        if open.get(&slot.id).is_some_and(|s| s.serial == slot.serial) {
+            open.remove(&slot.id);
+        }
+    }
+
+    /// The stream's job: frames what was pushed, sends it, and repeats
+    /// while more arrives; ends the stream when asked to.
+    fn run(&self, slot: &Slot) {
+        loop {
+            let mut st = slot.state.lock();
+            let Some(mut utterance) = st.utterance.take().filter(|_| st.phase != Phase::Ended)
+            else {
+                st.scheduled = false;
+                return;
+            };
+            let spare = std::mem::take(&mut st.spare);
+            let mut chunk = std::mem::replace(&mut st.inbox, spare);
+            let pushed = st.newest_push.take().unwrap_or(st.last_push);
+            let ending = match st.phase {
+                Phase::Ending(reason) => Some(reason),
+                _ => None,
+            };
+            drop(st);
+
+            let mut events = Vec::with_capacity(2);
+            let mut outcome = None;
+            let mut frames = 0;
+            let step = utterance.push(&chunk).and_then(|()| utterance.ready());
+            let last = match (step, ending) {
+                (Err(e), _) => Err(e),
+                (Ok(block), None) => Ok((block, None)),
+                (Ok(block), Some(_)) => utterance.finish().map(|tail| (block, tail)),
+            };
+            match last {
+                Ok((block, tail)) => {
+                    for block in [block, tail].into_iter().flatten() {
+                        frames += block.features.frames;
+                        events.push(StreamEvent::Frames {
+                            serial: slot.serial,
+                            block,
+                            pushed,
+                        });
+                    }
+                    if let Some(reason) = ending {
+                        outcome = Some(Ok(reason));
+                    }
+                }
+                Err(e) => outcome = Some(Err(e)),
+            }
+            chunk.clear();
+
+            let mut st = slot.state.lock();
+            if st.phase == Phase::Ended {
+                // Aborted while computing: nothing more is sent.
+                st.scheduled = false;
+                return;
+            }
+            st.spare = chunk;
+            st.undelivered += frames;
+            st.window_bytes = utterance.window_bytes();
+            let summary = outcome.map(|o| {
+                o.map(|reason| Summary {
+                    frames: utterance.frames_done(),
+                    samples: st.samples,
+                    reason,
+                })
+            });
+            if summary.is_some() {
+                st.phase = Phase::Ended;
+                st.reservation = None;
+                st.inbox = Vec::new();
+                st.spare = Vec::new();
+            } else {
+                st.utterance = Some(utterance);
+            }
+            drop(st);
+            self.counters
+                .frames
+                .fetch_add(frames as u64, Ordering::Relaxed);
+            for event in events {
+                self.sink.deliver(event);
+            }
+            if let Some(outcome) = summary {
+                self.forget(slot);
+                self.counters.ended(outcome.as_ref().ok().map(|s| s.reason));
+                self.sink.deliver(StreamEvent::Ended {
+                    serial: slot.serial,
+                    outcome,
+                });
+                slot.state.lock().scheduled = false;
+                return;
+            }
+            let mut st = slot.state.lock();
+            let more = !st.inbox.is_empty() || matches!(st.phase, Phase::Ending(_));
+            if !more {
+                st.scheduled = false;
+                return;
+            }
+        }
+    }
+}
+
+impl Expiring for Shared {
+    fn purge_expired(&self, now: Instant) -> Option<Instant> {
+        let idle = self.config.idle_timeout?;
+        let slots: Vec<Arc<Slot>> = self.open.lock().values().cloned().collect();
+        let mut next: Option<Instant> = None;
+        for slot in slots {
+            let mut st = slot.state.lock();
+            if st.phase != Phase::Open {
+                continue;
+            }
+            let deadline = st.last_push + idle;
+            if deadline > now {
+                next = Some(next.map_or(deadline, |t| t.min(deadline)));
+                continue;
+            }
+            st.phase = Phase::Ending(EndReason::Idle);
+            let start = !st.scheduled;
+            st.scheduled = true;
+            drop(st);
+            if let (true, Some(shared)) = (start, self.me.upgrade()) {
+                shared.schedule(slot.clone());
+            }
+        }
+        next
+    }
+}
