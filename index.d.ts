@@ -256,6 +256,77 @@ export declare class BatchProcessor {
 }
 
 /**
+ * One utterance's stream (made by `FeatureStreams.start`). It is also an
+ * EventEmitter ('error', 'drain', 'end') and an async iterable of frame
+ * blocks (see `FeatureStreamEvents`).
+ */
+export declare class FeatureStream {
+  /** The utterance id it was started with. */
+  get utteranceId(): string
+  /** Whether it no longer takes audio (finalized, aborted, idle or closed). */
+  get closed(): boolean
+  /**
+   * Copies the chunk (Float32Array, or Int16Array PCM scaled by 1/32768)
+   * and returns at once; its frames are computed on the Rust pool. False
+   * when frames not yet consumed exceed `highWaterMark` (the chunk is
+   * taken all the same): wait for 'drain'. E_STREAM_CLOSED after
+   * finalize or abort; a NaN or infinite sample is an E_NOT_FINITE
+   * RangeError naming its index, the chunk is not taken and the stream
+   * goes on.
+   */
+  push(chunk: Float32Array | Int16Array): boolean
+  /**
+   * Ends the stream once what was pushed is framed; resolves with its
+   * summary after the last frames (padded as a clip's end) were
+   * delivered. Rejects as `extractFeatures` would on the whole audio
+   * (E_EMPTY_AUDIO when nothing was pushed), with E_CALLBACK when an
+   * `onFrames` callback threw and no 'error' listener took it, and with
+   * an AbortError after `abort()`.
+   */
+  finalize(this: this): Promise<StreamSummary>
+  /**
+   * Ends the stream at once: frames not yet delivered are dropped, and
+   * `finalize()` and readers reject with an AbortError.
+   */
+  abort(): void
+}
+
+/**
+ * Live feature streams, one per utterance: audio pushed in chunks of any
+ * size comes back as frames computed on the Rust pool, equal to
+ * `extractFeatures` on the whole audio. While a stream is open it keeps
+ * Node running; an idle one is finalized after `idleTimeoutMs`.
+ */
+export declare class FeatureStreams {
+  /** Streams extracting with `options.options`; see `FeatureStreamsOptions`. */
+  constructor(options: FeatureStreamsOptions)
+  /**
+   * Opens the stream of `utteranceId`: push audio to it, read frames
+   * through `onFrames`, `for await` or `readable()`, then `finalize()`.
+   * Throws E_TOO_MANY_STREAMS past `maxConcurrent` and
+   * E_DUPLICATE_STREAM for an id that is open already.
+   */
+  start(utteranceId: string, options?: StreamStartOptions): FeatureStream
+  /** The open stream of `utteranceId` (E_UNKNOWN_STREAM when none is). */
+  get(utteranceId: string): FeatureStream
+  /** `get(utteranceId).push(chunk)`. */
+  push(utteranceId: string, chunk: Float32Array | Int16Array): boolean
+  /** `get(utteranceId).finalize()`. */
+  finalize(utteranceId: string): Promise<StreamSummary>
+  /** `get(utteranceId).abort()`. */
+  abort(utteranceId: string): void
+  /** Streams open now. */
+  get open(): number
+  /** Counters, frame rate, push-to-frames latency and pooled bytes. */
+  getStats(): StreamsStats
+  /**
+   * Refuses new streams and finalizes every open one (their last frames
+   * and summaries follow); resolves once all have ended.
+   */
+  close(): Promise<void>
+}
+
+/**
  * A memory budget for host and GPU memory with pooled, reference-counted
  * blocks, usage analytics, optimisation suggestions and batch sizing.
  */
@@ -640,6 +711,32 @@ export interface ExtractOptions {
   topDb?: number | null
 }
 
+/** Options of `new FeatureStreams(options)`. */
+export interface FeatureStreamsOptions {
+  /**
+   * How every stream extracts (sampleRate required); a stream may
+   * override any of them in `start`.
+   */
+  options: ExtractOptions
+  /** Most streams open at once (default 100); `start` past it throws E_TOO_MANY_STREAMS. */
+  maxConcurrent?: number
+  /** A stream not pushed to for this long is finalized (default 5000; null: never). */
+  idleTimeoutMs?: number | null
+  /**
+   * Frames computed or pending but not consumed above which `push`
+   * returns false (default 1000, 10 s at a 10 ms hop).
+   */
+  highWaterMark?: number
+  /** Counts the streams' buffers against this manager's host budget (E_BUDGET past it). */
+  memoryManager?: GAMAMemoryManager
+  /**
+   * How logMel's topDb floor applies (default 'none': no floor, frames
+   * equal `extractFeatures` with `topDb: null`; 'running': each frame
+   * floored at the loudest value so far minus topDb).
+   */
+  topDbReference?: 'none' | 'running'
+}
+
 /** Usage of the GPU. */
 export interface GpuMemoryUsage {
   /** Device name. */
@@ -955,6 +1052,61 @@ export interface SetOptions {
   ttl?: number
   /** Tags for `invalidate({ tag })`. */
   tags?: Array<string>
+}
+
+/** What `FeatureStreams.getStats()` returns. */
+export interface StreamsStats {
+  /** Streams open now. */
+  open: number
+  /** Streams started. */
+  started: number
+  /** Streams ended by finalize(). */
+  finalized: number
+  /** Streams finalized for being idle. */
+  idleClosed: number
+  /** Streams ended by close(). */
+  closed: number
+  /** Streams aborted. */
+  aborted: number
+  /** Streams whose audio could not be extracted (e.g. none was pushed). */
+  failed: number
+  /** Frames computed. */
+  frames: number
+  /** Frames computed per second since the streams were made. */
+  framesPerSecond: number
+  /** From a push to its frames reaching their consumer, in ms. */
+  latency: LatencyStats
+  /** Bytes the open streams' buffers hold. */
+  pooledBytes: number
+}
+
+/** Options of `FeatureStreams.start`. */
+export interface StreamStartOptions {
+  /**
+   * Receives every frame block, in order, as it is computed (the stream
+   * then has no other reader).
+   */
+  onFrames?: (block: FrameBlock) => void
+  /** Extraction options of this stream, over the streams' own. */
+  options?: Partial<ExtractOptions>
+  /** Overrides the streams' `topDbReference`. */
+  topDbReference?: 'none' | 'running'
+}
+
+/** What `finalize()` resolves with. */
+export interface StreamSummary {
+  /** The stream's utterance id. */
+  utteranceId: string
+  /** Frames delivered. */
+  frames: number
+  /** Samples pushed. */
+  samples: number
+  /** Seconds of audio pushed. */
+  durationSec: number
+  /** Why it ended: finalize(), idleTimeoutMs or close(). */
+  reason: 'finalized' | 'idle' | 'closed'
+  /** How many times its onFrames callback threw. */
+  callbackErrors: number
 }
 
 /** Which measurements a summary covers. */

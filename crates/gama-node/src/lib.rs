@@ -1,6 +1,6 @@
 //! gama-native's Node.js binding: the napi-rs skin over `gama-core`. Each
 //! module binds one capability (`cache`, `memory`, `batch`, `features`,
-//! `profiler`); `js` holds the helpers they share (coded errors, option
+//! `stream`, `profiler`); `js` holds the helpers they share (coded errors, option
 //! readers, value conversion). Logic lives in the core; what is here turns
 //! JS values into core calls and core results into JS values.
 
@@ -16,6 +16,7 @@ pub mod features;
 mod js;
 pub mod memory;
 pub mod profiler;
+pub mod stream;
 
 /// Runs when the addon loads (see `js::module`).
 #[napi(module_exports)]

@@ -222,24 +222,19 @@ fn level_values(l: &Level) -> [f64; 3] {
 }
 
 /// Builds plain number objects many at a time through `numbers.js`; one
-/// per JS environment, kept as the addon's instance data.
+/// per JS environment, kept in the addon's instance data.
 pub struct NumberObjects(Persistent);
 
 impl NumberObjects {
-    /// Compiles the maker and keeps it for `env`'s lifetime (at load).
-    pub fn install(env: &Env) -> Result<()> {
+    /// Compiles the maker for `env` (at load).
+    pub fn new(env: &Env) -> Result<Self> {
         let maker: Unknown = env.run_script(include_str!("numbers.js"))?;
-        let numbers = NumberObjects(Persistent::new(env, maker.raw())?);
-        // The environment's teardown frees its references itself.
-        env.set_instance_data(numbers, (), |_| {})
+        Ok(NumberObjects(Persistent::new(env, maker.raw())?))
     }
 
     /// The maker of `env`, when installed.
     pub fn of(env: &Env) -> Option<&'static NumberObjects> {
-        env.get_instance_data::<NumberObjects>()
-            .ok()
-            .flatten()
-            .map(|n| &*n)
+        crate::js::module::Scripts::of(env).map(|s| &s.numbers)
     }
 
     /// The objects of the ANALYZE and MEASURE results among `events`, one

@@ -38,10 +38,7 @@ use crate::memory::GAMAMemoryManager;
 use gama_core::batch::{Config, ItemId, OpName, Processor};
 use gama_core::features::ExtractParams;
 
-/// What the batch binding sets up once per JS environment, at load.
-pub(crate) fn install(env: &Env) -> Result<()> {
-    convert::NumberObjects::install(env)
-}
+pub(crate) use convert::NumberObjects;
 
 /// Dynamic batching of work items on a Rust thread pool, with priorities,
 /// progress, cancellation and memory-aware scheduling. Every promise it

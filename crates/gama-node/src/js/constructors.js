@@ -5,7 +5,7 @@
 // `instanceof`) to the class itself.
 'use strict';
 (function guard(exports) {
-  const names = ['AudioFeatureCache', 'BatchProcessor', 'GAMAMemoryManager', 'MemoryBlock', 'PerformanceProfiler'];
+  const names = ['AudioFeatureCache', 'BatchProcessor', 'FeatureStream', 'FeatureStreams', 'GAMAMemoryManager', 'MemoryBlock', 'PerformanceProfiler'];
   for (const name of names) {
     const Class = exports[name];
     if (typeof Class !== 'function') continue;

@@ -1,14 +1,42 @@
 //! What runs once when the addon loads: the cache's fast read path, the
-//! batch drain's bulk result maker and the guard that makes the exported
-//! classes require `new` (constructors.js).
+//! scripts kept per environment (the batch drain's bulk result maker, the
+//! feature streams' JS side) and the guard that makes the exported classes
+//! require `new` (constructors.js).
 
 use napi::bindgen_prelude::{Function, Object, Unknown};
 use napi::{Env, Result};
 
+use crate::batch::NumberObjects;
+use crate::stream::StreamGlue;
+
+/// The scripts of one JS environment, kept as the addon's instance data
+/// (N-API gives an addon one slot per environment).
+pub struct Scripts {
+    /// Makes MEASURE and ANALYZE result objects in bulk.
+    pub numbers: NumberObjects,
+    /// The JS side of feature streams.
+    pub streams: StreamGlue,
+}
+
+impl Scripts {
+    /// The scripts of `env`, once installed.
+    pub fn of(env: &Env) -> Option<&'static Scripts> {
+        env.get_instance_data::<Scripts>()
+            .ok()
+            .flatten()
+            .map(|s| &*s)
+    }
+}
+
 /// Patches the freshly made exports.
 pub fn install(env: &Env, exports: Object) -> Result<()> {
     crate::cache::install(env, &exports)?;
-    crate::batch::install(env)?;
+    let scripts = Scripts {
+        numbers: NumberObjects::new(env)?,
+        streams: StreamGlue::new(env, &exports)?,
+    };
+    // The environment's teardown frees its references itself.
+    env.set_instance_data(scripts, (), |_| {})?;
     let guard: Function<Object, Unknown> = env.run_script(include_str!("constructors.js"))?;
     guard.call(exports)?;
     Ok(())

@@ -1,0 +1,247 @@
+//! The JS-thread side of a `FeatureStreams`: the object of every open
+//! stream, the drain that turns the core's events into frame blocks and
+//! settled promises, and the hold on the event loop while streams are open.
+//!
+//! Rule: no `RefCell` borrow is held while JS code runs (callbacks may
+//! call back into the streams).
+//!
+//! Invariant: `open` holds every stream that has not ended as JS sees it;
+//! a stream leaves it exactly once, when its end reaches JS (`Ended`) or it
+//! is aborted.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hashbrown::{HashMap, HashSet};
+use napi::bindgen_prelude::{JsObjectValue, Object};
+use napi::{sys, Env, JsValue, Result};
+
+use super::glue::StreamGlue;
+use super::sink::Inbox;
+use crate::features::to_js;
+use crate::js::errors::{coded_value, error_value};
+use crate::js::napi::Js;
+use crate::js::raw::{undefined, Deferred, Persistent};
+use gama_core::error::ErrorClass;
+use gama_core::stream::{Block, EndReason, Stream, StreamEvent, Streams, Summary};
+
+/// What the JS side keeps for an open stream.
+pub(super) struct Entry {
+    /// The `FeatureStream` object (a strong reference).
+    pub object: Persistent,
+    pub stream: Stream,
+    /// Whether an `onFrames` callback consumes frames as they arrive.
+    pub at_once: bool,
+    pub sample_rate: f64,
+}
+
+/// Everything the JS thread keeps for one `FeatureStreams`.
+pub(super) struct JsStreams {
+    pub core: Option<Arc<Streams>>,
+    pub open: HashMap<u64, Entry>,
+    /// Streams whose `push` reported backpressure, owed a 'drain'.
+    pub need_drain: HashSet<u64>,
+    pub inbox: Inbox,
+    /// The drain's threadsafe function, referenced while streams are open.
+    pub tsfn: sys::napi_threadsafe_function,
+    held: bool,
+    close_waiters: Vec<Deferred>,
+}
+
+/// The JS thread's handle to a `JsStreams`.
+pub(super) type Cell = Rc<RefCell<JsStreams>>;
+
+impl JsStreams {
+    pub fn new(inbox: Inbox) -> Self {
+        JsStreams {
+            core: None,
+            open: HashMap::new(),
+            need_drain: HashSet::new(),
+            inbox,
+            tsfn: std::ptr::null_mut(),
+            held: false,
+            close_waiters: Vec::new(),
+        }
+    }
+
+    /// The core; present from construction on.
+    pub fn core(&self) -> Arc<Streams> {
+        self.core.clone().expect("set at construction")
+    }
+
+    /// Holds the event loop while streams are open (their frames and ends
+    /// are still to come).
+    fn update_hold(&mut self, env: &Env) {
+        let busy = !self.open.is_empty();
+        if busy == self.held {
+            return;
+        }
+        self.held = busy;
+        // SAFETY: the live env of this call; `tsfn` is the drain's function,
+        // owned by the core's sink, which lives as long as this state.
+        let status = unsafe {
+            if busy {
+                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn)
+            } else {
+                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn)
+            }
+        };
+        let _ = crate::js::errors::check_status(status, "napi_ref_threadsafe_function");
+    }
+
+    /// A promise that resolves once no stream is open.
+    pub fn closed_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
+        let (deferred, promise) = Deferred::new(env)?;
+        if self.open.is_empty() {
+            deferred.resolve(env, undefined(env));
+        } else {
+            self.close_waiters.push(deferred);
+        }
+        Ok(promise)
+    }
+}
+
+/// Runs on the JS thread whenever the pool has sent events.
+pub(super) fn drain(env: &Env, cell: &Cell) {
+    let (events, core) = {
+        let s = cell.borrow();
+        let events = std::mem::take(&mut *s.inbox.lock());
+        (events, s.core())
+    };
+    let Ok(glue) = StreamGlue::of(env) else {
+        return;
+    };
+    for event in events {
+        match event {
+            StreamEvent::Frames {
+                serial,
+                block,
+                pushed,
+            } => {
+                let found = cell
+                    .borrow()
+                    .open
+                    .get(&serial)
+                    .map(|e| (e.object.get(env), e.stream.clone(), e.at_once));
+                // Gone: aborted after the frames were computed.
+                let Some((object, stream, at_once)) = found else {
+                    continue;
+                };
+                core.record_delivery(pushed);
+                let frames = block.features.frames;
+                match block_value(env, stream.id(), block) {
+                    Ok(value) => glue.deliver(env, object, value),
+                    Err(e) => Js::new(env).report_uncaught(error_value(
+                        env,
+                        ErrorClass::Error,
+                        "E_CONVERT",
+                        &e.reason,
+                    )),
+                }
+                if at_once {
+                    stream.consumed(frames);
+                }
+            }
+            StreamEvent::Ended { serial, outcome } => {
+                let entry = cell.borrow_mut().open.remove(&serial);
+                let Some(entry) = entry else {
+                    continue;
+                };
+                cell.borrow_mut().need_drain.remove(&serial);
+                let id = entry.stream.id();
+                let (summary, error) = match outcome {
+                    Ok(s) => (
+                        summary_value(env, id, &s, entry.sample_rate)
+                            .unwrap_or_else(|_| undefined(env)),
+                        undefined(env),
+                    ),
+                    Err(e) => (undefined(env), coded_value(env, &e)),
+                };
+                glue.end(env, entry.object.get(env), summary, error);
+                entry.object.delete(env);
+            }
+        }
+    }
+    after_change(env, cell);
+}
+
+/// Ends an aborted stream on the JS side: its promises reject with an
+/// AbortError and its reader stops.
+pub(super) fn aborted(env: &Env, cell: &Cell, serial: u64) {
+    let entry = cell.borrow_mut().open.remove(&serial);
+    cell.borrow_mut().need_drain.remove(&serial);
+    if let (Some(entry), Ok(glue)) = (entry, StreamGlue::of(env)) {
+        let message = format!(
+            "the stream of utterance '{}' was aborted",
+            entry.stream.id()
+        );
+        let error = error_value(env, ErrorClass::AbortError, "ABORT_ERR", &message);
+        glue.end(env, entry.object.get(env), undefined(env), error);
+        entry.object.delete(env);
+    }
+    after_change(env, cell);
+}
+
+/// Emits 'drain' where backpressure has cleared, then updates the hold and
+/// resolves `close()` waiters once nothing is open.
+pub(super) fn after_change(env: &Env, cell: &Cell) {
+    let ready: Vec<sys::napi_value> = {
+        let mut s = cell.borrow_mut();
+        let s = &mut *s;
+        let open = &s.open;
+        let mut ready = Vec::new();
+        s.need_drain.retain(|serial| match open.get(serial) {
+            Some(e) if e.stream.consumed(0) => {
+                ready.push(e.object.get(env));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        ready
+    };
+    if let Ok(glue) = StreamGlue::of(env) {
+        for object in ready {
+            glue.drain(env, object);
+        }
+    }
+    let mut s = cell.borrow_mut();
+    s.update_hold(env);
+    if s.open.is_empty() {
+        let waiters = std::mem::take(&mut s.close_waiters);
+        drop(s);
+        for w in waiters {
+            w.resolve(env, undefined(env));
+        }
+    }
+}
+
+/// `{ utteranceId, firstFrame, frames, ...features }` for a block.
+fn block_value(env: &Env, id: &str, block: Block) -> Result<sys::napi_value> {
+    let frames = block.features.frames;
+    let value = to_js(env, block.features)?.0;
+    let js = Js::new(env);
+    js.set_named(value, c"utteranceId", js.string(id)?)?;
+    js.set_named(value, c"firstFrame", js.number(block.first as f64)?)?;
+    js.set_named(value, c"frames", js.number(frames as f64)?)?;
+    Ok(value)
+}
+
+/// The `StreamSummary` object of a stream that ended.
+fn summary_value(env: &Env, id: &str, s: &Summary, sample_rate: f64) -> Result<sys::napi_value> {
+    let mut o = Object::new(env)?;
+    o.set_named_property("utteranceId", id)?;
+    o.set_named_property("frames", s.frames as f64)?;
+    o.set_named_property("samples", s.samples as f64)?;
+    o.set_named_property("durationSec", s.samples as f64 / sample_rate)?;
+    o.set_named_property(
+        "reason",
+        match s.reason {
+            EndReason::Finalized => "finalized",
+            EndReason::Idle => "idle",
+            EndReason::Closed => "closed",
+        },
+    )?;
+    Ok(o.raw())
+}

@@ -1,0 +1,232 @@
+// The JS side of feature streams: each FeatureStream is an EventEmitter
+// ('error', 'drain', 'end'), an async iterable and a source of Node
+// Readables; FeatureStreams makes Transforms. The native side calls the
+// functions returned here from its drain (on the JS thread) as frames and
+// ends arrive; frames not taken by an `onFrames` callback wait in a queue
+// until a Readable (or an iterator, which reads one) asks for them.
+'use strict';
+(function install(exports) {
+  const getBuiltin = process.getBuiltinModule;
+  if (typeof getBuiltin !== 'function') {
+    throw new Error('gama-native needs Node >= 20.16 (process.getBuiltinModule) for FeatureStreams');
+  }
+  const { EventEmitter } = getBuiltin('node:events');
+  const { Readable, Transform } = getBuiltin('node:stream');
+  const { FeatureStream, FeatureStreams } = exports;
+  const kState = Symbol('featureStream');
+
+  function coded(Kind, code, message, extra) {
+    const error = new Kind(message);
+    error.code = code;
+    return Object.assign(error, extra);
+  }
+
+  // Native classes gain EventEmitter's methods; `init` runs its constructor.
+  Object.setPrototypeOf(FeatureStream.prototype, EventEmitter.prototype);
+  Object.defineProperty(FeatureStream.prototype, Symbol.asyncIterator, {
+    configurable: true,
+    writable: true,
+    value: function asyncIterator() {
+      return this.readable()[Symbol.asyncIterator]();
+    },
+  });
+  Object.defineProperty(FeatureStream.prototype, 'readable', {
+    configurable: true,
+    writable: true,
+    value: function readable(options) {
+      return makeReadable(this, options);
+    },
+  });
+  Object.defineProperty(FeatureStreams.prototype, 'transform', {
+    configurable: true,
+    writable: true,
+    value: function transform(utteranceId, options) {
+      return makeTransform(this, utteranceId, options);
+    },
+  });
+
+  // Called once per stream, before it is handed out. `consumed(stream,
+  // frames)` tells the native side that queued frames were taken.
+  function init(stream, utteranceId, onFrames, consumed) {
+    EventEmitter.call(stream);
+    stream[kState] = {
+      utteranceId,
+      onFrames,
+      consumed: (frames) => consumed(stream, frames),
+      queue: [],
+      readable: null,
+      wantMore: false,
+      outcome: null,
+      waiters: [],
+      finalizeAsked: false,
+      firstError: null,
+      callbackErrors: 0,
+    };
+  }
+
+  function state(stream) {
+    const st = stream[kState];
+    if (st === undefined) throw coded(TypeError, 'ERR_INVALID_THIS', 'not a FeatureStream made by FeatureStreams.start');
+    return st;
+  }
+
+  // New frames. Returns true when they were consumed at once (by onFrames).
+  function deliver(stream, block) {
+    const st = stream[kState];
+    if (st.onFrames !== null) {
+      try {
+        st.onFrames(block);
+      } catch (error) {
+        callbackError(stream, st, error);
+      }
+      return true;
+    }
+    st.queue.push(block);
+    feed(st);
+    return false;
+  }
+
+  // The first error an onFrames callback throws goes to 'error' listeners,
+  // or else to finalize()'s promise; later ones are counted in the summary.
+  function callbackError(stream, st, error) {
+    st.callbackErrors += 1;
+    if (st.callbackErrors > 1) return;
+    const wrapped = coded(Error, 'E_CALLBACK', `onFrames of utterance '${st.utteranceId}' threw: ${error && error.message}`, { cause: error });
+    if (stream.listenerCount('error') > 0) {
+      stream.emit('error', wrapped);
+    } else {
+      st.firstError = wrapped;
+    }
+  }
+
+  // Moves queued frames into the Readable while it wants more, and ends it
+  // once the stream has ended and the queue is empty.
+  function feed(st) {
+    const r = st.readable;
+    if (r === null || r.destroyed) return;
+    let taken = 0;
+    while (st.wantMore && st.queue.length > 0) {
+      const block = st.queue.shift();
+      taken += block.frames;
+      st.wantMore = r.push(block);
+    }
+    if (taken > 0) st.consumed(taken);
+    if (st.queue.length === 0 && st.outcome !== null) {
+      if (st.outcome.error) r.destroy(st.outcome.error);
+      else r.push(null);
+    }
+  }
+
+  // The stream ended: summary or error (an AbortError when aborted).
+  function end(stream, summary, error) {
+    const st = stream[kState];
+    if (st.outcome !== null) return;
+    if (summary) summary.callbackErrors = st.callbackErrors;
+    let outcome = { summary, error };
+    if (!error && st.firstError !== null) {
+      if (st.finalizeAsked) {
+        outcome = { summary, error: Object.assign(st.firstError, { summary }) };
+      } else {
+        process.emitWarning(st.firstError);
+      }
+      st.firstError = null;
+    }
+    st.outcome = outcome;
+    for (const { resolve, reject } of st.waiters.splice(0)) {
+      if (outcome.error) reject(outcome.error);
+      else resolve(summary);
+    }
+    feed(st);
+    if (st.readable === null && error && error.code !== 'ABORT_ERR' && stream.listenerCount('error') > 0) {
+      stream.emit('error', error);
+    }
+    if (summary) stream.emit('end', summary);
+  }
+
+  // finalize()'s promise: the summary once the last frames are out.
+  function settled(stream) {
+    const st = state(stream);
+    st.finalizeAsked = true;
+    if (st.outcome !== null) {
+      const { summary, error } = st.outcome;
+      return error ? Promise.reject(error) : Promise.resolve(summary);
+    }
+    return new Promise((resolve, reject) => st.waiters.push({ resolve, reject }));
+  }
+
+  function drain(stream) {
+    stream.emit('drain');
+  }
+
+  function makeReadable(stream, options) {
+    const st = state(stream);
+    if (st.onFrames !== null || st.readable !== null) {
+      throw coded(Error, 'E_STREAM_CONSUMED', `the frames of utterance '${st.utteranceId}' go to ${st.onFrames !== null ? 'its onFrames callback' : 'another reader'}: a stream has one consumer`);
+    }
+    const known = ['highWaterMark'];
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
+    }
+    for (const key of Object.keys(options ?? {})) {
+      if (!known.includes(key)) throw coded(TypeError, 'ERR_INVALID_ARG_VALUE', `options.${key} is not a known option (known: ${known.join(', ')})`);
+    }
+    const highWaterMark = options?.highWaterMark ?? 16;
+    if (!Number.isInteger(highWaterMark) || highWaterMark < 1) {
+      throw coded(RangeError, 'ERR_OUT_OF_RANGE', `options.highWaterMark must be a whole number >= 1; got ${highWaterMark}`);
+    }
+    st.readable = new Readable({
+      objectMode: true,
+      highWaterMark,
+      read() {
+        st.wantMore = true;
+        feed(st);
+      },
+      destroy(error, callback) {
+        // A reader that stops early (a `break` out of `for await`) ends
+        // the stream, as destroying a socket's Readable closes it.
+        if (st.outcome === null) stream.abort();
+        callback(error);
+      },
+    });
+    return st.readable;
+  }
+
+  function makeTransform(streams, utteranceId, options) {
+    const known = ['options', 'topDbReference', 'highWaterMark'];
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
+    }
+    for (const key of Object.keys(options ?? {})) {
+      if (!known.includes(key)) throw coded(TypeError, 'ERR_INVALID_ARG_VALUE', `options.${key} is not a known option (known: ${known.join(', ')})`);
+    }
+    const { highWaterMark, ...startOptions } = options ?? {};
+    let stream = null;
+    const transform = new Transform({
+      writableObjectMode: true,
+      readableObjectMode: true,
+      readableHighWaterMark: highWaterMark ?? 16,
+      transform(chunk, _encoding, callback) {
+        let ok;
+        try {
+          ok = stream.push(chunk);
+        } catch (error) {
+          callback(error);
+          return;
+        }
+        if (ok) callback();
+        else stream.once('drain', () => callback());
+      },
+      flush(callback) {
+        stream.finalize().then(() => callback(), callback);
+      },
+      destroy(error, callback) {
+        if (stream[kState].outcome === null) stream.abort();
+        callback(error);
+      },
+    });
+    stream = streams.start(utteranceId, { ...startOptions, onFrames: (block) => transform.push(block) });
+    return transform;
+  }
+
+  return { init, deliver, end, settled, drain };
+});
