@@ -375,10 +375,45 @@ impl<'a> Piece<'a> {
 }
 
 /// Scratch rows reused for every frame.
+#[derive(Default)]
 struct Rows {
     magnitude: Vec<f32>,
     mel_source: Vec<f32>,
     mel: Vec<f32>,
+}
+
+/// The working buffers of `per_frame`, kept per thread so that a short
+/// range of frames (a stream's few new ones) allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    buffer: Vec<Complex<f64>>,
+    fft: Vec<Complex<f64>>,
+    pow_a: Vec<f32>,
+    pow_b: Vec<f32>,
+    rows: Rows,
+    edge_a: Vec<f32>,
+    edge_b: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers (new ones the first time).
+    fn take() -> Box<Scratch> {
+        SCRATCH.with(|s| s.take()).unwrap_or_default()
+    }
+
+    /// Keeps the buffers for this thread's next call.
+    fn put(self: Box<Self>) {
+        SCRATCH.with(|s| s.set(Some(self)));
+    }
+}
+
+/// Makes `v` exactly `len` long (its values are overwritten before use).
+fn fit<T: Clone>(v: &mut Vec<T>, len: usize, zero: T) {
+    v.resize(len, zero);
 }
 
 impl Extractor {
@@ -590,19 +625,26 @@ impl Extractor {
     /// was not asked for.
     fn zeros(&self, frames: usize) -> (Features, Vec<f32>) {
         let o = &self.options;
-        let mut seen = Vec::with_capacity(o.features.len());
-        for &f in &o.features {
-            if !seen.contains(&f) {
-                seen.push(f);
-            }
-        }
-        let features = Features::zeros(frames, seen.iter().map(|&f| (f, self.bins(f))));
+        let features = Features::zeros(frames, self.layout());
         let scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
             vec![0f32; frames * o.n_mels]
         } else {
             Vec::new()
         };
         (features, scratch)
+    }
+
+    /// How a result buffer is laid out: each feature asked for (once, in
+    /// the order asked) with its values per frame; feature `i` starts at
+    /// `frames` times the values per frame of those before it.
+    pub fn layout(&self) -> Vec<(Feature, usize)> {
+        let mut seen: Vec<(Feature, usize)> = Vec::with_capacity(self.options.features.len());
+        for &f in &self.options.features {
+            if !seen.iter().any(|(s, _)| *s == f) {
+                seen.push((f, self.bins(f)));
+            }
+        }
+        seen
     }
 
     /// Values per frame of `feature`.
@@ -694,6 +736,21 @@ impl Extractor {
         piece: &mut Piece,
         progress: &Progress,
     ) -> Result<f32, ExtractError> {
+        let mut scratch = Scratch::take();
+        let result = self.per_frame_with(signal, piece, progress, &mut scratch);
+        scratch.put();
+        result
+    }
+
+    /// `per_frame` with this thread's working buffers.
+    #[inline(always)]
+    fn per_frame_with(
+        &self,
+        signal: Signal,
+        piece: &mut Piece,
+        progress: &Progress,
+        scratch: &mut Scratch,
+    ) -> Result<f32, ExtractError> {
         let o = &self.options;
         let st = self.stages;
         let (n, bins) = (o.n_fft, o.n_fft / 2 + 1);
@@ -708,15 +765,29 @@ impl Extractor {
         let (first, end) = (piece.first, piece.first + piece.frames);
         let mut peak_db = f32::NEG_INFINITY;
         if st.spectrum {
-            let mut buffer = vec![Complex::new(0f64, 0f64); n];
-            let mut scratch = vec![Complex::new(0f64, 0f64); self.fft.get_inplace_scratch_len()];
-            let (mut pow_a, mut pow_b) = (vec![0f32; bins], vec![0f32; bins]);
-            let mut rows = Rows {
-                magnitude: vec![0f32; bins],
-                mel_source: vec![0f32; bins],
-                mel: vec![0f32; o.n_mels],
-            };
-            let (mut edge_a, mut edge_b) = (vec![0f32; n], vec![0f32; n]);
+            let Scratch {
+                buffer,
+                fft,
+                pow_a,
+                pow_b,
+                rows,
+                edge_a,
+                edge_b,
+            } = scratch;
+            let zero = Complex::new(0f64, 0f64);
+            fit(buffer, n, zero);
+            fit(fft, self.fft.get_inplace_scratch_len(), zero);
+            for row in [
+                &mut *pow_a,
+                &mut *pow_b,
+                &mut rows.magnitude,
+                &mut rows.mel_source,
+            ] {
+                fit(row, bins, 0.0);
+            }
+            fit(&mut rows.mel, o.n_mels, 0.0);
+            fit(edge_a, n, 0.0);
+            fit(edge_b, n, 0.0);
             let mut since = 0;
             let mut f = first;
             while f < end {
@@ -726,8 +797,8 @@ impl Extractor {
                     }
                     since = 0;
                 }
-                let a = framer.frame(f, &mut edge_a);
-                let b = (f + 1 < end).then(|| framer.frame(f + 1, &mut edge_b));
+                let a = framer.frame(f, edge_a);
+                let b = (f + 1 < end).then(|| framer.frame(f + 1, edge_b));
                 match b {
                     Some(b) => {
                         for (((z, x), y), w) in buffer.iter_mut().zip(a).zip(b).zip(&self.window) {
@@ -744,17 +815,17 @@ impl Extractor {
                 // partner's power that the shared FFT leaves in it.
                 let silent_a = is_silent(a);
                 let silent_b = b.is_some_and(is_silent);
-                self.fft.process_with_scratch(&mut buffer, &mut scratch);
-                split_powers(&buffer, &mut pow_a, &mut pow_b);
+                self.fft.process_with_scratch(buffer, fft);
+                split_powers(buffer, pow_a, pow_b);
                 if silent_a {
                     pow_a.fill(0.0);
                 }
                 if silent_b {
                     pow_b.fill(0.0);
                 }
-                peak_db = peak_db.max(self.frame_features(f, &pow_a, &mut rows, piece));
+                peak_db = peak_db.max(self.frame_features(f, pow_a, rows, piece));
                 if b.is_some() {
-                    peak_db = peak_db.max(self.frame_features(f + 1, &pow_b, &mut rows, piece));
+                    peak_db = peak_db.max(self.frame_features(f + 1, pow_b, rows, piece));
                 }
                 f += 2;
                 since += 2;
@@ -764,9 +835,10 @@ impl Extractor {
             }
         }
         if st.wants(Feature::Rms) {
-            let mut edge = vec![0f32; n];
+            let edge = &mut scratch.edge_a;
+            fit(edge, n, 0.0);
             for f in first..end {
-                let frame = framer.frame(f, &mut edge);
+                let frame = framer.frame(f, edge);
                 piece.row(Feature::Rms, f)[0] = (dot(frame, frame) / n as f32).sqrt();
             }
         }

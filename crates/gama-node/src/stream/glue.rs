@@ -43,16 +43,18 @@ impl StreamGlue {
             .ok_or_else(|| napi::Error::from_reason("gama-native's scripts are not installed"))
     }
 
-    /// Sets up a new stream object's JS state.
-    pub fn init(&self, env: &Env, args: &[sys::napi_value; 4]) -> Result<()> {
+    /// Sets up a new stream object's JS state: `[stream, utteranceId,
+    /// layout, onFrames, consumed]`.
+    pub fn init(&self, env: &Env, args: &[sys::napi_value; 5]) -> Result<()> {
         let js = Js::new(env);
         js.call(js.undefined()?, self.init.get(env), args)?;
         Ok(())
     }
 
-    /// Hands a frame block to the stream's consumer (or its queue).
-    pub fn deliver(&self, env: &Env, stream: sys::napi_value, block: sys::napi_value) {
-        call_reporting(env, self.deliver.get(env), &[stream, block]);
+    /// Hands a frame block to the stream's consumer (or its queue):
+    /// `[stream, buffer, firstFrame, frames]`.
+    pub fn deliver(&self, env: &Env, args: &[sys::napi_value; 4]) {
+        call_reporting(env, self.deliver.get(env), args);
     }
 
     /// Ends the stream with a summary or an error.

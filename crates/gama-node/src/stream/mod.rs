@@ -29,7 +29,7 @@ use crate::js::napi::Js;
 use crate::js::raw::Persistent;
 use crate::js::value::{RawValue, TypedArrayView};
 use crate::memory::GAMAMemoryManager;
-use gama_core::features::{shared_extractor, ExtractParams};
+use gama_core::features::{shared_extractor, ExtractParams, Extractor};
 use gama_core::stream::{Stream, StreamError, Streams, StreamsConfig, TopDbReference};
 
 /// Keys of `new FeatureStreams(options)`.
@@ -201,7 +201,7 @@ impl FeatureStreams {
             .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.options.{e}")))?;
         let core = self.state.borrow().core();
         let stream = core
-            .start(&id, extractor, reference)
+            .start(&id, extractor.clone(), reference)
             .map_err(|e| coded(&env, &e))?;
         let object = FeatureStream {
             stream: stream.clone(),
@@ -214,11 +214,16 @@ impl FeatureStreams {
             Some(f) => f.raw(),
             None => js.null()?,
         };
+        let layout = layout_value(&env, &extractor)?;
         let glue = StreamGlue::of(&env)?;
-        if let Err(e) = glue.init(
-            &env,
-            &[object, js.string(&id)?, callback, self.consumed.get(&env)],
-        ) {
+        let args = [
+            object,
+            js.string(&id)?,
+            layout,
+            callback,
+            self.consumed.get(&env),
+        ];
+        if let Err(e) = glue.init(&env, &args) {
             stream.abort();
             return Err(e);
         }
@@ -401,6 +406,20 @@ fn push_chunk(env: &Env, state: &Cell, stream: &Stream, chunk: &Unknown) -> Resu
         state.borrow_mut().need_drain.insert(stream.serial());
     }
     Ok(ok)
+}
+
+/// `[[name, bins, scalar], ...]`: how the stream's block buffers are laid out.
+fn layout_value(env: &Env, extractor: &Extractor) -> Result<sys::napi_value> {
+    let js = Js::new(env);
+    let layout = js.array()?;
+    for (i, (feature, bins)) in extractor.layout().into_iter().enumerate() {
+        let entry = js.array()?;
+        js.set_element(entry, 0, js.string(feature.name())?)?;
+        js.set_element(entry, 1, js.number(bins as f64)?)?;
+        js.set_element(entry, 2, js.boolean(feature.is_scalar())?)?;
+        js.set_element(layout, i as u32, entry)?;
+    }
+    Ok(layout)
 }
 
 fn finalize_object(env: &Env, object: sys::napi_value) -> Result<RawValue> {

@@ -19,7 +19,6 @@ use napi::{sys, Env, JsValue, Result};
 
 use super::glue::StreamGlue;
 use super::sink::Inbox;
-use crate::features::to_js;
 use crate::js::errors::{coded_value, error_value};
 use crate::js::napi::Js;
 use crate::js::raw::{undefined, Deferred, Persistent};
@@ -130,8 +129,8 @@ pub(super) fn drain(env: &Env, cell: &Cell) {
                 };
                 core.record_delivery(pushed);
                 let frames = block.features.frames;
-                match block_value(env, stream.id(), block) {
-                    Ok(value) => glue.deliver(env, object, value),
+                match block_args(env, object, block) {
+                    Ok(args) => glue.deliver(env, &args),
                     Err(e) => Js::new(env).report_uncaught(error_value(
                         env,
                         ErrorClass::Error,
@@ -217,15 +216,18 @@ pub(super) fn after_change(env: &Env, cell: &Cell) {
     }
 }
 
-/// `{ utteranceId, firstFrame, frames, ...features }` for a block.
-fn block_value(env: &Env, id: &str, block: Block) -> Result<sys::napi_value> {
-    let frames = block.features.frames;
-    let value = to_js(env, block.features)?.0;
+/// `[stream, buffer, firstFrame, frames]` of a block for `streams.js`,
+/// which makes the feature views (the layout is the stream's own).
+fn block_args(env: &Env, stream: sys::napi_value, block: Block) -> Result<[sys::napi_value; 4]> {
     let js = Js::new(env);
-    js.set_named(value, c"utteranceId", js.string(id)?)?;
-    js.set_named(value, c"firstFrame", js.number(block.first as f64)?)?;
-    js.set_named(value, c"frames", js.number(frames as f64)?)?;
-    Ok(value)
+    let frames = block.features.frames;
+    let (data, _) = block.features.into_parts();
+    Ok([
+        stream,
+        js.f32_buffer(data)?,
+        js.number(block.first as f64)?,
+        js.number(frames as f64)?,
+    ])
 }
 
 /// The `StreamSummary` object of a stream that ended.

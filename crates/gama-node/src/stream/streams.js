@@ -45,12 +45,14 @@
     },
   });
 
-  // Called once per stream, before it is handed out. `consumed(stream,
-  // frames)` tells the native side that queued frames were taken.
-  function init(stream, utteranceId, onFrames, consumed) {
+  // Called once per stream, before it is handed out. `layout` lists the
+  // features of every block's buffer in order as [name, bins, scalar];
+  // `consumed(stream, frames)` tells the native side queued frames were taken.
+  function init(stream, utteranceId, layout, onFrames, consumed) {
     EventEmitter.call(stream);
     stream[kState] = {
       utteranceId,
+      layout,
       onFrames,
       consumed: (frames) => consumed(stream, frames),
       queue: [],
@@ -70,20 +72,27 @@
     return st;
   }
 
-  // New frames. Returns true when they were consumed at once (by onFrames).
-  function deliver(stream, block) {
+  // New frames: `frames` rows of every feature, one after the other in
+  // `buffer` (made into views here, where V8 builds objects fastest).
+  function deliver(stream, buffer, firstFrame, frames) {
     const st = stream[kState];
+    const block = { utteranceId: st.utteranceId, firstFrame, frames };
+    let offset = 0;
+    for (const [name, bins, scalar] of st.layout) {
+      const data = new Float32Array(buffer, offset * 4, frames * bins);
+      block[name] = scalar ? data : { data, frames, bins };
+      offset += frames * bins;
+    }
     if (st.onFrames !== null) {
       try {
         st.onFrames(block);
       } catch (error) {
         callbackError(stream, st, error);
       }
-      return true;
+      return;
     }
     st.queue.push(block);
     feed(st);
-    return false;
   }
 
   // The first error an onFrames callback throws goes to 'error' listeners,
