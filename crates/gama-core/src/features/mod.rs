@@ -29,6 +29,7 @@ pub use batch::{BatchRun, ClipResult};
 pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features, Span, MAX_OUTPUT_BYTES};
 pub(crate) use extract::{Floor, Signal};
+pub(crate) use math::all_finite;
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
 pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};

@@ -52,7 +52,7 @@
     EventEmitter.call(stream);
     stream[kState] = {
       utteranceId,
-      layout,
+      build: builder(layout),
       onFrames,
       consumed: (frames) => consumed(stream, frames),
       queue: [],
@@ -72,17 +72,35 @@
     return st;
   }
 
+  // A function making the block objects of one layout as one object
+  // literal (one shape, so V8 builds them fast), made once per layout.
+  // `layout` holds known feature names and whole numbers only.
+  const builders = new Map();
+  function builder(layout) {
+    const key = JSON.stringify(layout);
+    let make = builders.get(key);
+    if (make === undefined) {
+      const fields = [];
+      let offset = 'o0';
+      const lets = ['let o0 = 0'];
+      layout.forEach(([name, bins, scalar], i) => {
+        const view = `new Float32Array(buffer, ${offset} * 4, frames * ${bins})`;
+        fields.push(scalar ? `${name}: ${view}` : `${name}: { data: ${view}, frames, bins: ${bins} }`);
+        lets.push(`const o${i + 1} = ${offset} + frames * ${bins}`);
+        offset = `o${i + 1}`;
+      });
+      const body = `${lets.join('; ')}; return { utteranceId, firstFrame, frames, ${fields.join(', ')} };`;
+      make = new Function('buffer', 'utteranceId', 'firstFrame', 'frames', body);
+      builders.set(key, make);
+    }
+    return make;
+  }
+
   // New frames: `frames` rows of every feature, one after the other in
   // `buffer` (made into views here, where V8 builds objects fastest).
   function deliver(stream, buffer, firstFrame, frames) {
     const st = stream[kState];
-    const block = { utteranceId: st.utteranceId, firstFrame, frames };
-    let offset = 0;
-    for (const [name, bins, scalar] of st.layout) {
-      const data = new Float32Array(buffer, offset * 4, frames * bins);
-      block[name] = scalar ? data : { data, frames, bins };
-      offset += frames * bins;
-    }
+    const block = st.build(buffer, st.utteranceId, firstFrame, frames);
     if (st.onFrames !== null) {
       try {
         st.onFrames(block);
