@@ -19,6 +19,7 @@ const suites = {
   memory: () => require('./memory/index.js').run(),
   batch: () => require('./batch/index.js').run(),
   scaling: () => require('./scaling/index.js').run(),
+  streaming: () => require('./streaming/index.js').run(),
 };
 
 function parseArgs(argv) {

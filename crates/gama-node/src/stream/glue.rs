@@ -52,8 +52,8 @@ impl StreamGlue {
     }
 
     /// Hands a frame block to the stream's consumer (or its queue):
-    /// `[stream, buffer, firstFrame, frames]`.
-    pub fn deliver(&self, env: &Env, args: &[sys::napi_value; 4]) {
+    /// `[stream, buffer, offset, firstFrame, frames]`.
+    pub fn deliver(&self, env: &Env, args: &[sys::napi_value; 5]) {
         call_reporting(env, self.deliver.get(env), args);
     }
 

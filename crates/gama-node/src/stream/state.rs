@@ -101,7 +101,10 @@ impl JsStreams {
     }
 }
 
-/// Runs on the JS thread whenever the pool has sent events.
+/// Runs on the JS thread whenever the pool has sent events: the frames of
+/// every block go into one buffer (one ArrayBuffer per drain, not one per
+/// block, which matters at thousands of streams), then each stream's
+/// blocks are delivered in order, then ended streams are settled.
 pub(super) fn drain(env: &Env, cell: &Cell) {
     let (events, core) = {
         let s = cell.borrow();
@@ -111,6 +114,8 @@ pub(super) fn drain(env: &Env, cell: &Cell) {
     let Ok(glue) = StreamGlue::of(env) else {
         return;
     };
+    let mut blocks = Vec::new();
+    let mut ends = Vec::new();
     for event in events {
         match event {
             StreamEvent::Frames {
@@ -118,51 +123,92 @@ pub(super) fn drain(env: &Env, cell: &Cell) {
                 block,
                 pushed,
             } => {
-                let found = cell
-                    .borrow()
-                    .open
-                    .get(&serial)
-                    .map(|e| (e.object.get(env), e.stream.clone(), e.at_once));
                 // Gone: aborted after the frames were computed.
-                let Some((object, stream, at_once)) = found else {
-                    continue;
-                };
-                core.record_delivery(pushed);
-                let frames = block.features.frames;
-                match block_args(env, object, block) {
-                    Ok(args) => glue.deliver(env, &args),
-                    Err(e) => Js::new(env).report_uncaught(error_value(
-                        env,
-                        ErrorClass::Error,
-                        "E_CONVERT",
-                        &e.reason,
-                    )),
-                }
-                if at_once {
-                    stream.consumed(frames);
+                if cell.borrow().open.contains_key(&serial) {
+                    core.record_delivery(pushed);
+                    blocks.push((serial, block));
                 }
             }
-            StreamEvent::Ended { serial, outcome } => {
-                let entry = cell.borrow_mut().open.remove(&serial);
-                let Some(entry) = entry else {
-                    continue;
-                };
-                cell.borrow_mut().need_drain.remove(&serial);
-                let id = entry.stream.id();
-                let (summary, error) = match outcome {
-                    Ok(s) => (
-                        summary_value(env, id, &s, entry.sample_rate)
-                            .unwrap_or_else(|_| undefined(env)),
-                        undefined(env),
-                    ),
-                    Err(e) => (undefined(env), coded_value(env, &e)),
-                };
-                glue.end(env, entry.object.get(env), summary, error);
-                entry.object.delete(env);
-            }
+            StreamEvent::Ended { serial, outcome } => ends.push((serial, outcome)),
         }
     }
+    if let Err(e) = deliver_blocks(env, cell, glue, blocks) {
+        let error = error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason);
+        Js::new(env).report_uncaught(error);
+    }
+    for (serial, outcome) in ends {
+        let entry = cell.borrow_mut().open.remove(&serial);
+        let Some(entry) = entry else {
+            continue;
+        };
+        cell.borrow_mut().need_drain.remove(&serial);
+        let id = entry.stream.id();
+        let (summary, error) = match outcome {
+            Ok(s) => (
+                summary_value(env, id, &s, entry.sample_rate).unwrap_or_else(|_| undefined(env)),
+                undefined(env),
+            ),
+            Err(e) => (undefined(env), coded_value(env, &e)),
+        };
+        glue.end(env, entry.object.get(env), summary, error);
+        entry.object.delete(env);
+    }
     after_change(env, cell);
+}
+
+/// Hands each block to `streams.js` as `[stream, buffer, offset,
+/// firstFrame, frames]`, `buffer` shared by all of them.
+fn deliver_blocks(
+    env: &Env,
+    cell: &Cell,
+    glue: &StreamGlue,
+    blocks: Vec<(u64, Block)>,
+) -> Result<()> {
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    let mut placed = Vec::with_capacity(blocks.len());
+    let mut parts = Vec::with_capacity(blocks.len());
+    let mut total = 0;
+    for (serial, block) in blocks {
+        let frames = block.features.frames;
+        let (values, _) = block.features.into_parts();
+        placed.push((serial, total, block.first, frames));
+        total += values.len();
+        parts.push(values);
+    }
+    let data = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        let mut data = Vec::with_capacity(total);
+        parts.iter().for_each(|p| data.extend_from_slice(p));
+        data
+    };
+    let js = Js::new(env);
+    let buffer = js.f32_buffer(data)?;
+    for (serial, offset, first, frames) in placed {
+        let found = cell
+            .borrow()
+            .open
+            .get(&serial)
+            .map(|e| (e.object.get(env), e.stream.clone(), e.at_once));
+        // Gone: aborted by a callback of this drain.
+        let Some((object, stream, at_once)) = found else {
+            continue;
+        };
+        let args = [
+            object,
+            buffer,
+            js.number(offset as f64)?,
+            js.number(first as f64)?,
+            js.number(frames as f64)?,
+        ];
+        glue.deliver(env, &args);
+        if at_once {
+            stream.consumed(frames);
+        }
+    }
+    Ok(())
 }
 
 /// Ends an aborted stream on the JS side: its promises reject with an
@@ -214,20 +260,6 @@ pub(super) fn after_change(env: &Env, cell: &Cell) {
             w.resolve(env, undefined(env));
         }
     }
-}
-
-/// `[stream, buffer, firstFrame, frames]` of a block for `streams.js`,
-/// which makes the feature views (the layout is the stream's own).
-fn block_args(env: &Env, stream: sys::napi_value, block: Block) -> Result<[sys::napi_value; 4]> {
-    let js = Js::new(env);
-    let frames = block.features.frames;
-    let (data, _) = block.features.into_parts();
-    Ok([
-        stream,
-        js.f32_buffer(data)?,
-        js.number(block.first as f64)?,
-        js.number(frames as f64)?,
-    ])
 }
 
 /// The `StreamSummary` object of a stream that ended.

@@ -81,8 +81,8 @@
     let make = builders.get(key);
     if (make === undefined) {
       const fields = [];
-      let offset = 'o0';
-      const lets = ['let o0 = 0'];
+      let offset = 'offset';
+      const lets = [];
       layout.forEach(([name, bins, scalar], i) => {
         const view = `new Float32Array(buffer, ${offset} * 4, frames * ${bins})`;
         fields.push(scalar ? `${name}: ${view}` : `${name}: { data: ${view}, frames, bins: ${bins} }`);
@@ -90,17 +90,18 @@
         offset = `o${i + 1}`;
       });
       const body = `${lets.join('; ')}; return { utteranceId, firstFrame, frames, ${fields.join(', ')} };`;
-      make = new Function('buffer', 'utteranceId', 'firstFrame', 'frames', body);
+      make = new Function('buffer', 'offset', 'utteranceId', 'firstFrame', 'frames', body);
       builders.set(key, make);
     }
     return make;
   }
 
   // New frames: `frames` rows of every feature, one after the other in
-  // `buffer` (made into views here, where V8 builds objects fastest).
-  function deliver(stream, buffer, firstFrame, frames) {
+  // `buffer` from float `offset` (made into views here, where V8 builds
+  // objects fastest; the buffer is shared by the blocks of one drain).
+  function deliver(stream, buffer, offset, firstFrame, frames) {
     const st = stream[kState];
-    const block = st.build(buffer, st.utteranceId, firstFrame, frames);
+    const block = st.build(buffer, offset, st.utteranceId, firstFrame, frames);
     if (st.onFrames !== null) {
       try {
         st.onFrames(block);
