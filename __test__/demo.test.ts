@@ -69,6 +69,7 @@ test('each seed example runs and prints what it did', () => {
     'feature-memory-system.ts': /patterns stored off the V8 heap[\s\S]*second search served from the results cache: true/,
     'task-router.ts': /routed:/,
     'model-orchestrator.ts': /\S/,
+    'live-transcription-frontend.ts': /50 utterances streamed at once[\s\S]*utterance-49\.wav +3\.00 s +301 [\s\S]*50 finalized, 0 idle-closed/,
   };
   for (const [file, output] of Object.entries(expected)) {
     const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'examples', file)], { encoding: 'utf8', timeout: 120000 });
