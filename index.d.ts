@@ -83,6 +83,7 @@ export interface StreamReadableOptions {
 export interface StreamTransformOptions {
   options?: Partial<ExtractOptions>
   topDbReference?: 'none' | 'running'
+  cacheKey?: string
   highWaterMark?: number
 }
 
@@ -781,6 +782,11 @@ export interface FeatureStreamsOptions {
   /** Counts the streams' buffers against this manager's host budget (E_BUDGET past it). */
   memoryManager?: GAMAMemoryManager
   /**
+   * Finalized streams started with a `cacheKey` store their whole
+   * utterance's features (as `extractFeatures` gives them) here.
+   */
+  featureCache?: AudioFeatureCache
+  /**
    * How logMel's topDb floor applies (default 'none': no floor, frames
    * equal `extractFeatures` with `topDb: null`; 'running': each frame
    * floored at the loudest value so far minus topDb).
@@ -1142,6 +1148,12 @@ export interface StreamStartOptions {
   options?: Partial<ExtractOptions>
   /** Overrides the streams' `topDbReference`. */
   topDbReference?: 'none' | 'running'
+  /**
+   * With the streams' `featureCache`: the key the whole utterance's
+   * features are stored under once it is finalized (the blocks are kept
+   * until then).
+   */
+  cacheKey?: string
 }
 
 /** What `finalize()` resolves with. */
@@ -1158,6 +1170,8 @@ export interface StreamSummary {
   reason: 'finalized' | 'idle' | 'closed'
   /** How many times its onFrames callback threw. */
   callbackErrors: number
+  /** The key its features were cached under, when started with `cacheKey`. */
+  cacheKey?: string
 }
 
 /** Which measurements a summary covers. */

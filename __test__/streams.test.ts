@@ -5,6 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import {
+  AudioFeatureCache,
   ExtractedFeatures,
   FeatureStream,
   FeatureStreams,
@@ -309,5 +310,26 @@ test('buffers count against a memory manager, and the profiler sees push-to-fram
   const profiler = new PerformanceProfiler();
   const series = profiler.getPerformanceSummary().find((e) => e.component === 'streams');
   assert.ok(series && series.operation === 'push_to_frames' && series.count > 0);
+  await streams.close();
+});
+
+test('with a featureCache, a finalized stream stores its whole utterance under its cacheKey', async () => {
+  const cache = new AudioFeatureCache({ maxEntries: 10 });
+  const streams = new FeatureStreams({ options, featureCache: cache });
+  const audio = speech(12000, 8);
+  const { summary } = await streamed(streams, 'cached', audio, 320, { cacheKey: 'utt:cached' });
+  assert.equal(summary.cacheKey, 'utt:cached');
+  const stored = cache.get('utt:cached') as ExtractedFeatures;
+  const offline = extractFeatures(audio, options);
+  for (const name of NAMES) assert.deepEqual(flat(stored, name), flat(offline, name), name);
+  assert.equal(stored.logMel!.frames, offline.logMel!.frames);
+  // Aborted: nothing stored. Without a featureCache, cacheKey is refused.
+  const a = streams.start('gone', { cacheKey: 'utt:gone' });
+  a.push(audio);
+  a.abort();
+  assert.equal(cache.has('utt:gone'), false);
+  const plain = new FeatureStreams({ options });
+  throwsCode(() => plain.start('x', { cacheKey: 'k' }), 'ERR_INVALID_ARG_TYPE', TypeError, /featureCache/);
+  throwsCode(() => new FeatureStreams({ options, featureCache: {} as never }), 'ERR_INVALID_ARG_TYPE', TypeError, /AudioFeatureCache/);
   await streams.close();
 });

@@ -83,6 +83,7 @@ export interface StreamReadableOptions {
 export interface StreamTransformOptions {
   options?: Partial<ExtractOptions>
   topDbReference?: 'none' | 'running'
+  cacheKey?: string
   highWaterMark?: number
 }
 

@@ -44,8 +44,8 @@ impl StreamGlue {
     }
 
     /// Sets up a new stream object's JS state: `[stream, utteranceId,
-    /// layout, onFrames, consumed]`.
-    pub fn init(&self, env: &Env, args: &[sys::napi_value; 5]) -> Result<()> {
+    /// layout, onFrames, consumed, cache, cacheKey]`.
+    pub fn init(&self, env: &Env, args: &[sys::napi_value; 7]) -> Result<()> {
         let js = Js::new(env);
         js.call(js.undefined()?, self.init.get(env), args)?;
         Ok(())

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use self::sink::JsSink;
 use self::state::{after_change, drain, Cell, Entry, JsStreams};
+use crate::cache::AudioFeatureCache;
 use crate::features::{extract_params, resolve_params};
 use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, string_value, Fields};
@@ -33,17 +34,18 @@ use gama_core::features::{shared_extractor, ExtractParams, Extractor};
 use gama_core::stream::{Stream, StreamError, Streams, StreamsConfig, TopDbReference};
 
 /// Keys of `new FeatureStreams(options)`.
-const STREAMS_OPTIONS: [&str; 6] = [
+const STREAMS_OPTIONS: [&str; 7] = [
     "options",
     "maxConcurrent",
     "idleTimeoutMs",
     "highWaterMark",
     "memoryManager",
+    "featureCache",
     "topDbReference",
 ];
 
 /// Keys of `start(utteranceId, options)`.
-const START_OPTIONS: [&str; 3] = ["onFrames", "options", "topDbReference"];
+const START_OPTIONS: [&str; 4] = ["onFrames", "options", "topDbReference", "cacheKey"];
 
 const REFERENCES: [(&str, TopDbReference); 2] = [
     ("none", TopDbReference::None),
@@ -61,6 +63,8 @@ pub struct FeatureStreams {
     reference: TopDbReference,
     /// `consumed(stream, frames)`, handed to `streams.js` for each stream.
     consumed: Persistent,
+    /// The `featureCache` given, which finalized streams with a `cacheKey` fill.
+    cache: Option<Persistent>,
 }
 
 #[napi]
@@ -112,6 +116,9 @@ impl FeatureStreams {
         let manager: Option<ClassInstance<GAMAMemoryManager>> =
             o.instance("memoryManager", "a GAMAMemoryManager")?;
         let memory = manager.map(|m| m.core().clone());
+        let cache: Option<ClassInstance<AudioFeatureCache>> =
+            o.instance("featureCache", "an AudioFeatureCache")?;
+        let cache = cache.map(|c| Persistent::new(&env, c.raw())).transpose()?;
 
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let state: Cell = Rc::new(RefCell::new(JsStreams::new(inbox.clone())));
@@ -147,6 +154,7 @@ impl FeatureStreams {
             defaults,
             reference,
             consumed,
+            cache,
         })
     }
 
@@ -176,7 +184,16 @@ impl FeatureStreams {
         let mut params = self.defaults.clone();
         let mut reference = self.reference;
         let mut on_frames: Option<Unknown> = None;
+        let mut cache_key = None;
         if let Some(o) = Fields::read(&env, options, "options", &START_OPTIONS)? {
+            cache_key = o.string("cacheKey")?;
+            if cache_key.is_some() && self.cache.is_none() {
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    "options.cacheKey needs the streams' featureCache option",
+                ));
+            }
             if let Some(f) = o.value("onFrames")? {
                 if f.get_type()? != ValueType::Function {
                     return Err(type_error(
@@ -216,12 +233,18 @@ impl FeatureStreams {
         };
         let layout = layout_value(&env, &extractor)?;
         let glue = StreamGlue::of(&env)?;
+        let (cache, key) = match (&self.cache, &cache_key) {
+            (Some(cache), Some(key)) => (cache.get(&env), js.string(key)?),
+            _ => (js.null()?, js.null()?),
+        };
         let args = [
             object,
             js.string(&id)?,
             layout,
             callback,
             self.consumed.get(&env),
+            cache,
+            key,
         ];
         if let Err(e) = glue.init(&env, &args) {
             stream.abort();

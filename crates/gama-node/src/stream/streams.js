@@ -47,12 +47,18 @@
 
   // Called once per stream, before it is handed out. `layout` lists the
   // features of every block's buffer in order as [name, bins, scalar];
-  // `consumed(stream, frames)` tells the native side queued frames were taken.
-  function init(stream, utteranceId, layout, onFrames, consumed) {
+  // `consumed(stream, frames)` tells the native side queued frames were
+  // taken; with a `cache`, the whole utterance's features go into it under
+  // `cacheKey` when the stream is finalized.
+  function init(stream, utteranceId, layout, onFrames, consumed, cache, cacheKey) {
     EventEmitter.call(stream);
     stream[kState] = {
       utteranceId,
+      layout,
       build: builder(layout),
+      kept: cache === null ? null : [],
+      cache,
+      cacheKey,
       onFrames,
       consumed: (frames) => consumed(stream, frames),
       queue: [],
@@ -102,6 +108,7 @@
   function deliver(stream, buffer, offset, firstFrame, frames) {
     const st = stream[kState];
     const block = st.build(buffer, offset, st.utteranceId, firstFrame, frames);
+    if (st.kept !== null) st.kept.push(block);
     if (st.onFrames !== null) {
       try {
         st.onFrames(block);
@@ -145,10 +152,38 @@
     }
   }
 
+  // The whole utterance's features, as extractFeatures gives them, from
+  // the blocks kept for the cache.
+  function joined(st, frames) {
+    const features = {};
+    for (const [name, bins, scalar] of st.layout) {
+      const data = new Float32Array(frames * bins);
+      let at = 0;
+      for (const block of st.kept) {
+        const part = scalar ? block[name] : block[name].data;
+        data.set(part, at);
+        at += part.length;
+      }
+      features[name] = scalar ? data : { data, frames, bins };
+    }
+    return features;
+  }
+
   // The stream ended: summary or error (an AbortError when aborted).
   function end(stream, summary, error) {
     const st = stream[kState];
     if (st.outcome !== null) return;
+    if (summary && st.kept !== null) {
+      try {
+        st.cache.set(st.cacheKey, joined(st, summary.frames));
+        summary.cacheKey = st.cacheKey;
+      } catch (cause) {
+        const failed = coded(Error, 'E_CACHE', `the features of utterance '${st.utteranceId}' could not be cached: ${cause && cause.message}`, { cause });
+        if (stream.listenerCount('error') > 0) stream.emit('error', failed);
+        else process.emitWarning(failed);
+      }
+    }
+    st.kept = null;
     if (summary) summary.callbackErrors = st.callbackErrors;
     let outcome = { summary, error };
     if (!error && st.firstError !== null) {
@@ -220,7 +255,7 @@
   }
 
   function makeTransform(streams, utteranceId, options) {
-    const known = ['options', 'topDbReference', 'highWaterMark'];
+    const known = ['options', 'topDbReference', 'highWaterMark', 'cacheKey'];
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
     }

@@ -25,6 +25,10 @@ pub struct FeatureStreamsOptions {
     /// Counts the streams' buffers against this manager's host budget (E_BUDGET past it).
     #[napi(ts_type = "GAMAMemoryManager")]
     pub memory_manager: Option<()>,
+    /// Finalized streams started with a `cacheKey` store their whole
+    /// utterance's features (as `extractFeatures` gives them) here.
+    #[napi(ts_type = "AudioFeatureCache")]
+    pub feature_cache: Option<()>,
     /// How logMel's topDb floor applies (default 'none': no floor, frames
     /// equal `extractFeatures` with `topDb: null`; 'running': each frame
     /// floored at the loudest value so far minus topDb).
@@ -45,6 +49,10 @@ pub struct StreamStartOptions {
     /// Overrides the streams' `topDbReference`.
     #[napi(ts_type = "'none' | 'running'")]
     pub top_db_reference: Option<String>,
+    /// With the streams' `featureCache`: the key the whole utterance's
+    /// features are stored under once it is finalized (the blocks are kept
+    /// until then).
+    pub cache_key: Option<String>,
 }
 
 /// What `finalize()` resolves with.
@@ -63,6 +71,8 @@ pub struct StreamSummary {
     pub reason: String,
     /// How many times its onFrames callback threw.
     pub callback_errors: f64,
+    /// The key its features were cached under, when started with `cacheKey`.
+    pub cache_key: Option<String>,
 }
 
 /// What `FeatureStreams.getStats()` returns.
