@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { extname, join } from 'node:path'
 
 import { FeatureStreams, loadAudio, type FrameBlock } from '../index.js'
+import { wav } from './wav.js'
 
 const SR = 16000
 const CHUNK = SR / 50 // 20 ms
@@ -21,26 +22,6 @@ const HOP = 160
 function arg(name: string): string | undefined {
   const at = process.argv.indexOf(name)
   return at >= 0 ? process.argv[at + 1] : undefined
-}
-
-/** A 16-bit mono WAV file of `y`. */
-function wav(y: Float32Array): Buffer {
-  const data = Buffer.alloc(y.length * 2)
-  y.forEach((v, i) => data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(v * 32767))), i * 2))
-  const header = Buffer.alloc(44)
-  header.write('RIFF', 0)
-  header.writeUInt32LE(36 + data.length, 4)
-  header.write('WAVEfmt ', 8)
-  header.writeUInt32LE(16, 16)
-  header.writeUInt16LE(1, 20)
-  header.writeUInt16LE(1, 22)
-  header.writeUInt32LE(SR, 24)
-  header.writeUInt32LE(SR * 2, 28)
-  header.writeUInt16LE(2, 32)
-  header.writeUInt16LE(16, 34)
-  header.write('data', 36)
-  header.writeUInt32LE(data.length, 40)
-  return Buffer.concat([header, data])
 }
 
 /** `count` utterances of 1 to 3 s: syllable-like bursts of a gliding tone. */
@@ -54,7 +35,7 @@ function writeUtterances(count: number): string {
       const syllable = Math.max(0, Math.sin(Math.PI * 4 * t)) ** 2
       y[i] = 0.3 * syllable * (Math.sin(2 * Math.PI * pitch * t) + 0.5 * Math.sin(2 * Math.PI * pitch * 2.1 * t))
     }
-    writeFileSync(join(dir, `utterance-${String(u).padStart(2, '0')}.wav`), wav(y))
+    writeFileSync(join(dir, `utterance-${String(u).padStart(2, '0')}.wav`), wav(y, SR, 1))
   }
   return dir
 }

@@ -57,16 +57,11 @@ impl fmt::Display for ExtractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExtractError::Empty => write!(f, "audio is empty"),
-            ExtractError::NotFinite { index, value } => {
-                let shown = if value.is_nan() {
-                    "NaN"
-                } else if *value > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                };
-                write!(f, "audio holds {shown} at sample {index}; samples must be finite")
-            }
+            ExtractError::NotFinite { index, value } => write!(
+                f,
+                "audio holds {} at sample {index}; samples must be finite",
+                non_finite_name(*value)
+            ),
             ExtractError::TooShort { samples, n_fft } => write!(
                 f,
                 "audio has {samples} samples, fewer than one frame of nFft = {n_fft} (use center: true to pad it)"
@@ -81,3 +76,14 @@ impl fmt::Display for ExtractError {
 }
 
 impl std::error::Error for ExtractError {}
+
+/// How JS writes a value that is not finite: NaN, Infinity or -Infinity.
+pub(crate) fn non_finite_name(value: f32) -> &'static str {
+    if value.is_nan() {
+        "NaN"
+    } else if value > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}

@@ -26,6 +26,7 @@ mod wav;
 mod window;
 
 pub use batch::{BatchRun, ClipResult};
+pub(crate) use error::non_finite_name;
 pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features, Span, MAX_OUTPUT_BYTES};
 pub(crate) use extract::{Floor, Signal};

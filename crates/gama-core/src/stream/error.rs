@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::{Coded, ErrorClass};
+use crate::features::non_finite_name;
 use crate::memory::MemoryError;
 
 /// Why a stream call was refused.
@@ -74,19 +75,11 @@ impl fmt::Display for StreamError {
             ),
             StreamError::ShutDown => write!(f, "the streams were closed"),
             StreamError::EmptyChunk => write!(f, "chunk holds no samples"),
-            StreamError::NotFinite { index, value } => {
-                let shown = if value.is_nan() {
-                    "NaN"
-                } else if *value > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                };
-                write!(
-                    f,
-                    "chunk holds {shown} at sample {index}; samples must be finite (the chunk was not taken, the stream goes on)"
-                )
-            }
+            StreamError::NotFinite { index, value } => write!(
+                f,
+                "chunk holds {} at sample {index}; samples must be finite (the chunk was not taken, the stream goes on)",
+                non_finite_name(*value)
+            ),
             StreamError::Budget(e) => write!(f, "{e}"),
         }
     }

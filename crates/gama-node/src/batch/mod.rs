@@ -7,7 +7,6 @@ mod drain;
 mod intake;
 mod js_batch;
 mod signals;
-mod sink;
 mod state;
 mod types;
 
@@ -24,18 +23,18 @@ use parking_lot::Mutex;
 
 use self::drain::{after_change, drain};
 use self::intake::{cancel_item, item_options, Intake, INTAKE_CHUNK};
-use self::sink::JsSink;
 use self::state::{JsState, Settle, StateCell};
 use crate::cache::AudioFeatureCache;
 use crate::features::extract_params;
 use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::Fields;
+use crate::js::mailbox::{Inbox, Mailbox};
 use crate::js::napi::{convert, unknown, Js};
 use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
-use gama_core::batch::{Config, ItemId, OpName, Processor};
+use gama_core::batch::{Config, Event, ItemId, OpName, Processor};
 use gama_core::features::ExtractParams;
 
 pub(crate) use convert::NumberObjects;
@@ -102,28 +101,18 @@ impl BatchProcessor {
         }
         let defaults = convert::Defaults::new(&env, params, "options.featureOptions")?;
         let with_cache = cache.is_some();
-        let inbox: state::Inbox = Arc::new(Mutex::new(Vec::new()));
+        let inbox: Inbox<Event> = Arc::new(Mutex::new(Vec::new()));
         let state: StateCell = Rc::new(RefCell::new(JsState::new(inbox.clone())));
         let drain_state = state.clone();
-        let noop: Function<(), ()> =
-            env.create_function_from_closure("drainBatchEvents", |_| Ok(()))?;
-        let wake = noop
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build_callback(move |ctx| {
-                drain(&ctx.env, &drain_state);
-                Ok(())
-            })?;
-        state.borrow_mut().tsfn = wake.raw();
-        let core = Processor::new(config, Arc::new(JsSink { inbox, wake }), memory, cache)
-            .map_err(|e| {
-                coded_error(
-                    &env,
-                    "E_THREADS",
-                    format!("could not start the worker threads: {e}"),
-                )
-            })?;
+        let mailbox = Mailbox::new(&env, inbox, move |env| drain(env, &drain_state))?;
+        state.borrow_mut().tsfn = mailbox.raw();
+        let core = Processor::new(config, Arc::new(Sink(mailbox)), memory, cache).map_err(|e| {
+            coded_error(
+                &env,
+                "E_THREADS",
+                format!("could not start the worker threads: {e}"),
+            )
+        })?;
         state.borrow_mut().core = Some(Arc::new(core));
         Ok(BatchProcessor {
             state,
@@ -386,12 +375,6 @@ impl BatchProcessor {
     #[napi(catch_unwind)]
     pub fn get_stats(&self) -> BatchStats {
         let s = self.core().stats();
-        let latency = |l: gama_core::batch::Latency| LatencyStats {
-            p50: l.p50,
-            p95: l.p95,
-            p99: l.p99,
-            max: l.max,
-        };
         BatchStats {
             queued: s.queued as f64,
             running: s.running as f64,
@@ -401,8 +384,8 @@ impl BatchProcessor {
             batches: s.batches as f64,
             average_batch_size: s.average_batch_size,
             throughput_per_second: s.throughput,
-            wait_latency: latency(s.wait),
-            run_latency: latency(s.run),
+            wait_latency: s.wait.into(),
+            run_latency: s.run.into(),
             worker_utilisation: s.utilisation,
         }
     }
@@ -432,5 +415,18 @@ impl Drop for BatchProcessor {
         if let Some(core) = self.state.borrow().core.as_ref() {
             core.close(true);
         }
+    }
+}
+
+/// The core's sink of a processor: the drain's mailbox.
+struct Sink(Mailbox<Event>);
+
+impl gama_core::batch::Sink for Sink {
+    fn deliver(&self, event: Event) {
+        self.0.post_all([event]);
+    }
+
+    fn deliver_all(&self, events: Vec<Event>) {
+        self.0.post_all(events);
     }
 }

@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet};
 use napi::{sys, Env, JsValue, Result};
-use parking_lot::Mutex;
 
 use super::convert::error_to_js;
 use super::drain::call_progress;
 use super::signals::unwatch_signal;
+use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
 use crate::js::raw::{clear_exception, undefined, Deferred, Persistent};
 use gama_core::batch::{Event, ItemError, ItemId, OpName, Processor, Stage};
@@ -66,9 +66,6 @@ pub struct SignalWatch {
     pub(super) ids: Rc<RefCell<HashSet<ItemId>>>,
 }
 
-/// Events from the core, waiting for the JS thread.
-pub type Inbox = Arc<Mutex<Vec<Event>>>;
-
 /// Everything the JS thread keeps for one processor.
 pub struct JsState {
     pub core: Option<Arc<Processor>>,
@@ -88,7 +85,7 @@ pub struct JsState {
     /// A reference to the processor object, strong while items are pending.
     pub this: Option<Persistent>,
     pub(super) held: bool,
-    pub inbox: Inbox,
+    pub inbox: Inbox<Event>,
 }
 
 /// The JS thread's handle to a processor's `JsState`.
@@ -96,7 +93,7 @@ pub type StateCell = Rc<RefCell<JsState>>;
 
 impl JsState {
     /// Empty state draining `inbox`.
-    pub fn new(inbox: Inbox) -> Self {
+    pub fn new(inbox: Inbox<Event>) -> Self {
         JsState {
             core: None,
             pending: HashMap::new(),
@@ -174,17 +171,9 @@ impl JsState {
             return;
         }
         self.held = busy;
-        // SAFETY: the live env of this call; `tsfn` is the drain's function,
-        // which the core's sink owns and which lives as long as this state
-        // (the state owns the core).
-        let status = unsafe {
-            if busy {
-                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn)
-            } else {
-                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn)
-            }
-        };
-        let _ = crate::js::errors::check_status(status, "napi_ref_threadsafe_function");
+        // `tsfn` is the drain's, owned by the core's sink, which lives as
+        // long as this state (the state owns the core).
+        hold_loop(env, self.tsfn, busy);
         if let Some(this) = &self.this {
             this.hold(env, busy);
         }

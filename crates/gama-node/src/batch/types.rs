@@ -193,3 +193,14 @@ pub struct CloseOptions {
     /// Reject everything pending with E_CLOSED instead of finishing it.
     pub force: Option<bool>,
 }
+
+impl From<gama_core::batch::Latency> for LatencyStats {
+    fn from(l: gama_core::batch::Latency) -> Self {
+        LatencyStats {
+            p50: l.p50,
+            p95: l.p95,
+            p99: l.p99,
+            max: l.max,
+        }
+    }
+}

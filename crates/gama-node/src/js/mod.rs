@@ -1,10 +1,11 @@
 //! Helpers shared by the napi bindings: JS errors with codes, option
-//! parsing and value conversion. The capability bindings live beside their
+//! parsing, value conversion and the pool-to-JS-thread mailbox. The capability bindings live beside their
 //! cores (`cache::js`, ...).
 
 pub mod errors;
 pub mod fields;
 pub mod keys;
+pub mod mailbox;
 pub mod module;
 pub mod napi;
 pub mod options;

@@ -4,7 +4,6 @@
 //! (EventEmitter, Readable, Transform, async iteration) are `streams.js`.
 
 mod glue;
-mod sink;
 mod state;
 mod types;
 
@@ -20,18 +19,20 @@ use napi::{sys, Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
-use self::sink::JsSink;
 use self::state::{after_change, drain, Cell, Entry, JsStreams};
 use crate::cache::AudioFeatureCache;
 use crate::features::{extract_params, resolve_params};
 use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, string_value, Fields};
+use crate::js::mailbox::{Inbox, Mailbox};
 use crate::js::napi::Js;
 use crate::js::raw::Persistent;
 use crate::js::value::{RawValue, TypedArrayView};
 use crate::memory::GAMAMemoryManager;
 use gama_core::features::{shared_extractor, ExtractParams, Extractor};
-use gama_core::stream::{Stream, StreamError, Streams, StreamsConfig, TopDbReference};
+use gama_core::stream::{
+    Stream, StreamError, StreamEvent, StreamSink, Streams, StreamsConfig, TopDbReference,
+};
 
 /// Keys of `new FeatureStreams(options)`.
 const STREAMS_OPTIONS: [&str; 7] = [
@@ -120,21 +121,12 @@ impl FeatureStreams {
             o.instance("featureCache", "an AudioFeatureCache")?;
         let cache = cache.map(|c| Persistent::new(&env, c.raw())).transpose()?;
 
-        let inbox = Arc::new(Mutex::new(Vec::new()));
+        let inbox: Inbox<StreamEvent> = Arc::new(Mutex::new(Vec::new()));
         let state: Cell = Rc::new(RefCell::new(JsStreams::new(inbox.clone())));
         let drain_state = state.clone();
-        let noop: Function<(), ()> =
-            env.create_function_from_closure("drainStreamEvents", |_| Ok(()))?;
-        let wake = noop
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build_callback(move |ctx| {
-                drain(&ctx.env, &drain_state);
-                Ok(())
-            })?;
-        state.borrow_mut().tsfn = wake.raw();
-        let core = Streams::new(config, Arc::new(JsSink { inbox, wake }), memory);
+        let mailbox = Mailbox::new(&env, inbox, move |env| drain(env, &drain_state))?;
+        state.borrow_mut().tsfn = mailbox.raw();
+        let core = Streams::new(config, Arc::new(Sink(mailbox)), memory);
         state.borrow_mut().core = Some(Arc::new(core));
 
         let weak = Rc::downgrade(&state);
@@ -452,5 +444,14 @@ fn finalize_object(env: &Env, object: sys::napi_value) -> Result<RawValue> {
 fn abort_stream(env: &Env, state: &Cell, stream: &Stream) {
     if stream.abort() {
         state::aborted(env, state, stream.serial());
+    }
+}
+
+/// The core's sink of a set of streams: the drain's mailbox.
+struct Sink(Mailbox<StreamEvent>);
+
+impl StreamSink for Sink {
+    fn deliver(&self, event: StreamEvent) {
+        self.0.post_all([event]);
     }
 }

@@ -18,8 +18,8 @@ use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
 use super::glue::StreamGlue;
-use super::sink::Inbox;
 use crate::js::errors::{coded_value, error_value};
+use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
 use crate::js::raw::{undefined, Deferred, Persistent};
 use gama_core::error::ErrorClass;
@@ -41,7 +41,7 @@ pub(super) struct JsStreams {
     pub open: HashMap<u64, Entry>,
     /// Streams whose `push` reported backpressure, owed a 'drain'.
     pub need_drain: HashSet<u64>,
-    pub inbox: Inbox,
+    pub inbox: Inbox<StreamEvent>,
     /// The drain's threadsafe function, referenced while streams are open.
     pub tsfn: sys::napi_threadsafe_function,
     held: bool,
@@ -52,7 +52,7 @@ pub(super) struct JsStreams {
 pub(super) type Cell = Rc<RefCell<JsStreams>>;
 
 impl JsStreams {
-    pub fn new(inbox: Inbox) -> Self {
+    pub fn new(inbox: Inbox<StreamEvent>) -> Self {
         JsStreams {
             core: None,
             open: HashMap::new(),
@@ -77,16 +77,9 @@ impl JsStreams {
             return;
         }
         self.held = busy;
-        // SAFETY: the live env of this call; `tsfn` is the drain's function,
-        // owned by the core's sink, which lives as long as this state.
-        let status = unsafe {
-            if busy {
-                sys::napi_ref_threadsafe_function(env.raw(), self.tsfn)
-            } else {
-                sys::napi_unref_threadsafe_function(env.raw(), self.tsfn)
-            }
-        };
-        let _ = crate::js::errors::check_status(status, "napi_ref_threadsafe_function");
+        // `tsfn` is the drain's, owned by the core's sink, which lives as
+        // long as this state.
+        hold_loop(env, self.tsfn, busy);
     }
 
     /// A promise that resolves once no stream is open.

@@ -114,12 +114,7 @@ impl From<gama_core::stream::StreamStats> for StreamsStats {
             failed: s.failed as f64,
             frames: s.frames as f64,
             frames_per_second: s.frames_per_second,
-            latency: LatencyStats {
-                p50: s.latency.p50,
-                p95: s.latency.p95,
-                p99: s.latency.p99,
-                max: s.latency.max,
-            },
+            latency: s.latency.into(),
             pooled_bytes: s.pooled_bytes as f64,
         }
     }
