@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -332,4 +333,24 @@ test('with a featureCache, a finalized stream stores its whole utterance under i
   throwsCode(() => plain.start('x', { cacheKey: 'k' }), 'ERR_INVALID_ARG_TYPE', TypeError, /featureCache/);
   throwsCode(() => new FeatureStreams({ options, featureCache: {} as never }), 'ERR_INVALID_ARG_TYPE', TypeError, /AudioFeatureCache/);
   await streams.close();
+});
+
+test('streams outlive a collected FeatureStreams, and a forgotten stream lets Node exit after its idle timeout', () => {
+  const script = `
+    const { FeatureStreams } = require(${JSON.stringify(require.resolve('../index.js'))});
+    const options = { sampleRate: 16000, nFft: 512, hopLength: 160, features: ['rms'] };
+    let streams = new FeatureStreams({ options, idleTimeoutMs: 100 });
+    const kept = streams.start('kept');
+    const forgotten = streams.start('forgotten');
+    forgotten.push(new Float32Array(1600).fill(0.5));
+    streams = null;
+    global.gc();
+    kept.push(new Float32Array(16000).fill(0.25));
+    kept.finalize().then((s) => console.log('kept', s.frames, s.reason));
+    forgotten.on('end', (s) => console.log('forgotten', s.frames, s.reason));
+  `;
+  const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /kept 101 finalized/);
+  assert.match(run.stdout, /forgotten 11 idle/);
 });

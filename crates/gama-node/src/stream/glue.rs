@@ -1,9 +1,10 @@
 //! The JS side of feature streams (`streams.js`), compiled once per
 //! environment: the functions the native side calls on the JS thread.
 
-use napi::bindgen_prelude::{Object, Unknown};
+use napi::bindgen_prelude::{ClassInstance, Function, Object, Unknown};
 use napi::{sys, Env, JsValue, Result};
 
+use super::FeatureStream;
 use crate::js::module::Scripts;
 use crate::js::napi::Js;
 use crate::js::raw::{call_reporting, Persistent};
@@ -22,8 +23,17 @@ impl StreamGlue {
     /// and keeps the functions it returns.
     pub fn new(env: &Env, exports: &Object) -> Result<Self> {
         let installer: Unknown = env.run_script(include_str!("streams.js"))?;
+        // `consumed(stream, frames)`: a reader took queued frames.
+        let consumed: Function<Unknown, ()> =
+            env.create_function_from_closure("consumed", |ctx| {
+                let stream: ClassInstance<FeatureStream> = ctx.get(0)?;
+                let frames: f64 = ctx.get(1)?;
+                stream.consumed(ctx.env, frames as usize);
+                Ok(())
+            })?;
         let js = Js::new(env);
-        let glue = js.call(js.undefined()?, installer.raw(), &[exports.raw()])?;
+        let args = [exports.raw(), consumed.raw()];
+        let glue = js.call(js.undefined()?, installer.raw(), &args)?;
         let take = |name: &std::ffi::CStr| -> Result<Persistent> {
             Persistent::new(env, js.named(glue, name)?)
         };
@@ -44,8 +54,8 @@ impl StreamGlue {
     }
 
     /// Sets up a new stream object's JS state: `[stream, utteranceId,
-    /// layout, onFrames, consumed, cache, cacheKey]`.
-    pub fn init(&self, env: &Env, args: &[sys::napi_value; 7]) -> Result<()> {
+    /// layout, onFrames, cache, cacheKey]`.
+    pub fn init(&self, env: &Env, args: &[sys::napi_value; 6]) -> Result<()> {
         let js = Js::new(env);
         js.call(js.undefined()?, self.init.get(env), args)?;
         Ok(())

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{ClassInstance, Function, JavaScriptClassExt, Unknown};
+use napi::bindgen_prelude::{ClassInstance, JavaScriptClassExt, ObjectFinalize, Unknown};
 use napi::{sys, Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 use parking_lot::Mutex;
@@ -57,13 +57,11 @@ const REFERENCES: [(&str, TopDbReference); 2] = [
 /// size comes back as frames computed on the Rust pool, equal to
 /// `extractFeatures` on the whole audio. While a stream is open it keeps
 /// Node running; an idle one is finalized after `idleTimeoutMs`.
-#[napi]
+#[napi(custom_finalize)]
 pub struct FeatureStreams {
     state: Cell,
     defaults: ExtractParams,
     reference: TopDbReference,
-    /// `consumed(stream, frames)`, handed to `streams.js` for each stream.
-    consumed: Persistent,
     /// The `featureCache` given, which finalized streams with a `cacheKey` fill.
     cache: Option<Persistent>,
 }
@@ -129,23 +127,10 @@ impl FeatureStreams {
         let core = Streams::new(config, Arc::new(Sink(mailbox)), memory);
         state.borrow_mut().core = Some(Arc::new(core));
 
-        let weak = Rc::downgrade(&state);
-        let consumed: Function<Unknown, ()> =
-            env.create_function_from_closure("consumed", move |ctx| {
-                let stream: ClassInstance<FeatureStream> = ctx.get(0)?;
-                let frames: f64 = ctx.get(1)?;
-                stream.stream.consumed(frames as usize);
-                if let Some(state) = weak.upgrade() {
-                    after_change(ctx.env, &state);
-                }
-                Ok(())
-            })?;
-        let consumed = Persistent::new(&env, consumed.raw())?;
         Ok(FeatureStreams {
             state,
             defaults,
             reference,
-            consumed,
             cache,
         })
     }
@@ -229,15 +214,7 @@ impl FeatureStreams {
             (Some(cache), Some(key)) => (cache.get(&env), js.string(key)?),
             _ => (js.null()?, js.null()?),
         };
-        let args = [
-            object,
-            js.string(&id)?,
-            layout,
-            callback,
-            self.consumed.get(&env),
-            cache,
-            key,
-        ];
+        let args = [object, js.string(&id)?, layout, callback, cache, key];
         if let Err(e) = glue.init(&env, &args) {
             stream.abort();
             return Err(e);
@@ -318,6 +295,15 @@ impl FeatureStreams {
     }
 }
 
+impl ObjectFinalize for FeatureStreams {
+    fn finalize(self, env: Env) -> Result<()> {
+        if let Some(cache) = self.cache {
+            cache.delete(&env);
+        }
+        Ok(())
+    }
+}
+
 impl FeatureStreams {
     /// The core handle of the open stream `id`.
     fn find(&self, env: &Env, id: &Unknown) -> Result<Stream> {
@@ -391,6 +377,14 @@ impl FeatureStream {
     }
 }
 
+impl FeatureStream {
+    /// A reader took `frames` queued frames.
+    fn consumed(&self, env: &Env, frames: usize) {
+        self.stream.consumed(frames);
+        after_change(env, &self.state);
+    }
+}
+
 /// Reads a chunk argument and pushes it.
 fn push_chunk(env: &Env, state: &Cell, stream: &Stream, chunk: &Unknown) -> Result<bool> {
     let view = TypedArrayView::of(Js::new(env), chunk.raw())?;
@@ -441,8 +435,13 @@ fn finalize_object(env: &Env, object: sys::napi_value) -> Result<RawValue> {
     Ok(RawValue(StreamGlue::of(env)?.settled(env, object)?))
 }
 
+/// Aborts a stream that has not ended as JS sees it: even when the pool
+/// has just ended it (its end still on the way), `finalize()` and readers
+/// reject with an AbortError and nothing more is delivered.
 fn abort_stream(env: &Env, state: &Cell, stream: &Stream) {
-    if stream.abort() {
+    stream.abort();
+    let open = state.borrow().open.contains_key(&stream.serial());
+    if open {
         state::aborted(env, state, stream.serial());
     }
 }

@@ -5,7 +5,7 @@
 // ends arrive; frames not taken by an `onFrames` callback wait in a queue
 // until a Readable (or an iterator, which reads one) asks for them.
 'use strict';
-(function install(exports) {
+(function install(exports, consumed) {
   const getBuiltin = process.getBuiltinModule;
   if (typeof getBuiltin !== 'function') {
     throw new Error('gama-native needs Node >= 20.16 (process.getBuiltinModule) for FeatureStreams');
@@ -47,10 +47,10 @@
 
   // Called once per stream, before it is handed out. `layout` lists the
   // features of every block's buffer in order as [name, bins, scalar];
-  // `consumed(stream, frames)` tells the native side queued frames were
-  // taken; with a `cache`, the whole utterance's features go into it under
-  // `cacheKey` when the stream is finalized.
-  function init(stream, utteranceId, layout, onFrames, consumed, cache, cacheKey) {
+  // with a `cache`, the whole utterance's features go into it under
+  // `cacheKey` when the stream is finalized. (`consumed(stream, frames)`
+  // tells the native side that queued frames were taken.)
+  function init(stream, utteranceId, layout, onFrames, cache, cacheKey) {
     EventEmitter.call(stream);
     stream[kState] = {
       utteranceId,
