@@ -122,7 +122,9 @@ struct SlotState {
     undelivered: usize,
     samples: usize,
     window_bytes: usize,
-    reservation: Option<Reservation>,
+    /// Host budget counted for the buffers: grown by adding to it (never
+    /// replaced, so growing never counts the same bytes twice).
+    reservations: Vec<Reservation>,
 }
 
 impl SlotState {
@@ -236,7 +238,7 @@ impl Streams {
                 undelivered: 0,
                 samples: 0,
                 window_bytes: 0,
-                reservation: None,
+                reservations: Vec::new(),
             }),
         });
         open.insert(id, slot.clone());
@@ -330,13 +332,13 @@ impl Stream {
         }
         let needed = st.buffer_bytes() + st.inbox.len().max(samples.len()) * 4;
         if let Some(memory) = &self.shared.memory {
-            let held = st.reservation.as_ref().map_or(0, |r| r.bytes()) as usize;
+            let held: usize = st.reservations.iter().map(|r| r.bytes() as usize).sum();
             if needed > held {
-                let grown = (needed + needed / 2) as u64;
+                let more = (needed + needed / 2 - held) as u64;
                 let reservation = memory
-                    .reserve(Device::Host, grown, "streams")
+                    .reserve(Device::Host, more, "streams")
                     .map_err(StreamError::Budget)?;
-                st.reservation = Some(reservation);
+                st.reservations.push(reservation);
             }
         }
         st.inbox.extend_from_slice(samples);
@@ -370,7 +372,7 @@ impl Stream {
         }
         st.phase = Phase::Ended;
         st.utterance = None;
-        st.reservation = None;
+        st.reservations = Vec::new();
         st.inbox = Vec::new();
         st.spare = Vec::new();
         drop(st);
@@ -500,7 +502,7 @@ impl Shared {
         });
         if summary.is_some() {
             st.phase = Phase::Ended;
-            st.reservation = None;
+            st.reservations = Vec::new();
             st.inbox = Vec::new();
             st.spare = Vec::new();
         } else {
