@@ -323,8 +323,9 @@ impl FeatureStreams {
 }
 
 /// One utterance's stream (made by `FeatureStreams.start`). It is also an
-/// EventEmitter ('error', 'drain', 'end') and an async iterable of frame
-/// blocks (see `FeatureStreamEvents`).
+/// EventEmitter ('error', 'drain', 'end'), an async iterable of frame
+/// blocks and the source of `readable()` (the `FeatureStream` interface
+/// merged with this class declares them).
 #[napi]
 pub struct FeatureStream {
     stream: Stream,
