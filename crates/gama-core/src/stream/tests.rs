@@ -339,3 +339,69 @@ fn an_idle_stream_is_finalized_and_a_closed_set_ends_every_stream() {
     assert_eq!(ended[1].0, empty.serial());
     assert_eq!(ended[1].1, Err(ExtractError::Empty));
 }
+
+#[test]
+fn many_streams_pushed_from_many_threads_each_equal_offline() {
+    let (s, rx) = streams(StreamsConfig {
+        max_concurrent: 64,
+        ..StreamsConfig::default()
+    });
+    let e = extractor();
+    let clips: Vec<Vec<f32>> = (0..32)
+        .map(|i| audio(3_000 + 97 * i, i as u32 + 1))
+        .collect();
+    let handles: Vec<Stream> = (0..clips.len())
+        .map(|i| {
+            s.start(&format!("u{i}"), e.clone(), TopDbReference::None)
+                .unwrap()
+        })
+        .collect();
+    // Four threads, each feeding eight streams in uneven chunks, interleaved.
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (handles, clips) = (&handles, &clips);
+            scope.spawn(move || {
+                let mine: Vec<usize> = (t..clips.len()).step_by(4).collect();
+                let mut at = vec![0; clips.len()];
+                let mut open = mine.len();
+                let mut round = 0;
+                while open > 0 {
+                    open = 0;
+                    for &i in &mine {
+                        let step = 1 + (round * 37 + i * 11) % 700;
+                        let end = (at[i] + step).min(clips[i].len());
+                        if at[i] < end {
+                            handles[i].push(&clips[i][at[i]..end]).unwrap();
+                            at[i] = end;
+                            if end == clips[i].len() {
+                                handles[i].finalize();
+                            }
+                        }
+                        if at[i] < clips[i].len() {
+                            open += 1;
+                        }
+                    }
+                    round += 1;
+                }
+            });
+        }
+    });
+    let mut blocks: Vec<Vec<Block>> = (0..clips.len()).map(|_| Vec::new()).collect();
+    let mut ended = 0;
+    while ended < clips.len() {
+        match next(&rx) {
+            StreamEvent::Frames { serial, block, .. } => {
+                let i = handles.iter().position(|h| h.serial() == serial).unwrap();
+                blocks[i].push(block);
+            }
+            StreamEvent::Ended { outcome, .. } => {
+                assert_eq!(outcome.unwrap().reason, EndReason::Finalized);
+                ended += 1;
+            }
+        }
+    }
+    for (i, clip) in clips.iter().enumerate() {
+        assert_eq!(join(&blocks[i]), e.extract(clip).unwrap(), "stream {i}");
+    }
+    assert_eq!(s.stats().finalized, clips.len() as u64);
+}
