@@ -45,7 +45,8 @@ function value(depth = 0) {
 }
 const KNOWN = ['sampleRate', 'nFft', 'hopLength', 'features', 'nMels', 'nMfcc', 'fmax', 'topDb', 'window', 'maxEntries', 'maxMemory', 'ttl', 'policy', 'tags', 'device',
   'optimizationThreshold', 'idleTrimMs', 'gpuChunkSize', 'maxBatchSize', 'maxWaitMs', 'batchTimeoutMs', 'threads', 'maxQueueSize', 'queueFullBehavior', 'featureOptions',
-  'priority', 'signal', 'onProgress', 'metadata', 'id', 'concurrency', 'force', 'checkIntervalMs', 'alertThresholds', 'lastMinutes', 'component', 'operation', 'min', 'max', 'mono', 'tag', 'prefix', 'unknownKey'];
+  'priority', 'signal', 'onProgress', 'metadata', 'id', 'concurrency', 'force', 'checkIntervalMs', 'alertThresholds', 'lastMinutes', 'component', 'operation', 'min', 'max', 'mono', 'tag', 'prefix', 'unknownKey',
+  'options', 'maxConcurrent', 'idleTimeoutMs', 'highWaterMark', 'topDbReference', 'onFrames', 'cacheKey', 'featureCache'];
 function options(depth) {
   const o = rand() < 0.7 ? { sampleRate: pick([16000, 8000, 44100, 0, NaN]) } : {};
   const n = Math.floor(rand() * 4);
@@ -60,7 +61,15 @@ const batch = new g.BatchProcessor({ threads: 2, maxQueueSize: 10000, batchTimeo
 batch.registerProcessor('P', (items) => items.map((i) => i.id));
 const profiler = new g.PerformanceProfiler({ featureCache: cache, memoryManager: memory, batchProcessor: batch, checkIntervalMs: 1000 });
 const block = () => { try { return memory.allocate(pick([64, 4096])); } catch { return null; } };
-const instances = { cache, memory, batch, profiler };
+const streams = new g.FeatureStreams({ options: { sampleRate: 16000, nFft: 512, hopLength: 160, features: ['rms', 'logMel'] }, maxConcurrent: 64, idleTimeoutMs: 500, featureCache: cache });
+let utterance = 0;
+/** An open stream (a new one now and then), or null past the limit. */
+const stream = () => {
+  try {
+    return rand() < 0.3 || streams.open === 0 ? streams.start(`f${utterance++}`, rand() < 0.5 ? undefined : options(1)) : streams.get(pick(['f0', `f${utterance - 1}`]));
+  } catch { return null; }
+};
+const instances = { cache, memory, batch, profiler, streams };
 
 // Every export, constructor, method and getter, called with generated arguments.
 const targets = [
@@ -82,6 +91,9 @@ const targets = [
   ...['addItem', 'addItems', 'registerProcessor', 'cancel', 'onProgress', 'getStats', 'onIdle', 'drain'].map((m) => (a) => batch[m](a[0], a[1], a[2])),
   (a) => batch.addItem(pick(['MEASURE', 'ANALYZE', 'EXTRACT_FEATURES', 'P']), a[0], a[1]),
   (a) => batch.addItems(pick(['MEASURE', 'ANALYZE', 'EXTRACT_FEATURES', 'P']), a[0], a[1]),
+  (a) => new g.FeatureStreams(a[0]),
+  ...['start', 'get', 'push', 'finalize', 'abort', 'getStats', 'transform'].map((m) => (a) => streams[m](a[0], a[1], a[2])),
+  (a) => { const s = stream(); if (!s) return; return pick([() => s.push(a[0]), () => s.push(new Float32Array(320).fill(0.1)), () => s.finalize(), () => s.abort(), () => s.readable(a[0]).on('error', () => {}).resume(), async () => { for await (const b of s) if (rand() < 0.3) break; }, () => s.utteranceId, () => s.closed])(); },
   ...['profileOperation', 'getPerformanceSummary', 'getBottlenecks', 'checkAlerts', 'onAlert', 'getStats', 'metrics', 'reset'].map((m) => (a) => profiler[m](a[0], a[1], a[2])),
   (a) => { const inst = pick(Object.values(instances)); const proto = Object.getPrototypeOf(inst); const name = pick(Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && n !== 'close')); return Reflect.apply(Object.getOwnPropertyDescriptor(proto, name)?.value ?? (() => inst[name]), pick([inst, {}, null, cache, memory]), a); },
 ];
@@ -126,6 +138,7 @@ for (let i = 0; i < count; i++) {
 }
 (async () => {
   await batch.close();
+  await streams.close();
   // Give every promise the time the work takes, then list what never settled.
   const deadline = Date.now() + 20000;
   while (pending.some((p) => !p.settled() && !p.allowedToHang) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

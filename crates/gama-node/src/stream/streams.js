@@ -255,6 +255,7 @@
   }
 
   function makeTransform(streams, utteranceId, options) {
+    if (!(streams instanceof FeatureStreams)) throw coded(TypeError, 'ERR_INVALID_THIS', 'transform() must be called on a FeatureStreams');
     const known = ['options', 'topDbReference', 'highWaterMark', 'cacheKey'];
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
