@@ -21,7 +21,7 @@ mod options;
 mod params;
 mod plans;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod wav;
 mod window;
 

@@ -5,7 +5,8 @@ use std::f32::consts::PI;
 
 use super::*;
 
-fn options(features: &[Feature]) -> FeatureOptions {
+/// Speech options (16 kHz, nFft 512, hop 160, 64 mels, 13 MFCCs) for `features`.
+pub(crate) fn options(features: &[Feature]) -> FeatureOptions {
     let mut o = FeatureOptions::new(16_000.0);
     o.n_fft = 512;
     o.win_length = 512;

@@ -263,11 +263,6 @@ impl Streams {
         .ok_or_else(|| StreamError::Unknown(id.to_string()))
     }
 
-    /// Streams open now.
-    pub fn open_count(&self) -> usize {
-        self.shared.open.lock().len()
-    }
-
     /// Refuses new streams and ends every open one as `finalize` would
     /// (their last frames and `Ended` events follow); returns how many.
     pub fn close(&self) -> usize {
@@ -330,8 +325,8 @@ impl Stream {
         if st.phase != Phase::Open {
             return Err(StreamError::Closed(slot.id.to_string()));
         }
-        let needed = st.buffer_bytes() + st.inbox.len().max(samples.len()) * 4;
         if let Some(memory) = &self.shared.memory {
+            let needed = st.buffer_bytes() + st.inbox.len().max(samples.len()) * 4;
             let held: usize = st.reservations.iter().map(|r| r.bytes() as usize).sum();
             if needed > held {
                 let more = (needed + needed / 2 - held) as u64;

@@ -8,18 +8,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::features::{ExtractError, Extractor, Feature, FeatureOptions, Features, PadMode};
-
-fn options(features: &[Feature]) -> FeatureOptions {
-    let mut o = FeatureOptions::new(16_000.0);
-    o.n_fft = 512;
-    o.win_length = 512;
-    o.hop_length = 160;
-    o.n_mels = 64;
-    o.n_mfcc = 13;
-    o.features = features.to_vec();
-    o
-}
+use crate::features::tests::options;
+use crate::features::{ExtractError, Extractor, Feature, Features, PadMode};
 
 const ALL: [Feature; 8] = [
     Feature::LogMel,

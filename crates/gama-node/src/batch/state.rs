@@ -22,7 +22,7 @@ use super::drain::call_progress;
 use super::signals::unwatch_signal;
 use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
-use crate::js::raw::{clear_exception, undefined, Deferred, Persistent};
+use crate::js::raw::{clear_exception, resolved_when, undefined, Deferred, Persistent};
 use gama_core::batch::{Event, ItemError, ItemId, OpName, Processor, Stage};
 
 /// How an item's outcome reaches JS.
@@ -181,13 +181,7 @@ impl JsState {
 
     /// A promise that resolves once nothing is pending.
     pub fn idle_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
-        let (deferred, promise) = Deferred::new(env)?;
-        if self.pending.is_empty() {
-            deferred.resolve(env, undefined(env));
-        } else {
-            self.idle_waiters.push(deferred);
-        }
-        Ok(promise)
+        resolved_when(env, self.pending.is_empty(), &mut self.idle_waiters)
     }
 }
 

@@ -142,6 +142,22 @@ impl Persistent {
     }
 }
 
+/// A promise resolving to `undefined`: now when `ready`, else when the
+/// `Deferred` it leaves in `waiters` is resolved.
+pub fn resolved_when(
+    env: &Env,
+    ready: bool,
+    waiters: &mut Vec<Deferred>,
+) -> Result<sys::napi_value> {
+    let (deferred, promise) = Deferred::new(env)?;
+    if ready {
+        deferred.resolve(env, undefined(env));
+    } else {
+        waiters.push(deferred);
+    }
+    Ok(promise)
+}
+
 /// `undefined`.
 pub fn undefined(env: &Env) -> sys::napi_value {
     Js::new(env).undefined().unwrap_or(ptr::null_mut())

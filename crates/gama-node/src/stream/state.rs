@@ -21,7 +21,7 @@ use super::glue::StreamGlue;
 use crate::js::errors::{coded_value, error_value};
 use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
-use crate::js::raw::{undefined, Deferred, Persistent};
+use crate::js::raw::{resolved_when, undefined, Deferred, Persistent};
 use gama_core::error::ErrorClass;
 use gama_core::stream::{Block, EndReason, Stream, StreamEvent, Streams, Summary};
 
@@ -84,13 +84,7 @@ impl JsStreams {
 
     /// A promise that resolves once no stream is open.
     pub fn closed_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
-        let (deferred, promise) = Deferred::new(env)?;
-        if self.open.is_empty() {
-            deferred.resolve(env, undefined(env));
-        } else {
-            self.close_waiters.push(deferred);
-        }
-        Ok(promise)
+        resolved_when(env, self.open.is_empty(), &mut self.close_waiters)
     }
 }
 
