@@ -14,6 +14,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use crate::metrics::Latency;
 pub use item::{
     settle_order, Analysis, Event, Input, Item, ItemError, ItemErrorKind, ItemId, Level, OpName,
     Output, ResourceStrategy, Sink, Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
@@ -22,5 +23,4 @@ pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
 pub use samples::Samples;
-pub(crate) use stats::{histogram, latency};
-pub use stats::{Latency, Snapshot};
+pub use stats::Snapshot;

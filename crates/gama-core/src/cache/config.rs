@@ -81,4 +81,6 @@ pub enum Invalidation {
     Tag(String),
     /// Every entry whose key starts with this text.
     Prefix(String),
+    /// These keys.
+    Keys(Vec<String>),
 }

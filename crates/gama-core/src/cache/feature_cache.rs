@@ -2,13 +2,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::config::{CacheConfig, EntryOptions, Invalidation};
+use super::config::{CacheConfig, EntryOptions, Invalidation, Ttl};
 use super::error::CacheError;
+use super::remote::{Events, Local, Remote, RemoteConfig, RemoteError, RemoteState, RemoteStats};
 use super::stats::CacheStats;
 use super::store::Store;
 use super::value::CacheValue;
@@ -26,6 +27,45 @@ const ACCESS_SAMPLE_EVERY: u32 = 16;
 struct Shared {
     store: Mutex<Store>,
     reads: AtomicU32,
+    /// The Redis tier, when the cache has one.
+    remote: Option<Remote>,
+}
+
+impl Shared {
+    /// Stores in L1 only; returns the entry's expiry.
+    fn insert_local(
+        &self,
+        key: &str,
+        value: CacheValue,
+        options: EntryOptions,
+    ) -> Result<Option<Instant>, CacheError> {
+        let started = Instant::now();
+        let mut store = self.store.lock();
+        let expires_at = store.insert(key, value, options)?;
+        let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
+        drop(store);
+        SET.record(started.elapsed());
+        if earliest {
+            reaper::wake_by(expires_at.expect("checked above"));
+        }
+        Ok(expires_at)
+    }
+}
+
+impl Local for Shared {
+    fn fill(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: Vec<String>) {
+        let options = EntryOptions {
+            ttl: ttl.map_or(Ttl::Default, Ttl::After),
+            tags,
+            compute_cost: Duration::ZERO,
+        };
+        // A value larger than this cache's limit is still the reader's result.
+        let _ = self.insert_local(key, value, options);
+    }
+
+    fn invalidate_local(&self, what: &Invalidation) {
+        self.store.lock().invalidate(what);
+    }
 }
 
 impl Expiring for Shared {
@@ -49,10 +89,65 @@ impl FeatureCache {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(config)),
             reads: AtomicU32::new(0),
+            remote: None,
         });
+        Self::watched(shared)
+    }
+
+    /// A cache whose entries are also kept in Redis (a second tier shared
+    /// by every process with the same server and prefix). It connects in
+    /// the background; `events` hears of failures and of the tier going idle.
+    pub fn with_remote(
+        config: CacheConfig,
+        remote: RemoteConfig,
+        events: Events,
+    ) -> Result<Self, RemoteError> {
+        let client = Remote::client(&remote)?;
+        let mut failed = None;
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let local: Weak<dyn Local> = weak.clone();
+            let remote = Remote::start(remote, client, local, events)
+                .map_err(|e| failed = Some(e))
+                .ok();
+            Shared {
+                store: Mutex::new(Store::new(config)),
+                reads: AtomicU32::new(0),
+                remote,
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Self::watched(shared)),
+        }
+    }
+
+    fn watched(shared: Arc<Shared>) -> Self {
         let weak: Weak<dyn Expiring> = Arc::downgrade(&shared) as Weak<dyn Expiring>;
         reaper::watch(weak);
         FeatureCache { shared }
+    }
+
+    /// The Redis tier, when the cache has one.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.shared.remote.as_ref()
+    }
+
+    /// Looks keys up in Redis (see `Remote::get`); all misses at once
+    /// when the cache has no Redis tier.
+    pub fn get_remote(&self, keys: Vec<String>, done: super::remote::ReadDone) {
+        match &self.shared.remote {
+            Some(remote) => remote.get(keys, done),
+            None => {
+                let n = keys.len();
+                done(vec![None; n]);
+            }
+        }
+    }
+
+    /// The Redis tier's state and counters, when the cache has one.
+    pub fn remote_stats(&self) -> Option<(RemoteState, RemoteStats)> {
+        let remote = self.shared.remote.as_ref()?;
+        Some((remote.state(), remote.stats()))
     }
 
     /// The cache's limits.
@@ -105,22 +200,28 @@ impl FeatureCache {
         self.shared.store.lock().contains(key)
     }
 
-    /// Stores a value, evicting by policy to stay within the limits.
+    /// Stores a value, evicting by policy to stay within the limits, and
+    /// writes it behind to Redis when the cache has a Redis tier (with the
+    /// entry's TTL, or the tier's own for entries without one).
     pub fn insert(
         &self,
         key: &str,
         value: CacheValue,
         options: EntryOptions,
     ) -> Result<(), CacheError> {
-        let started = Instant::now();
-        let mut store = self.shared.store.lock();
-        let expires_at = store.insert(key, value, options)?;
-        let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
-        drop(store);
-        SET.record(started.elapsed());
-        if earliest {
-            reaper::wake_by(expires_at.expect("checked above"));
+        let Some(remote) = &self.shared.remote else {
+            self.shared.insert_local(key, value, options)?;
+            return Ok(());
+        };
+        let tags = options.tags.clone();
+        let ttl = match options.ttl {
+            Ttl::After(d) => Some(d),
+            Ttl::Never => None,
+            Ttl::Default => self.shared.store.lock().config().default_ttl,
         }
+        .or(remote.config().ttl);
+        self.shared.insert_local(key, value.clone(), options)?;
+        remote.write(key, value, ttl, &tags);
         Ok(())
     }
 
@@ -150,8 +251,12 @@ impl FeatureCache {
         Ok(count)
     }
 
-    /// Removes one key; true if it held a live entry.
+    /// Removes one key (from Redis and the other processes too, with a
+    /// Redis tier); true if it held a live entry here.
     pub fn remove(&self, key: &str) -> bool {
+        if let Some(remote) = &self.shared.remote {
+            remote.remove(vec![key.to_string()]);
+        }
         self.shared.store.lock().remove(key)
     }
 
@@ -160,8 +265,13 @@ impl FeatureCache {
         self.shared.store.lock().clear();
     }
 
-    /// Removes the entries with a tag or a key prefix; returns how many.
+    /// Removes the entries with a tag, a key prefix or the keys listed
+    /// (from Redis and the other processes too, with a Redis tier);
+    /// returns how many were removed here.
     pub fn invalidate(&self, what: &Invalidation) -> usize {
+        if let Some(remote) = &self.shared.remote {
+            remote.invalidate(what.clone());
+        }
         self.shared.store.lock().invalidate(what)
     }
 
@@ -185,9 +295,12 @@ impl FeatureCache {
         self.shared.store.lock().stats()
     }
 
-    /// Zeroes the counters.
+    /// Zeroes the counters (the Redis tier's too).
     pub fn reset_stats(&self) {
         self.shared.store.lock().reset_stats();
+        if let Some(remote) = &self.shared.remote {
+            remote.reset_stats();
+        }
     }
 
     /// Removes what has expired now, as the background reaper does.

@@ -16,6 +16,7 @@ mod error;
 mod feature_cache;
 mod pack;
 pub mod policy;
+pub mod remote;
 mod stats;
 mod store;
 pub mod structured;

@@ -365,7 +365,7 @@ impl Store {
 
     /// Removes the entries an invalidation names; returns how many.
     pub fn invalidate(&mut self, what: &Invalidation) -> usize {
-        let doomed: Vec<Slot> = match what {
+        let mut doomed: Vec<Slot> = match what {
             Invalidation::Tag(tag) => self
                 .tags
                 .get(tag.as_str())
@@ -376,7 +376,13 @@ impl Store {
                 .filter(|&(_, e)| e.key.starts_with(prefix.as_str()))
                 .map(|(s, _)| s)
                 .collect(),
+            Invalidation::Keys(keys) => keys
+                .iter()
+                .filter_map(|k| self.find(hash_key(k), k))
+                .collect(),
         };
+        doomed.sort_unstable();
+        doomed.dedup();
         let now = Instant::now();
         let mut removed = 0;
         for slot in doomed {

@@ -4,6 +4,10 @@
 //! at any depth — what `structuredClone` keeps, kept the same way, so a read
 //! gives back an equal value and never a silently different one.
 
+/// Deepest nesting a structured value may have (a stored value deeper than
+/// this is refused, and so is a decoded one).
+pub const MAX_DEPTH: usize = 256;
+
 /// The element type of a typed array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypedKind {

@@ -5,7 +5,9 @@
 pub mod alerts;
 pub mod exposition;
 pub mod gauges;
+pub mod latency;
 pub mod registry;
 
 pub use gauges::{exposition, snapshot, Gauges};
+pub use latency::{histogram, latency, Latency};
 pub use registry::{enabled, global, set_enabled, Handle, Registry, Summary};

@@ -7,8 +7,8 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use super::registry::EndReason;
-use crate::batch::{histogram, latency, Latency};
 use crate::metrics;
+use crate::metrics::{histogram, latency, Latency};
 
 /// Push-to-frames latency, as the profiler sees it.
 static PUSH_TO_FRAMES: metrics::Handle = metrics::Handle::new("streams", "push_to_frames");

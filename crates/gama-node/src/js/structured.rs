@@ -7,10 +7,8 @@
 use napi::{sys, Result};
 
 use super::napi::Js;
-use gama_core::cache::structured::{Node, TypedKind};
+use gama_core::cache::structured::{Node, TypedKind, MAX_DEPTH};
 
-/// Deepest nesting accepted.
-const MAX_DEPTH: usize = 256;
 /// Longest array read element by element; a longer one is read through its
 /// own keys (so a sparse `new Array(2 ** 32 - 1)` costs what it holds).
 const DENSE_SCAN: u32 = 1 << 20;

@@ -1,0 +1,378 @@
+//! The Redis tier against a real `redis-server` (the Debian package), one
+//! per test on a free local port. Without the binary the tests say so and
+//! pass without checking anything.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::cache::{CacheConfig, EntryOptions, FeatureCache, PolicyKind, Ttl};
+
+/// A redis-server of a test's own, stopped when dropped.
+struct Server {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// A server on a free port, or None (with a line saying why) when
+    /// redis-server is not installed.
+    fn start() -> Option<Server> {
+        let mut server = Server {
+            port: free_port(),
+            dir: std::env::temp_dir().join(format!(
+                "gama-redis-{}-{}",
+                std::process::id(),
+                free_port()
+            )),
+            child: None,
+        };
+        std::fs::create_dir_all(&server.dir).unwrap();
+        if !server.run() {
+            eprintln!(
+                "redis tests skipped: redis-server is not installed (apt-get install redis-server)"
+            );
+            return None;
+        }
+        Some(server)
+    }
+
+    /// Starts the process on this server's port; false if there is no binary.
+    fn run(&mut self) -> bool {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else { return false };
+        self.child = Some(child);
+        until("the server accepts connections", || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        true
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for `ready` to hold, failing the test after 10 s.
+fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A cache with a Redis tier and the events it reported.
+fn cache(url: &str, prefix: &str) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
+    let mut remote = RemoteConfig::new(url);
+    remote.key_prefix = prefix.into();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let events: Events = Arc::new(move |e| {
+        if let RemoteEvent::Error(e) = e {
+            sink.lock()
+                .unwrap()
+                .push(format!("{}: {e}", crate::error::Coded::code(&e)));
+        }
+    });
+    let config = CacheConfig {
+        policy: PolicyKind::Lru,
+        max_bytes: 64 << 20,
+        ..CacheConfig::with_system_defaults()
+    };
+    (
+        FeatureCache::with_remote(config, remote, events).unwrap(),
+        seen,
+    )
+}
+
+fn read(cache: &FeatureCache, keys: &[&str]) -> Receiver<Vec<Option<CacheValue>>> {
+    let (tx, rx) = channel();
+    cache.get_remote(
+        keys.iter().map(|k| k.to_string()).collect(),
+        Box::new(move |v| tx.send(v).unwrap()),
+    );
+    rx
+}
+
+fn flush(cache: &FeatureCache) {
+    let (tx, rx) = channel();
+    cache
+        .remote()
+        .unwrap()
+        .flush(Box::new(move || tx.send(()).unwrap()));
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+}
+
+fn vector(seed: f32, n: usize) -> CacheValue {
+    CacheValue::Float32((0..n).map(|i| seed + i as f32).collect())
+}
+
+fn tagged(tags: &[&str]) -> EntryOptions {
+    EntryOptions {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..EntryOptions::default()
+    }
+}
+
+#[test]
+fn a_write_in_one_cache_is_read_by_another_and_fills_its_l1() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, _) = cache(&server.url(), "t1");
+    let (b, _) = cache(&server.url(), "t1");
+    // Log-mel-like: few distinct values, so it compresses.
+    let big = CacheValue::Float32((0..10_000).map(|i| (i % 50) as f32 * -0.5).collect());
+    a.insert("k", big.clone(), tagged(&["speaker:1"])).unwrap();
+    a.insert("small", vector(1.0, 3), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    let got = read(&b, &["k", "missing", "small"]).recv().unwrap();
+    assert_eq!(got, vec![Some(big.clone()), None, Some(vector(1.0, 3))]);
+    assert_eq!(b.get("k"), Some(big), "an L2 hit fills L1");
+    let (_, stats) = b.remote_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (2, 1));
+    let (state, written) = a.remote_stats().unwrap();
+    assert_eq!(state, RemoteState::Up);
+    assert_eq!(written.writes, 2);
+    assert!(written.compression_ratio() > 2.0, "{written:?}");
+    // The tags came along: a local tag invalidation finds the filled entry.
+    assert_eq!(b.invalidate(&Invalidation::Tag("speaker:1".into())), 1);
+}
+
+#[test]
+fn invalidations_reach_redis_and_the_other_caches_l1() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, _) = cache(&server.url(), "t2");
+    let (b, _) = cache(&server.url(), "t2");
+    // Odd keys: glob characters, spaces, non-ASCII.
+    let keys = ["take*1", "take?2", "take[3]", "take\\4 ✓", "other"];
+    for (i, k) in keys.iter().enumerate() {
+        a.insert(k, vector(i as f32, 4), tagged(&["batch"]))
+            .unwrap();
+    }
+    flush(&a);
+    assert!(read(&b, &keys).recv().unwrap().iter().all(Option::is_some));
+    assert_eq!(b.len(), 5);
+    a.invalidate(&Invalidation::Prefix("take*".into()));
+    flush(&a);
+    until("b drops take*1", || !b.contains("take*1"));
+    assert!(b.contains("take?2"), "a prefix is matched literally");
+    let after = read(&a, &keys).recv().unwrap();
+    assert!(after[0].is_none() && after[1].is_some());
+    a.invalidate(&Invalidation::Tag("batch".into()));
+    flush(&a);
+    until("b drops the tagged keys", || b.is_empty());
+    assert!(read(&a, &keys).recv().unwrap().iter().all(Option::is_none));
+    // An overwrite drops the other cache's stale copy; a removal too.
+    a.insert("v", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    read(&b, &["v"]).recv().unwrap();
+    a.insert("v", vector(2.0, 2), EntryOptions::default())
+        .unwrap();
+    until("b drops its stale copy", || !b.contains("v"));
+    assert_eq!(read(&b, &["v"]).recv().unwrap(), vec![Some(vector(2.0, 2))]);
+    a.remove("v");
+    until("b drops the removed key", || !b.contains("v"));
+    assert!(b.remote_stats().unwrap().1.invalidations_received >= 4);
+}
+
+#[test]
+fn ttls_carry_to_redis_and_to_the_filled_l1() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, _) = cache(&server.url(), "t3");
+    let (b, _) = cache(&server.url(), "t3");
+    let short = EntryOptions {
+        ttl: Ttl::After(Duration::from_millis(300)),
+        ..EntryOptions::default()
+    };
+    a.insert("brief", vector(1.0, 2), short).unwrap();
+    flush(&a);
+    assert!(read(&b, &["brief"]).recv().unwrap()[0].is_some());
+    until("the filled entry expires in b", || !b.contains("brief"));
+    until("redis forgets it", || {
+        read(&b, &["brief"]).recv().unwrap()[0].is_none()
+    });
+}
+
+#[test]
+fn down_at_start_then_up_and_down_again_never_blocks_and_recovers() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    server.stop();
+    let (a, errors) = cache(&server.url(), "t4");
+    until("the tier is down", || {
+        a.remote().unwrap().state() == RemoteState::Down
+    });
+    assert!(errors.lock().unwrap()[0].starts_with("E_REDIS_DOWN"));
+    let started = Instant::now();
+    a.insert("k", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    assert_eq!(read(&a, &["k"]).recv().unwrap(), vec![None]);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "down answers at once"
+    );
+    assert_eq!(a.get("k"), Some(vector(1.0, 2)), "L1 keeps serving");
+    flush(&a);
+    assert_eq!(a.remote_stats().unwrap().1.writes_skipped, 1);
+
+    server.run();
+    until("the tier is up", || {
+        a.remote().unwrap().state() == RemoteState::Up
+    });
+    a.insert("k2", vector(2.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    let (b, _) = cache(&server.url(), "t4");
+    assert_eq!(
+        read(&b, &["k2"]).recv().unwrap(),
+        vec![Some(vector(2.0, 2))]
+    );
+
+    server.stop();
+    until("a read notices", || {
+        read(&a, &["k2"]).recv().unwrap();
+        a.remote().unwrap().state() == RemoteState::Down
+    });
+    assert_eq!(a.get("k2"), Some(vector(2.0, 2)));
+    server.run();
+    until("the tier is up again", || {
+        a.remote().unwrap().state() == RemoteState::Up
+    });
+    a.insert("k3", vector(3.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    until("k3 is readable", || {
+        read(&b, &["k3"]).recv().unwrap()[0].is_some()
+    });
+    assert!(a.remote_stats().unwrap().1.disconnects >= 2);
+}
+
+#[test]
+fn a_slow_server_is_a_miss_after_the_timeout() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let mut remote = RemoteConfig::new(server.url());
+    remote.timeout = Duration::from_millis(100);
+    let cache = FeatureCache::with_remote(
+        CacheConfig::with_system_defaults(),
+        remote,
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+    cache
+        .insert("k", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&cache);
+    // Every client's commands wait 1.5 s from the moment this answers.
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query(&mut conn)
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(read(&cache, &["k"]).recv().unwrap(), vec![None]);
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let (state, stats) = cache.remote_stats().unwrap();
+    assert!(stats.timeouts >= 1);
+    assert_eq!(state, RemoteState::Up, "a slow server is not a dead one");
+}
+
+#[test]
+fn foreign_and_oversized_values_are_reported_not_read() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let mut remote = RemoteConfig::new(server.url());
+    remote.key_prefix = "t6".into();
+    remote.max_value_bytes = 1000;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let events: Events = Arc::new(move |e| {
+        if let RemoteEvent::Error(e) = e {
+            sink.lock().unwrap().push(crate::error::Coded::code(&e));
+        }
+    });
+    let cache =
+        FeatureCache::with_remote(CacheConfig::with_system_defaults(), remote, events).unwrap();
+    cache
+        .insert("big", vector(0.0, 1000), EntryOptions::default())
+        .unwrap();
+    flush(&cache);
+    assert_eq!(cache.get("big"), Some(vector(0.0, 1000)), "kept in L1");
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("t6:v:big")
+        .query(&mut conn)
+        .unwrap();
+    assert!(!exists);
+    let _: () = redis::cmd("SET")
+        .arg("t6:v:foreign")
+        .arg("hello")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(read(&cache, &["foreign"]).recv().unwrap(), vec![None]);
+    assert_eq!(*seen.lock().unwrap(), vec!["E_TOO_LARGE", "E_REDIS_DECODE"]);
+}
+
+#[test]
+fn a_malformed_url_is_refused() {
+    let err = FeatureCache::with_remote(
+        CacheConfig::with_system_defaults(),
+        RemoteConfig::new("http://nope"),
+        Arc::new(|_| {}),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(crate::error::Coded::code(&err), "ERR_INVALID_URL");
+}
