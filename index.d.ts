@@ -247,10 +247,31 @@ export declare class AudioFeatureCache {
    */
   warm(keys: string[], loader: (key: string) => CacheValue | Promise<CacheValue>, options?: WarmOptions | undefined | null): Promise<WarmResult>
   /**
-   * Removes every entry with `tag`, or whose key starts with `prefix`;
-   * returns how many were removed.
+   * Removes every entry with `tag`, whose key starts with `prefix`, or
+   * listed in `keys`; returns how many were removed here. With a Redis
+   * tier they also leave Redis and the other processes' caches (in the
+   * background: `await flush()` to know it is done).
    */
   invalidate(options: InvalidateOptions): number
+  /**
+   * The value under `key`: from this process (L1), else from Redis (the
+   * second tier, which then fills L1), else undefined. Concurrent calls
+   * for one key share one Redis lookup. A lookup slower than
+   * `redis.timeoutMs`, or made while Redis is down, is a miss. Without
+   * a `redis` option it is `get` as a promise.
+   */
+  getAsync<T extends CacheValue = CacheValue>(key: string): Promise<T | undefined>
+  /**
+   * The values of many keys (undefined where missing): from L1, and the
+   * keys L1 lacks from Redis in one round trip.
+   */
+  getManyAsync<T extends CacheValue = CacheValue>(keys: string[]): Promise<Array<T | undefined>>
+  /**
+   * Resolves once every Redis write, removal and invalidation made so far
+   * has been sent (or has failed: see `onError` and `getStats().l2`). At
+   * once without a `redis` option.
+   */
+  flush(): Promise<void>
   /** Hit, miss, eviction and memory statistics. */
   getStats(): AudioFeatureCacheStats
   /** Zeroes the counters of `getStats` (entries are kept). */
@@ -557,6 +578,8 @@ export interface AudioFeatureCacheOptions {
   policy?: CachePolicy
   /** Whether `warm` loads anything (default true). */
   enableWarming?: boolean
+  /** A second tier in Redis, shared by every process that uses the same server and prefix. */
+  redis?: RedisOptions
 }
 
 /** Statistics of an `AudioFeatureCache`. */
@@ -585,6 +608,10 @@ export interface AudioFeatureCacheStats {
   averageAccessTimeMs: number
   /** Compute time avoided by hits on values `getOrCompute` computed, in ms. */
   estimatedTimeSavedMs: number
+  /** The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', or 'off' without one. */
+  redis: 'up' | 'down' | 'connecting' | 'off'
+  /** The Redis tier's counters, with a `redis` option. */
+  l2?: RedisTierStats
 }
 
 /** Counts for a progress bar, given to `onProgress` listeners. */
@@ -853,6 +880,8 @@ export interface InvalidateOptions {
   tag?: string
   /** Remove entries whose key starts with this text. */
   prefix?: string
+  /** Remove these keys. */
+  keys?: Array<string>
 }
 
 /** Progress of one item. */
@@ -1092,6 +1121,68 @@ export interface RecommendOptions {
   device?: 'host' | 'gpu'
 }
 
+/** The `redis` option of `new AudioFeatureCache(options)`. */
+export interface RedisOptions {
+  /** `redis://[user:password@]host:port[/db]` (also `rediss://`, `redis+unix://`). */
+  url: string
+  /** Prefix of every Redis key and channel (default 'gama'): caches share entries when it matches. */
+  keyPrefix?: string
+  /** TTL in Redis, in ms, of entries with no TTL of their own (default: none). */
+  ttl?: number
+  /** Values of at least this many bytes are compressed (default 1024). */
+  compressionThreshold?: number
+  /** 'lz4' (default), 'zstd' or 'none'. */
+  compression?: 'lz4' | 'zstd' | 'none'
+  /** Bound of every Redis round trip in ms (default 500); a slower read is a miss. */
+  timeoutMs?: number
+  /** Redis Cluster: not supported yet (true throws). */
+  cluster?: boolean
+  /** Largest value written to or read from Redis, in bytes (default 64 MiB); larger ones stay in L1. */
+  maxValueBytes?: number
+  /** Hears every Redis failure (an Error with a `code`: E_REDIS_DOWN, E_REDIS_WRITE, E_REDIS_READ, E_REDIS_DECODE, E_REDIS_INVALIDATE, E_TOO_LARGE); the cache carries on with L1. */
+  onError?: (error: Error & { code: string }) => void
+}
+
+/** Counters of the Redis tier (`getStats().l2`). */
+export interface RedisTierStats {
+  /** Lookups in Redis that found a value. */
+  hits: number
+  /** Lookups that found nothing, timed out, failed, or were skipped while down. */
+  misses: number
+  /** Lookups that took longer than timeoutMs (counted in misses too). */
+  timeouts: number
+  /** hits / (hits + misses), 0 before any lookup. */
+  hitRate: number
+  /** Round trips completed. */
+  roundTrips: number
+  /** Round-trip latency percentiles in ms. */
+  latencyP50Ms: number
+  /** 95th percentile. */
+  latencyP95Ms: number
+  /** 99th percentile. */
+  latencyP99Ms: number
+  /** Entries written. */
+  writes: number
+  /** Entries whose write failed. */
+  writeErrors: number
+  /** Entries not written: Redis was down, or they were over maxValueBytes. */
+  writesSkipped: number
+  /** Value bytes sent (after compression). */
+  bytesSent: number
+  /** Value bytes received. */
+  bytesReceived: number
+  /** Raw over compressed bytes of the values compressed (1 when none was). */
+  compressionRatio: number
+  /** Errors of every kind (each also went to onError). */
+  errors: number
+  /** Invalidations published to other processes (one per write batch, tag, prefix or key list). */
+  invalidationsSent: number
+  /** Invalidations received from other processes. */
+  invalidationsReceived: number
+  /** Times Redis became unreachable. */
+  disconnects: number
+}
+
 /** What a JS processor is told about the resources of its batch. */
 export interface ResourceStrategy {
   /** 'host' or 'gpu'. */
@@ -1227,6 +1318,8 @@ export interface WarmResult {
   loaded: number
   /** Keys already cached (or all keys, when warming is disabled). */
   skipped: number
+  /** Keys found in Redis (the second tier) and stored here without calling the loader. */
+  fromRedis: number
   /** Keys whose loader threw or rejected, or whose value was refused. */
   failed: number
   /** Why each failed key failed. */

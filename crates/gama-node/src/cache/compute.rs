@@ -5,7 +5,7 @@
 //! that never settles leaves a pending promise, as plain JS would, and Node
 //! still exits when nothing else is left to do.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 use napi::bindgen_prelude::{CallbackContext, Function, PromiseRaw, Unknown};
 use napi::{Env, Error, JsValue, Result};
 
+use super::remote::{settle, Tier};
 use super::{js_value, WarmFailure, WarmResult};
 use gama_core::cache::{EntryOptions, FeatureCache};
 use gama_core::error::ErrorClass;
@@ -21,7 +22,7 @@ use gama_core::error::ErrorClass;
 use crate::js::errors::error_value;
 use crate::js::napi::{to_value, unknown, Js};
 use crate::js::raw::{Deferred, Persistent};
-use crate::js::value::RawValue;
+use crate::js::value::{to_js, RawValue};
 
 fn is_promise(env: &Env, value: &Unknown) -> Result<bool> {
     Js::new(env).is_promise(value.raw())
@@ -61,8 +62,81 @@ impl Flights {
     }
 }
 
+/// As `get_or_compute`, looking in Redis before computing: a value found
+/// there has filled L1 already, so it is not stored (nor written back).
+pub fn get_or_compute_tiered<'env>(
+    env: &'env Env,
+    tier: &Tier,
+    cache: &FeatureCache,
+    flights: &Flights,
+    key: String,
+    compute: Function<(), Unknown>,
+    options: EntryOptions,
+) -> Result<Unknown<'env>> {
+    if let Some(shared) = flights.get(env, &key) {
+        return Ok(shared);
+    }
+    let compute = Persistent::new(env, compute.raw())?;
+    let (deferred, looked_up) = Deferred::new(env)?;
+    let found = Rc::new(Cell::new(false));
+    let hit = Rc::clone(&found);
+    tier.get_then(
+        env,
+        cache,
+        vec![key.clone()],
+        Box::new(move |env, values| {
+            let js = Js::new(env);
+            let value = values.into_iter().next().flatten();
+            hit.set(value.is_some());
+            let out = match value {
+                Some(v) => to_js(js, &v),
+                None => js.undefined(),
+            };
+            settle(env, deferred, Some(out));
+        }),
+    );
+    let hit = Rc::clone(&found);
+    let chained = as_promise(unknown(env, looked_up))?.then(
+        move |ctx: CallbackContext<Unknown>| -> Result<RawValue> {
+            let f = compute.get(&ctx.env);
+            compute.delete(&ctx.env);
+            if hit.get() {
+                return Ok(RawValue(ctx.value.raw()));
+            }
+            let js = Js::new(&ctx.env);
+            match js.call(js.undefined()?, f, &[]) {
+                Ok(v) => Ok(RawValue(v)),
+                // Adopting a rejected promise rejects with what compute threw.
+                Err(e) => {
+                    let rejected = match js.take_exception() {
+                        Some(thrown) => {
+                            PromiseRaw::<()>::reject(&ctx.env, unknown(&ctx.env, thrown))?
+                        }
+                        None => PromiseRaw::<()>::reject(&ctx.env, e)?,
+                    };
+                    Ok(RawValue(rejected.raw()))
+                }
+            }
+        },
+    )?;
+    let chained = unknown(env, chained.raw());
+    let tiered = Tiered {
+        tier: tier.clone(),
+        found,
+    };
+    get_or_compute(env, cache, flights, key, || Ok(chained), options, Some(tiered))
+}
+
+/// What `get_or_compute` needs of a Redis tier.
+pub struct Tiered {
+    tier: Tier,
+    /// Set when Redis had the value (it filled L1; nothing to store).
+    found: Rc<Cell<bool>>,
+}
+
 /// The cached value of `key`, or what `compute()` gives, shared by
-/// concurrent callers (see `AudioFeatureCache::get_or_compute`).
+/// concurrent callers (see `AudioFeatureCache::get_or_compute`); with a
+/// tier, not stored when Redis had it.
 pub fn get_or_compute<'env>(
     env: &'env Env,
     cache: &FeatureCache,
@@ -70,6 +144,7 @@ pub fn get_or_compute<'env>(
     key: String,
     compute: impl FnOnce() -> Result<Unknown<'env>>,
     mut options: EntryOptions,
+    tiered: Option<Tiered>,
 ) -> Result<Unknown<'env>> {
     if let Some(shared) = flights.get(env, &key) {
         return Ok(shared);
@@ -95,13 +170,19 @@ pub fn get_or_compute<'env>(
     let (on_ok, on_err) = (flights.clone(), flights.clone());
     let (ok_key, err_key) = (key.clone(), key.clone());
     let cache = cache.clone();
-    let stored = promise.then(move |ctx: CallbackContext<Unknown>| {
+    let settled = promise.then(move |ctx: CallbackContext<Unknown>| {
         on_ok.finish(&ctx.env, &ok_key);
+        if tiered.as_ref().is_some_and(|t| t.found.get()) {
+            return Ok(RawValue(ctx.value.raw()));
+        }
         match js_value(&ctx.env, ctx.value) {
             Ok(value) => {
                 options.compute_cost = started.elapsed();
                 // A value too large to cache is still the caller's result.
                 let _ = cache.insert(&ok_key, value, options);
+                if let Some(t) = &tiered {
+                    t.tier.wrote(&ctx.env);
+                }
                 Ok(RawValue(ctx.value.raw()))
             }
             // Adopting a rejected promise keeps the TypeError's class.
@@ -111,7 +192,7 @@ pub fn get_or_compute<'env>(
             }
         }
     })?;
-    let shared = stored.catch(move |ctx: CallbackContext<Unknown>| -> Result<RawValue> {
+    let shared = settled.catch(move |ctx: CallbackContext<Unknown>| -> Result<RawValue> {
         on_err.finish(&ctx.env, &err_key);
         // Re-reject with the very value the compute rejected with.
         let rejected = PromiseRaw::<()>::reject(&ctx.env, ctx.value)?;
@@ -125,6 +206,8 @@ pub fn get_or_compute<'env>(
 /// Progress of one `warm` call.
 struct Warm {
     cache: FeatureCache,
+    /// The Redis tier, told of every value stored.
+    tier: Option<Tier>,
     /// The loader, until the last load ends.
     loader: Option<Persistent>,
     options: EntryOptions,
@@ -133,6 +216,7 @@ struct Warm {
     active: usize,
     loaded: u32,
     skipped: u32,
+    from_redis: u32,
     errors: Vec<WarmFailure>,
     started: Instant,
     /// Settled once, when the last load ends.
@@ -142,10 +226,12 @@ struct Warm {
 type WarmState = Rc<RefCell<Warm>>;
 
 /// Starts loading `keys` not yet cached with `loader`, `concurrency` at a
-/// time; the returned promise resolves with what was done.
+/// time, after one Redis lookup of them all when the cache has a tier; the
+/// returned promise resolves with what was done.
 pub fn warm<'env>(
     env: &'env Env,
     cache: &FeatureCache,
+    tier: Option<&Tier>,
     keys: Vec<String>,
     loader: Function<String, Unknown>,
     concurrency: usize,
@@ -162,6 +248,7 @@ pub fn warm<'env>(
     let (deferred, promise) = Deferred::new(env)?;
     let state = Rc::new(RefCell::new(Warm {
         cache: cache.clone(),
+        tier: tier.cloned(),
         loader: Some(Persistent::new(env, loader.raw())?),
         options,
         skipped: (total - queue.len()) as u32,
@@ -169,16 +256,38 @@ pub fn warm<'env>(
         concurrency,
         active: 0,
         loaded: 0,
+        from_redis: 0,
         errors: Vec::new(),
         started,
         deferred: Some(deferred),
     }));
-    pump(env, &state);
+    let wanted: Vec<String> = state.borrow().queue.iter().cloned().collect();
+    match tier {
+        Some(tier) if !wanted.is_empty() => {
+            let state = Rc::clone(&state);
+            tier.get_then(
+                env,
+                cache,
+                wanted,
+                Box::new(move |env, found| {
+                    let mut s = state.borrow_mut();
+                    let before = s.queue.len();
+                    let mut found = found.into_iter();
+                    s.queue.retain(|_| found.next().flatten().is_none());
+                    s.from_redis = (before - s.queue.len()) as u32;
+                    drop(s);
+                    pump(env, &state);
+                }),
+            );
+        }
+        _ => pump(env, &state),
+    }
     Ok(unknown(env, promise))
 }
 
 /// Stores a loaded value or records why it failed.
 fn record(
+    env: &Env,
     state: &WarmState,
     key: String,
     outcome: std::result::Result<gama_core::cache::CacheValue, String>,
@@ -191,7 +300,12 @@ fn record(
             .map_err(|e| e.to_string())
     });
     match stored {
-        Ok(()) => s.loaded += 1,
+        Ok(()) => {
+            s.loaded += 1;
+            if let Some(tier) = &s.tier {
+                tier.wrote(env);
+            }
+        }
         Err(message) => s.errors.push(WarmFailure { key, message }),
     }
 }
@@ -213,12 +327,13 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
                 Some(thrown) => Error::from(unknown(env, thrown)).reason.clone(),
                 None => e.reason.clone(),
             };
-            record(state, key.to_string(), Err(reason));
+            record(env, state, key.to_string(), Err(reason));
             return Ok(false);
         }
     };
     if !is_promise(env, &produced)? {
         record(
+            env,
             state,
             key.to_string(),
             js_value(env, produced).map_err(|e| e.reason.clone()),
@@ -231,6 +346,7 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
     promise
         .then(move |ctx: CallbackContext<Unknown>| {
             record(
+                &ctx.env,
                 &on_ok,
                 ok_key,
                 js_value(&ctx.env, ctx.value).map_err(|e| e.reason.clone()),
@@ -239,7 +355,7 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
             Ok(())
         })?
         .catch(move |ctx: CallbackContext<Unknown>| {
-            record(&on_err, err_key, Err(Error::from(ctx.value).reason.clone()));
+            record(&ctx.env, &on_err, err_key, Err(Error::from(ctx.value).reason.clone()));
             finish_load(&ctx.env, &on_err);
             Ok(())
         })?;
@@ -274,7 +390,7 @@ fn pump(env: &Env, state: &WarmState) {
             Ok(true) => {}
             Ok(false) => state.borrow_mut().active -= 1,
             Err(e) => {
-                record(state, key, Err(e.reason.clone()));
+                record(env, state, key, Err(e.reason.clone()));
                 state.borrow_mut().active -= 1;
             }
         }
@@ -284,6 +400,7 @@ fn pump(env: &Env, state: &WarmState) {
         enabled: true,
         loaded: s.loaded,
         skipped: s.skipped,
+        from_redis: s.from_redis,
         failed: s.errors.len() as u32,
         errors: s
             .errors

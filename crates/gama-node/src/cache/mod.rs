@@ -9,15 +9,17 @@ use napi_derive::napi;
 
 mod compute;
 mod fast_path;
+mod remote;
 
 use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
 use crate::js::napi::convert;
 use crate::js::napi::{unknown, Js};
+use crate::js::raw::Deferred;
 use crate::js::options::{function_arg, SizeInput};
 use crate::js::value::{
-    from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
+    from_js, new_float32_array, to_js, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
 };
 use gama_core::cache::{
     content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
@@ -54,6 +56,33 @@ pub struct AudioFeatureCacheOptions {
     pub policy: Option<CachePolicy>,
     /// Whether `warm` loads anything (default true).
     pub enable_warming: Option<bool>,
+    /// A second tier in Redis, shared by every process that uses the same server and prefix.
+    pub redis: Option<RedisOptions>,
+}
+
+/// The `redis` option of `new AudioFeatureCache(options)`.
+#[napi(object)]
+pub struct RedisOptions {
+    /// `redis://[user:password@]host:port[/db]` (also `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// Prefix of every Redis key and channel (default 'gama'): caches share entries when it matches.
+    pub key_prefix: Option<String>,
+    /// TTL in Redis, in ms, of entries with no TTL of their own (default: none).
+    pub ttl: Option<f64>,
+    /// Values of at least this many bytes are compressed (default 1024).
+    pub compression_threshold: Option<f64>,
+    /// 'lz4' (default), 'zstd' or 'none'.
+    #[napi(ts_type = "'lz4' | 'zstd' | 'none'")]
+    pub compression: Option<String>,
+    /// Bound of every Redis round trip in ms (default 500); a slower read is a miss.
+    pub timeout_ms: Option<f64>,
+    /// Redis Cluster: not supported yet (true throws).
+    pub cluster: Option<bool>,
+    /// Largest value written to or read from Redis, in bytes (default 64 MiB); larger ones stay in L1.
+    pub max_value_bytes: Option<f64>,
+    /// Hears every Redis failure (an Error with a `code`: E_REDIS_DOWN, E_REDIS_WRITE, E_REDIS_READ, E_REDIS_DECODE, E_REDIS_INVALIDATE, E_TOO_LARGE); the cache carries on with L1.
+    #[napi(ts_type = "(error: Error & { code: string }) => void")]
+    pub on_error: Option<()>,
 }
 
 /// Options of one stored entry.
@@ -72,6 +101,8 @@ pub struct InvalidateOptions {
     pub tag: Option<String>,
     /// Remove entries whose key starts with this text.
     pub prefix: Option<String>,
+    /// Remove these keys.
+    pub keys: Option<Vec<String>>,
 }
 
 /// Options of `warm`.
@@ -103,6 +134,8 @@ pub struct WarmResult {
     pub loaded: u32,
     /// Keys already cached (or all keys, when warming is disabled).
     pub skipped: u32,
+    /// Keys found in Redis (the second tier) and stored here without calling the loader.
+    pub from_redis: u32,
     /// Keys whose loader threw or rejected, or whose value was refused.
     pub failed: u32,
     /// Why each failed key failed.
@@ -150,6 +183,52 @@ pub struct AudioFeatureCacheStats {
     pub average_access_time_ms: f64,
     /// Compute time avoided by hits on values `getOrCompute` computed, in ms.
     pub estimated_time_saved_ms: f64,
+    /// The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', or 'off' without one.
+    #[napi(ts_type = "'up' | 'down' | 'connecting' | 'off'")]
+    pub redis: String,
+    /// The Redis tier's counters, with a `redis` option.
+    pub l2: Option<RedisTierStats>,
+}
+
+/// Counters of the Redis tier (`getStats().l2`).
+#[napi(object)]
+pub struct RedisTierStats {
+    /// Lookups in Redis that found a value.
+    pub hits: f64,
+    /// Lookups that found nothing, timed out, failed, or were skipped while down.
+    pub misses: f64,
+    /// Lookups that took longer than timeoutMs (counted in misses too).
+    pub timeouts: f64,
+    /// hits / (hits + misses), 0 before any lookup.
+    pub hit_rate: f64,
+    /// Round trips completed.
+    pub round_trips: f64,
+    /// Round-trip latency percentiles in ms.
+    pub latency_p50_ms: f64,
+    /// 95th percentile.
+    pub latency_p95_ms: f64,
+    /// 99th percentile.
+    pub latency_p99_ms: f64,
+    /// Entries written.
+    pub writes: f64,
+    /// Entries whose write failed.
+    pub write_errors: f64,
+    /// Entries not written: Redis was down, or they were over maxValueBytes.
+    pub writes_skipped: f64,
+    /// Value bytes sent (after compression).
+    pub bytes_sent: f64,
+    /// Value bytes received.
+    pub bytes_received: f64,
+    /// Raw over compressed bytes of the values compressed (1 when none was).
+    pub compression_ratio: f64,
+    /// Errors of every kind (each also went to onError).
+    pub errors: f64,
+    /// Invalidations published to other processes (one per write batch, tag, prefix or key list).
+    pub invalidations_sent: f64,
+    /// Invalidations received from other processes.
+    pub invalidations_received: f64,
+    /// Times Redis became unreachable.
+    pub disconnects: f64,
 }
 
 /// A memory-bounded, off-heap cache of audio features.
@@ -157,6 +236,8 @@ pub struct AudioFeatureCacheStats {
 pub struct AudioFeatureCache {
     cache: FeatureCache,
     flights: compute::Flights,
+    /// The Redis tier's JS side, with a `redis` option.
+    tier: Option<remote::Tier>,
 }
 
 impl AudioFeatureCache {
@@ -232,9 +313,18 @@ impl AudioFeatureCache {
         ts_args_type = "options?: AudioFeatureCacheOptions | undefined | null"
     )]
     pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
-        const KNOWN: [&str; 5] = ["maxEntries", "maxMemory", "ttl", "policy", "enableWarming"];
+        const KNOWN: [&str; 6] = [
+            "maxEntries",
+            "maxMemory",
+            "ttl",
+            "policy",
+            "enableWarming",
+            "redis",
+        ];
         let mut config = CacheConfig::with_system_defaults();
+        let mut redis = None;
         if let Some(o) = Fields::read(&env, options, "options", &KNOWN)? {
+            redis = remote::read_options(&env, &o)?;
             if let Some(n) = o.integer("maxEntries", 1.0, 4_294_967_295.0)? {
                 config.max_entries = n;
             }
@@ -267,10 +357,28 @@ impl AudioFeatureCache {
                 config.enable_warming = w;
             }
         }
+        let Some((remote, on_error)) = redis else {
+            return Ok(AudioFeatureCache {
+                cache: FeatureCache::new(config),
+                flights: compute::Flights::default(),
+                tier: None,
+            });
+        };
+        let (tier, events) = remote::Tier::new(&env, on_error)?;
+        let cache = FeatureCache::with_remote(config, remote, events).map_err(|e| coded(&env, &e))?;
+        tier.attach(&cache);
         Ok(AudioFeatureCache {
-            cache: FeatureCache::new(config),
+            cache,
             flights: compute::Flights::default(),
+            tier: Some(tier),
         })
+    }
+
+    /// Keeps Node running until the Redis writes just queued are done.
+    fn wrote(&self, env: &Env) {
+        if let Some(tier) = &self.tier {
+            tier.wrote(env);
+        }
     }
 
     /// The value under `key`, as a fresh copy, or undefined (missing or expired).
@@ -303,7 +411,9 @@ impl AudioFeatureCache {
         let options = entry_options(&env, options)?;
         self.cache
             .insert(&key, value, options)
-            .map_err(|e| coded(&env, &e))
+            .map_err(|e| coded(&env, &e))?;
+        self.wrote(&env);
+        Ok(())
     }
 
     /// Whether `key` holds a live entry (not counted as a read).
@@ -315,7 +425,9 @@ impl AudioFeatureCache {
     /// Removes `key`; true if it held a live entry.
     #[napi(catch_unwind, ts_args_type = "key: string")]
     pub fn delete(&self, env: Env, key: Unknown) -> Result<bool> {
-        Ok(self.cache.remove(&key_of(&env, "key", &key)?))
+        let removed = self.cache.remove(&key_of(&env, "key", &key)?);
+        self.wrote(&env);
+        Ok(removed)
     }
 
     /// Removes every entry (statistics are kept).
@@ -432,6 +544,7 @@ impl AudioFeatureCache {
             .cache
             .insert_many(parsed, options)
             .map_err(|e| coded(&env, &e))?;
+        self.wrote(&env);
         Ok(count as u32)
     }
 
@@ -460,14 +573,26 @@ impl AudioFeatureCache {
             let resolved = PromiseRaw::resolve(env, CachedValueOut(value))?;
             return Ok(unknown(env, resolved.raw()));
         }
-        compute::get_or_compute(
-            env,
-            &self.cache,
-            &self.flights,
-            key,
-            || compute.call(()),
-            options,
-        )
+        match &self.tier {
+            Some(tier) => compute::get_or_compute_tiered(
+                env,
+                tier,
+                &self.cache,
+                &self.flights,
+                key,
+                compute,
+                options,
+            ),
+            None => compute::get_or_compute(
+                env,
+                &self.cache,
+                &self.flights,
+                key,
+                || compute.call(()),
+                options,
+                None,
+            ),
+        }
     }
 
     /// Loads the keys not yet cached with `loader(key)` (sync or async), at
@@ -503,6 +628,7 @@ impl AudioFeatureCache {
                 enabled: false,
                 loaded: 0,
                 skipped: unique.len() as u32,
+                from_redis: 0,
                 failed: 0,
                 errors: vec![],
                 duration_ms: 0.0,
@@ -510,30 +636,133 @@ impl AudioFeatureCache {
             let resolved = PromiseRaw::resolve(env, result)?;
             return Ok(unknown(env, resolved.raw()));
         }
-        compute::warm(env, &self.cache, keys, loader, concurrency, entry)
+        compute::warm(
+            env,
+            &self.cache,
+            self.tier.as_ref(),
+            keys,
+            loader,
+            concurrency,
+            entry,
+        )
     }
 
-    /// Removes every entry with `tag`, or whose key starts with `prefix`;
-    /// returns how many were removed.
+    /// Removes every entry with `tag`, whose key starts with `prefix`, or
+    /// listed in `keys`; returns how many were removed here. With a Redis
+    /// tier they also leave Redis and the other processes' caches (in the
+    /// background: `await flush()` to know it is done).
     #[napi(catch_unwind, ts_args_type = "options: InvalidateOptions")]
     pub fn invalidate(&self, env: Env, options: Option<Unknown>) -> Result<u32> {
-        let o = Fields::read(&env, options, "options", &["tag", "prefix"])?;
-        let (tag, prefix) = match &o {
-            Some(o) => (o.string("tag")?, o.string("prefix")?),
-            None => (None, None),
+        let o = Fields::read(&env, options, "options", &["tag", "prefix", "keys"])?;
+        let (tag, prefix, keys) = match &o {
+            Some(o) => (o.string("tag")?, o.string("prefix")?, o.value("keys")?),
+            None => (None, None, None),
         };
-        let what = match (tag, prefix) {
-            (Some(tag), None) => Invalidation::Tag(tag),
-            (None, Some(prefix)) => Invalidation::Prefix(prefix),
+        let what = match (tag, prefix, keys) {
+            (Some(tag), None, None) => Invalidation::Tag(tag),
+            (None, Some(prefix), None) => Invalidation::Prefix(prefix),
+            (None, None, Some(keys)) => Invalidation::Keys(
+                read_keys(&env, keys.raw(), None, "options.keys")?
+                    .as_strs()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            ),
             _ => {
                 return Err(type_error(
                     &env,
                     INVALID_ARG_TYPE,
-                    "invalidate needs exactly one of { tag } or { prefix }",
+                    "invalidate needs exactly one of { tag }, { prefix } or { keys }",
                 ))
             }
         };
-        Ok(self.cache.invalidate(&what) as u32)
+        let removed = self.cache.invalidate(&what) as u32;
+        self.wrote(&env);
+        Ok(removed)
+    }
+
+    /// The value under `key`: from this process (L1), else from Redis (the
+    /// second tier, which then fills L1), else undefined. Concurrent calls
+    /// for one key share one Redis lookup. A lookup slower than
+    /// `redis.timeoutMs`, or made while Redis is down, is a miss. Without
+    /// a `redis` option it is `get` as a promise.
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "key: string",
+        ts_return_type = "Promise<T | undefined>"
+    )]
+    pub fn get_async<'env>(&self, env: &'env Env, key: Unknown<'env>) -> Result<Unknown<'env>> {
+        let key = key_of(env, "key", &key)?;
+        let local = self.cache.get(&key);
+        let promise = match (&self.tier, local) {
+            (Some(tier), None) => tier.get(env, &self.cache, key)?,
+            (_, local) => PromiseRaw::resolve(env, MaybeCached(local))?.raw(),
+        };
+        Ok(unknown(env, promise))
+    }
+
+    /// The values of many keys (undefined where missing): from L1, and the
+    /// keys L1 lacks from Redis in one round trip.
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "T extends CacheValue = CacheValue",
+        ts_args_type = "keys: string[]",
+        ts_return_type = "Promise<Array<T | undefined>>"
+    )]
+    pub fn get_many_async<'env>(
+        &self,
+        env: &'env Env,
+        keys: Unknown<'env>,
+    ) -> Result<Unknown<'env>> {
+        let keys = read_keys(env, keys.raw(), None, "keys")?;
+        let keys = keys.as_strs();
+        let mut values = self.cache.get_many(&keys);
+        let missing: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_none()).collect();
+        let tier = match &self.tier {
+            Some(tier) if !missing.is_empty() => tier,
+            _ => {
+                let out: Vec<MaybeCached> = values.into_iter().map(MaybeCached).collect();
+                return Ok(unknown(env, PromiseRaw::resolve(env, out)?.raw()));
+            }
+        };
+        let (deferred, promise) = Deferred::new(env)?;
+        let wanted = missing.iter().map(|&i| keys[i].to_string()).collect();
+        tier.get_then(
+            env,
+            &self.cache,
+            wanted,
+            Box::new(move |env, found| {
+                for (i, value) in missing.into_iter().zip(found) {
+                    values[i] = value;
+                }
+                let js = Js::new(env);
+                let array = js.array().and_then(|array| {
+                    for (i, v) in values.iter().enumerate() {
+                        let item = match v {
+                            Some(v) => to_js(js, v)?,
+                            None => js.undefined()?,
+                        };
+                        js.set_element(array, i as u32, item)?;
+                    }
+                    Ok(array)
+                });
+                remote::settle(env, deferred, Some(array));
+            }),
+        );
+        Ok(unknown(env, promise))
+    }
+
+    /// Resolves once every Redis write, removal and invalidation made so far
+    /// has been sent (or has failed: see `onError` and `getStats().l2`). At
+    /// once without a `redis` option.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn flush<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let promise = match &self.tier {
+            Some(tier) => tier.flush(env, &self.cache)?,
+            None => PromiseRaw::resolve(env, ())?.raw(),
+        };
+        Ok(unknown(env, promise))
     }
 
     /// Hit, miss, eviction and memory statistics.
@@ -554,6 +783,34 @@ impl AudioFeatureCache {
             max_entries: s.max_entries as f64,
             average_access_time_ms: s.average_access_time().as_secs_f64() * 1000.0,
             estimated_time_saved_ms: c.time_saved.as_secs_f64() * 1000.0,
+            redis: self
+                .cache
+                .remote_stats()
+                .map_or("off", |(state, _)| state.as_str())
+                .to_string(),
+            l2: self.cache.remote_stats().map(|(_, r)| RedisTierStats {
+                hits: r.hits as f64,
+                misses: r.misses as f64,
+                timeouts: r.timeouts as f64,
+                hit_rate: match r.hits + r.misses {
+                    0 => 0.0,
+                    n => r.hits as f64 / n as f64,
+                },
+                round_trips: r.round_trips as f64,
+                latency_p50_ms: r.latency.p50,
+                latency_p95_ms: r.latency.p95,
+                latency_p99_ms: r.latency.p99,
+                writes: r.writes as f64,
+                write_errors: r.write_errors as f64,
+                writes_skipped: r.writes_skipped as f64,
+                bytes_sent: r.bytes_sent as f64,
+                bytes_received: r.bytes_received as f64,
+                compression_ratio: r.compression_ratio(),
+                errors: r.errors as f64,
+                invalidations_sent: r.invalidations_sent as f64,
+                invalidations_received: r.invalidations_received as f64,
+                disconnects: r.disconnects as f64,
+            }),
         }
     }
 

@@ -75,7 +75,7 @@ pub(super) struct Link {
     probe: Notify,
     pub counters: Counters,
     /// Jobs queued and not yet done (writes, removals, invalidations, flushes).
-    pub pending: AtomicU64,
+    pub pending: Arc<AtomicU64>,
     pub local: Weak<dyn Local>,
     pub events: Events,
     /// This cache's id in published invalidations, to skip its own.
@@ -112,7 +112,7 @@ impl Link {
             state: AtomicU8::new(RemoteState::Connecting as u8),
             probe: Notify::new(),
             counters: Counters::new(),
-            pending: AtomicU64::new(0),
+            pending: Arc::new(AtomicU64::new(0)),
             local,
             events,
             origin,

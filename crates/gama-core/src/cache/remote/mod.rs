@@ -23,7 +23,7 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -152,9 +152,10 @@ impl Remote {
         self.queue(Job::Flush(done));
     }
 
-    /// Jobs queued and not yet done.
-    pub fn pending(&self) -> u64 {
-        self.link.pending.load(Ordering::Acquire)
+    /// The count of jobs queued and not yet done, shared (it stays
+    /// readable without keeping the tier alive).
+    pub fn pending_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.link.pending)
     }
 
     /// Whether Redis is reachable.
