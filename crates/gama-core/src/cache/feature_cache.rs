@@ -312,7 +312,7 @@ impl FeatureCache {
 impl Gauges for FeatureCache {
     fn gauges(&self) -> Vec<Gauge> {
         let s = self.stats();
-        vec![
+        let mut gauges = vec![
             (
                 "gama_cache_hit_ratio",
                 "Share of cache lookups that hit.",
@@ -328,18 +328,86 @@ impl Gauges for FeatureCache {
                 "Bytes held by the feature cache.",
                 s.bytes as f64,
             ),
-        ]
+        ];
+        if let Some((state, r)) = self.remote_stats() {
+            let lookups = (r.hits + r.misses).max(1) as f64;
+            gauges.extend([
+                (
+                    "gama_cache_redis_up",
+                    "1 while the Redis tier is reachable, else 0.",
+                    f64::from(u8::from(state == RemoteState::Up)),
+                ),
+                (
+                    "gama_cache_redis_hit_ratio",
+                    "Share of Redis lookups that hit.",
+                    r.hits as f64 / lookups,
+                ),
+                (
+                    "gama_cache_redis_hits",
+                    "Redis lookups that found a value.",
+                    r.hits as f64,
+                ),
+                (
+                    "gama_cache_redis_misses",
+                    "Redis lookups that found nothing, timed out or were skipped.",
+                    r.misses as f64,
+                ),
+                (
+                    "gama_cache_redis_round_trip_p99_seconds",
+                    "99th percentile of Redis round trips.",
+                    r.latency.p99 / 1000.0,
+                ),
+                (
+                    "gama_cache_redis_bytes_sent",
+                    "Value bytes written to Redis.",
+                    r.bytes_sent as f64,
+                ),
+                (
+                    "gama_cache_redis_bytes_received",
+                    "Value bytes read from Redis.",
+                    r.bytes_received as f64,
+                ),
+                (
+                    "gama_cache_redis_compression_ratio",
+                    "Raw over stored bytes of the values compressed.",
+                    r.compression_ratio(),
+                ),
+                (
+                    "gama_cache_redis_errors",
+                    "Failed Redis round trips, undecodable values and refused invalidations.",
+                    r.errors as f64,
+                ),
+            ]);
+        }
+        gauges
     }
 
     /// `hit_rate` is a percentage from 0 to 100.
     fn section(&self) -> Value {
         let s = self.stats();
-        json!({
+        let mut section = json!({
             "hit_rate": (s.hit_rate() * 1000.0).round() / 10.0,
             "hits": s.counters.hits,
             "misses": s.counters.misses,
             "entries": s.entries,
             "bytes": s.bytes,
-        })
+        });
+        if let Some((state, r)) = self.remote_stats() {
+            section["redis"] = json!({
+                "state": state.as_str(),
+                "hits": r.hits,
+                "misses": r.misses,
+                "timeouts": r.timeouts,
+                "round_trips": r.round_trips,
+                "p50_ms": r.latency.p50,
+                "p95_ms": r.latency.p95,
+                "p99_ms": r.latency.p99,
+                "bytes_sent": r.bytes_sent,
+                "bytes_received": r.bytes_received,
+                "compression_ratio": r.compression_ratio(),
+                "errors": r.errors,
+            });
+        }
+        section
     }
 }

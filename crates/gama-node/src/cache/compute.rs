@@ -124,7 +124,15 @@ pub fn get_or_compute_tiered<'env>(
         tier: tier.clone(),
         found,
     };
-    get_or_compute(env, cache, flights, key, || Ok(chained), options, Some(tiered))
+    get_or_compute(
+        env,
+        cache,
+        flights,
+        key,
+        || Ok(chained),
+        options,
+        Some(tiered),
+    )
 }
 
 /// What `get_or_compute` needs of a Redis tier.
@@ -355,7 +363,12 @@ fn start_load(env: &Env, state: &WarmState, key: &str) -> Result<bool> {
             Ok(())
         })?
         .catch(move |ctx: CallbackContext<Unknown>| {
-            record(&ctx.env, &on_err, err_key, Err(Error::from(ctx.value).reason.clone()));
+            record(
+                &ctx.env,
+                &on_err,
+                err_key,
+                Err(Error::from(ctx.value).reason.clone()),
+            );
             finish_load(&ctx.env, &on_err);
             Ok(())
         })?;

@@ -16,8 +16,8 @@ use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
 use crate::js::napi::convert;
 use crate::js::napi::{unknown, Js};
-use crate::js::raw::Deferred;
 use crate::js::options::{function_arg, SizeInput};
+use crate::js::raw::Deferred;
 use crate::js::value::{
     from_js, new_float32_array, to_js, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
 };
@@ -365,7 +365,8 @@ impl AudioFeatureCache {
             });
         };
         let (tier, events) = remote::Tier::new(&env, on_error)?;
-        let cache = FeatureCache::with_remote(config, remote, events).map_err(|e| coded(&env, &e))?;
+        let cache =
+            FeatureCache::with_remote(config, remote, events).map_err(|e| coded(&env, &e))?;
         tier.attach(&cache);
         Ok(AudioFeatureCache {
             cache,

@@ -127,7 +127,9 @@ pub fn read_options(env: &Env, o: &Fields) -> Result<Option<(RemoteConfig, Optio
         ));
     }
     let on_error = match r.value("onError")? {
-        Some(f) if f.get_type()? == napi::ValueType::Function => Some(Persistent::new(env, f.raw())?),
+        Some(f) if f.get_type()? == napi::ValueType::Function => {
+            Some(Persistent::new(env, f.raw())?)
+        }
         Some(_) => {
             return Err(type_error(
                 env,
