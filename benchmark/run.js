@@ -20,6 +20,7 @@ const suites = {
   batch: () => require('./batch/index.js').run(),
   scaling: () => require('./scaling/index.js').run(),
   streaming: () => require('./streaming/index.js').run(),
+  redis: () => require('./redis/index.js').run(),
 };
 
 function parseArgs(argv) {

@@ -1,4 +1,5 @@
-// `npm run demo [-- --input DIR]`: the seed's ModelOrchestrator over a folder
+// `npm run demo [-- --input DIR]` (or `-- --redis [URL]`: see
+// shared-features.ts): the seed's ModelOrchestrator over a folder
 // of WAV files. Each file is decoded (and resampled to 16 kHz) off the JS
 // thread, then analysed and feature-extracted in batches on the Rust pool
 // through the memory manager and the feature cache, with a live progress
@@ -14,6 +15,7 @@ import { extname, join } from 'node:path'
 
 import { loadAudio, type ExtractOptions, type OperationSummary } from '../index.js'
 import { ModelOrchestrator, type OrchestratorTask } from './model-orchestrator.js'
+import { sharedDemo } from './shared-features.js'
 import { wav } from './wav.js'
 
 const SR = 16000
@@ -98,6 +100,8 @@ async function main() {
     process.stdout.write('\ninterrupted: stopping (Ctrl-C again to quit at once)\n')
   })
   const args = process.argv.slice(2)
+  const redisAt = args.indexOf('--redis')
+  if (redisAt >= 0) return sharedDemo(args[redisAt + 1])
   const inputAt = args.indexOf('--input')
   if (inputAt >= 0 && !args[inputAt + 1]) fail('--input needs a folder: npm run demo -- --input DIR')
   const generated = inputAt < 0

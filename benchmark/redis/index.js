@@ -1,0 +1,162 @@
+// The Redis suite: AudioFeatureCache's second tier against node-redis on the
+// same private redis-server in the same run: L2 hits from JS (getAsync and
+// getManyAsync of 128-float vectors vs GET/MGET decoded to Float32Array),
+// four processes sharing features over the same clips (computations avoided
+// and wall time vs four L1-only processes), and compression of log-mel
+// matrices at the default threshold.
+'use strict';
+const { execFile } = require('node:child_process');
+const path = require('node:path');
+const { promisify } = require('node:util');
+
+const { AudioFeatureCache, extractFeatures } = require('../..');
+const { redisAvailable, startRedis } = require('../../scripts/redis-server.js');
+
+const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+const KEYS = 10_000;
+const WIDTH = 128;
+const ROUNDS = 5;
+
+/** Best ops/s of `rounds` runs of `body` (which does `ops` operations). */
+async function best(rounds, ops, body) {
+  let top = 0;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    await body(r);
+    top = Math.max(top, ops / ((performance.now() - t0) / 1000));
+  }
+  return top;
+}
+
+/** Runs `task(i)` for i in 0..n with `inFlight` pending at once. */
+async function pool(n, inFlight, task) {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await task(next++);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+}
+
+async function hits(url, line) {
+  const { createClient, RESP_TYPES } = require('redis');
+  const client = createClient({ url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+  client.on('error', () => {});
+  await client.connect();
+  const writer = new AudioFeatureCache({ redis: { url, keyPrefix: 'bench' } });
+  const vectors = Array.from({ length: KEYS }, (_, i) => Float32Array.from({ length: WIDTH }, (_, j) => Math.sin(i + j)));
+  const keys = vectors.map((_, i) => `vec:${i}`);
+  for (let i = 0; i < KEYS; i++) writer.set(keys[i], vectors[i]);
+  await writer.flush();
+  // node-redis stores the raw float bytes, as a user without gama-native would.
+  for (let i = 0; i < KEYS; i += 500) {
+    const multi = client.multi();
+    for (let j = i; j < i + 500; j++) multi.set(`raw:${j}`, Buffer.from(vectors[j].buffer));
+    await multi.exec();
+  }
+  const decode = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  // L1 is cleared before each round, so every read is an L2 hit.
+  const reader = new AudioFeatureCache({ redis: { url, keyPrefix: 'bench' }, maxEntries: KEYS * 2 });
+
+  const seqN = 2000;
+  const gamaSeq = await best(ROUNDS, seqN, async () => {
+    reader.clear();
+    for (let i = 0; i < seqN; i++) await reader.getAsync(keys[i]);
+  });
+  const redisSeq = await best(ROUNDS, seqN, async () => {
+    for (let i = 0; i < seqN; i++) decode(await client.get(`raw:${i}`));
+  });
+  line(`L2 hit, one awaited getAsync at a time (128-float vector, loopback): gama-native ${fmt(gamaSeq)} gets/s | node-redis GET+decode ${fmt(redisSeq)} gets/s | ratio ${(gamaSeq / redisSeq).toFixed(2)}x node-redis`);
+
+  const inFlight = 64;
+  const gamaConc = await best(ROUNDS, KEYS, async () => {
+    reader.clear();
+    await pool(KEYS, inFlight, (i) => reader.getAsync(keys[i]));
+  });
+  const redisConc = await best(ROUNDS, KEYS, () => pool(KEYS, inFlight, async (i) => decode(await client.get(`raw:${i}`))));
+  line(`L2 hit, ${inFlight} getAsync in flight (128-float vector): gama-native ${fmt(gamaConc)} gets/s | node-redis GET+decode ${fmt(redisConc)} gets/s | ratio ${(gamaConc / redisConc).toFixed(2)}x node-redis (goal >= 2x)`);
+
+  const batch = 64;
+  const batches = KEYS / batch;
+  const gamaMany = await best(ROUNDS, KEYS, async () => {
+    reader.clear();
+    for (let b = 0; b < batches; b++) await reader.getManyAsync(keys.slice(b * batch, (b + 1) * batch));
+  });
+  const rawKeys = keys.map((_, i) => `raw:${i}`);
+  const redisMany = await best(ROUNDS, KEYS, async () => {
+    for (let b = 0; b < batches; b++) (await client.mGet(rawKeys.slice(b * batch, (b + 1) * batch))).map(decode);
+  });
+  line(`L2 hit, getManyAsync of ${batch} keys, one call at a time: gama-native ${fmt(gamaMany)} values/s | node-redis MGET+decode ${fmt(redisMany)} values/s | ratio ${(gamaMany / redisMany).toFixed(2)}x node-redis (goal >= 2x)`);
+  const l2 = reader.getStats().l2;
+  line(`L2 round-trip latency seen by gama-native: p50 ${l2.latencyP50Ms.toFixed(3)} ms | p95 ${l2.latencyP95Ms.toFixed(3)} ms | p99 ${l2.latencyP99Ms.toFixed(3)} ms over ${fmt(l2.roundTrips)} round trips`);
+  client.destroy();
+  return { gamaSeq, redisSeq, gamaConc, redisConc, gamaMany, redisMany, latency: l2 };
+}
+
+async function processes(url, line) {
+  const run = promisify(execFile);
+  const script = path.join(__dirname, 'workloads.js');
+  const CLIPS = Number(process.env.GAMA_REDIS_CLIPS ?? 1000);
+  const PROCS = 4;
+  const fleet = async (target, prefix) => {
+    const t0 = performance.now();
+    const outs = await Promise.all(
+      Array.from({ length: PROCS }, (_, p) => run(process.execPath, [script, target, prefix, String(CLIPS), String(p + 1), '8'], { maxBuffer: 1 << 20 })),
+    );
+    const wallMs = performance.now() - t0;
+    const results = outs.map((o) => JSON.parse(o.stdout));
+    return { wallMs, computed: results.reduce((s, r) => s + r.computed, 0), results };
+  };
+  const shared = await fleet(url, `fleet-${Date.now()}`);
+  const alone = await fleet('none', 'none');
+  const avoided = 1 - shared.computed / (PROCS * CLIPS);
+  line(`${PROCS} processes over the same ${fmt(CLIPS)} clips (5 s, logMel+mfcc, getOrCompute, 8 in flight each): gama-native with Redis computed ${shared.computed} (${(avoided * 100).toFixed(1)}% avoided) in ${(shared.wallMs / 1000).toFixed(2)} s | L1 only computed ${alone.computed} in ${(alone.wallMs / 1000).toFixed(2)} s | ratio ${(alone.wallMs / shared.wallMs).toFixed(2)}x L1-only wall time (goal >= 70% avoided)`);
+  return { clips: CLIPS, processes: PROCS, shared, alone, avoided };
+}
+
+async function compression(url, line) {
+  const options = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, features: ['logMel'] };
+  const mats = Array.from({ length: 200 }, (_, i) => {
+    const x = new Float32Array(16000).map((_, j) => 0.5 * Math.sin((2 * Math.PI * (100 + 7 * i) * j) / 16000) * (j % 4000 < 3000 ? 1 : 0));
+    return extractFeatures(x, options).logMel.data;
+  });
+  const rows = [];
+  for (const compression of ['none', 'lz4', 'zstd']) {
+    const cache = new AudioFeatureCache({ redis: { url, keyPrefix: `cmp-${compression}`, compression } });
+    const t0 = performance.now();
+    mats.forEach((m, i) => cache.set(`m${i}`, m));
+    await cache.flush();
+    const writeMs = performance.now() - t0;
+    const reader = new AudioFeatureCache({ redis: { url, keyPrefix: `cmp-${compression}` } });
+    const t1 = performance.now();
+    await reader.getManyAsync(mats.map((_, i) => `m${i}`));
+    const readMs = performance.now() - t1;
+    const s = cache.getStats().l2;
+    rows.push({ compression, ratio: s.compressionRatio, bytesSent: s.bytesSent, writeUs: (writeMs * 1000) / mats.length, readUs: (readMs * 1000) / mats.length });
+  }
+  const [none, lz4, zstd] = rows;
+  const bytes = mats[0].byteLength;
+  line(`compression of log-mel matrices (64 x 101 floats, ${fmt(bytes)} B, threshold 1 KiB): gama-native lz4 ${lz4.ratio.toFixed(2)}x | zstd ${zstd.ratio.toFixed(2)}x | bytes to Redis lz4 ${fmt(lz4.bytesSent)} vs none ${fmt(none.bytesSent)}`);
+  line(`compression cost per matrix (write + flush, read back): gama-native lz4 ${lz4.writeUs.toFixed(1)} µs | none ${none.writeUs.toFixed(1)} µs write, ${none.readUs.toFixed(1)} µs read | lz4 read ${lz4.readUs.toFixed(1)} µs | zstd write ${zstd.writeUs.toFixed(1)} µs, read ${zstd.readUs.toFixed(1)} µs`);
+  return rows;
+}
+
+async function run() {
+  const line = (text) => console.log(`redis  ${text}`);
+  if (!redisAvailable()) {
+    line('skipped: redis-server is not installed (apt-get install redis-server)');
+    return { skipped: true };
+  }
+  const server = await startRedis();
+  try {
+    line(`workload: a private redis-server ${server.url} on loopback; node-redis 5 is the peer`);
+    return {
+      hits: await hits(server.url, line),
+      processes: await processes(server.url, line),
+      compression: await compression(server.url, line),
+    };
+  } finally {
+    await server.close();
+  }
+}
+
+module.exports = { run };
