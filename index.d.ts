@@ -1123,7 +1123,7 @@ export interface RecommendOptions {
 
 /** The `redis` option of `new AudioFeatureCache(options)`. */
 export interface RedisOptions {
-  /** `redis://[user:password@]host:port[/db]` (also `rediss://`, `redis+unix://`). */
+  /** `redis://[user:password@]host:port[/db]` (also `redis+unix:///path`). */
   url: string
   /** Prefix of every Redis key and channel (default 'gama'): caches share entries when it matches. */
   keyPrefix?: string

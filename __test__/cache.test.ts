@@ -274,7 +274,7 @@ test('warm is a clear no-op when warming is disabled', async () => {
   const cache = new AudioFeatureCache({ enableWarming: false })
   let called = false
   const result = await cache.warm(['a', 'b'], () => { called = true; return 1 })
-  assert.deepEqual({ ...result, durationMs: 0 }, { enabled: false, loaded: 0, skipped: 2, failed: 0, errors: [], durationMs: 0 })
+  assert.deepEqual({ ...result, durationMs: 0 }, { enabled: false, loaded: 0, skipped: 2, fromRedis: 0, failed: 0, errors: [], durationMs: 0 })
   assert.equal(called, false)
 })
 

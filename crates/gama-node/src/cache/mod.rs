@@ -63,7 +63,7 @@ pub struct AudioFeatureCacheOptions {
 /// The `redis` option of `new AudioFeatureCache(options)`.
 #[napi(object)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host:port[/db]` (also `rediss://`, `redis+unix://`).
+    /// `redis://[user:password@]host:port[/db]` (also `redis+unix:///path`).
     pub url: String,
     /// Prefix of every Redis key and channel (default 'gama'): caches share entries when it matches.
     pub key_prefix: Option<String>,

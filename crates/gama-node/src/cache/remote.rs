@@ -2,6 +2,10 @@
 //! lookups and flushes settled from one mailbox, `onError`, and holding
 //! Node's event loop open while Redis work is outstanding (every round
 //! trip is bounded by `timeoutMs`, so the hold always ends).
+//!
+//! Lookups made in one turn of the JS thread are gathered and sent
+//! together from a microtask, so `Promise.all(keys.map(getAsync))`, or
+//! many callers resuming after one drain, cost one MGET, not one each.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashMap;
+use napi::bindgen_prelude::Function;
 use napi::{sys, Env, JsValue, Result};
 use parking_lot::Mutex;
 
@@ -79,6 +84,11 @@ struct Waiters {
     /// Redis jobs the cache has queued and not finished (not the cache
     /// itself: that would keep it alive through the mailbox).
     pending: Option<Arc<AtomicU64>>,
+    /// Lookups of this turn not yet sent: request ids and their keys.
+    gathered: Vec<(u64, Vec<String>)>,
+    /// The cache to send them through, while a send is scheduled (held
+    /// only then: always, it would keep the cache alive through the mailbox).
+    sender: Option<FeatureCache>,
 }
 
 /// Reads the `redis` option: the tier's settings and its `onError`.
@@ -156,6 +166,8 @@ impl Tier {
             tsfn: std::ptr::null_mut(),
             held: false,
             pending: None,
+            gathered: Vec::new(),
+            sender: None,
         }));
         let drain_state = Rc::clone(&state);
         let mailbox = Arc::new(Mailbox::new(env, inbox, move |env| {
@@ -186,11 +198,54 @@ impl Tier {
         id
     }
 
-    fn lookup(&self, cache: &FeatureCache, id: u64, keys: Vec<String>) {
+    /// Queues a lookup for this turn's batch, scheduling its send first.
+    fn lookup(&self, env: &Env, cache: &FeatureCache, id: u64, keys: Vec<String>) {
+        let mut s = self.state.borrow_mut();
+        s.gathered.push((id, keys));
+        if s.sender.is_some() {
+            return;
+        }
+        s.sender = Some(cache.clone());
+        drop(s);
+        if self.schedule_send(env).is_err() {
+            self.send();
+        }
+    }
+
+    /// Runs `send` from a microtask.
+    fn schedule_send(&self, env: &Env) -> Result<()> {
+        let tier = self.clone();
+        let send: Function<(), ()> =
+            env.create_function_from_closure("sendLookups", move |_| {
+                tier.send();
+                Ok(())
+            })?;
+        let js = Js::new(env);
+        let queue = js.named(js.global()?, c"queueMicrotask")?;
+        js.call(js.undefined()?, queue, &[send.raw()])?;
+        Ok(())
+    }
+
+    /// Sends the gathered lookups as one.
+    fn send(&self) {
+        let mut s = self.state.borrow_mut();
+        let Some(cache) = s.sender.take() else { return };
+        let gathered = std::mem::take(&mut s.gathered);
+        drop(s);
+        let counts: Vec<(u64, usize)> = gathered.iter().map(|(id, k)| (*id, k.len())).collect();
+        let keys = gathered.into_iter().flat_map(|(_, k)| k).collect();
         let mailbox = Arc::clone(&self.mailbox);
         cache.get_remote(
             keys,
-            Box::new(move |values| mailbox.post_all([TierEvent::Read(id, values)])),
+            Box::new(move |values| {
+                let mut values = values.into_iter();
+                mailbox.post_all(
+                    counts
+                        .into_iter()
+                        .map(|(id, n)| TierEvent::Read(id, values.by_ref().take(n).collect()))
+                        .collect::<Vec<_>>(),
+                );
+            }),
         );
     }
 
@@ -208,14 +263,14 @@ impl Tier {
         drop(s);
         let id = self.enqueue(env, Waiting::Get(key.clone(), vec![deferred]));
         self.state.borrow_mut().flights.insert(key.clone(), id);
-        self.lookup(cache, id, vec![key]);
+        self.lookup(env, cache, id, vec![key]);
         Ok(promise)
     }
 
     /// Looks `keys` up and calls `then` on the JS thread with the values.
     pub fn get_then(&self, env: &Env, cache: &FeatureCache, keys: Vec<String>, then: Then) {
         let id = self.enqueue(env, Waiting::Then(then));
-        self.lookup(cache, id, keys);
+        self.lookup(env, cache, id, keys);
     }
 
     /// A promise that resolves once every Redis write queued so far is done.

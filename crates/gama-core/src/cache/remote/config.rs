@@ -17,7 +17,7 @@ pub enum Compression {
 /// Where and how the second tier stores entries.
 #[derive(Clone, Debug)]
 pub struct RemoteConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
+    /// `redis://[user:password@]host:port[/db]` (or `redis+unix:///path`).
     pub url: String,
     /// Prefix of every Redis key and channel this cache uses.
     pub key_prefix: String,
