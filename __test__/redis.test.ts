@@ -42,6 +42,8 @@ async function until(what: string, ready: () => boolean | Promise<boolean>): Pro
 async function child(script: string): Promise<string> {
   const proc = spawn(process.execPath, ['-e', `const { AudioFeatureCache } = require(${JSON.stringify(root)});\n${script}`], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    // A process that never exits fails the test instead of hanging the suite.
+    timeout: 20_000,
   });
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -94,6 +96,18 @@ test('a second process reads what the first wrote, and its L1 fills', { skip }, 
     const section = (profiler.getStats() as unknown as { cache: { redis: { state: string; hits: number } } }).cache;
     assert.equal(section.redis.state, 'up');
     assert.equal(section.redis.hits, 2);
+  }));
+
+test('a process exits by itself after its Redis work, whatever it queued', { skip }, () =>
+  withRedis(async ({ url }) => {
+    const out = await child(`
+      const cache = new AudioFeatureCache({ maxMemory: 1000, redis: { url: ${JSON.stringify(url)}, keyPrefix: 'p8' } });
+      cache.setMany([]);
+      cache.getOrCompute('huge', () => new Float32Array(10_000)).then((v) => console.log('computed', v.length));
+      cache.getAsync('nothing').then((v) => console.log('read', v));
+    `);
+    assert.match(out, /computed 10000/);
+    assert.match(out, /read undefined/);
   }));
 
 test('an invalidation in one process reaches Redis and the other process within moments', { skip }, () =>

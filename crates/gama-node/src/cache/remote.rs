@@ -284,8 +284,16 @@ impl Tier {
     }
 
     /// Keeps Node running while the writes just queued are outstanding.
+    /// With none outstanding it does nothing; else the `Idle` event that
+    /// follows the last of them lets go (in `drain`).
     pub fn wrote(&self, env: &Env) {
-        hold(env, &mut self.state.borrow_mut(), true);
+        let mut s = self.state.borrow_mut();
+        if s.pending
+            .as_ref()
+            .is_some_and(|p| p.load(Ordering::Acquire) > 0)
+        {
+            hold(env, &mut s, true);
+        }
     }
 }
 
