@@ -241,10 +241,12 @@ fn down_at_start_then_up_and_down_again_never_blocks_and_recovers() {
     };
     server.stop();
     let (a, errors) = cache(&server.url(), "t4");
-    until("the tier is down", || {
-        a.remote().unwrap().state() == RemoteState::Down
+    // The state turns Down first, then the event is sent.
+    until("the event says the tier is down", || {
+        !errors.lock().unwrap().is_empty()
     });
     assert!(errors.lock().unwrap()[0].starts_with("E_REDIS_DOWN"));
+    assert_eq!(a.remote().unwrap().state(), RemoteState::Down);
     let started = Instant::now();
     a.insert("k", vector(1.0, 2), EntryOptions::default())
         .unwrap();
