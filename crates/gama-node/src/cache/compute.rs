@@ -14,7 +14,7 @@ use hashbrown::HashMap;
 use napi::bindgen_prelude::{CallbackContext, Function, PromiseRaw, Unknown};
 use napi::{Env, Error, JsValue, Result};
 
-use super::remote::{settle, Tier};
+use super::remote::Tier;
 use super::{js_value, WarmFailure, WarmResult};
 use gama_core::cache::{EntryOptions, FeatureCache};
 use gama_core::error::ErrorClass;
@@ -22,7 +22,7 @@ use gama_core::error::ErrorClass;
 use crate::js::errors::error_value;
 use crate::js::napi::{to_value, unknown, Js};
 use crate::js::raw::{Deferred, Persistent};
-use crate::js::value::{to_js, RawValue};
+use crate::js::value::RawValue;
 
 fn is_promise(env: &Env, value: &Unknown) -> Result<bool> {
     Js::new(env).is_promise(value.raw())
@@ -77,30 +77,17 @@ pub fn get_or_compute_tiered<'env>(
         return Ok(shared);
     }
     let compute = Persistent::new(env, compute.raw())?;
-    let (deferred, looked_up) = Deferred::new(env)?;
+    // Shared with getAsync callers of the same key; undefined is a miss
+    // (undefined is never stored).
+    let looked_up = tier.get(env, cache, key.clone())?;
     let found = Rc::new(Cell::new(false));
-    let hit = Rc::clone(&found);
-    tier.get_then(
-        env,
-        cache,
-        vec![key.clone()],
-        Box::new(move |env, values| {
-            let js = Js::new(env);
-            let value = values.into_iter().next().flatten();
-            hit.set(value.is_some());
-            let out = match value {
-                Some(v) => to_js(js, &v),
-                None => js.undefined(),
-            };
-            settle(env, deferred, Some(out));
-        }),
-    );
     let hit = Rc::clone(&found);
     let chained = as_promise(unknown(env, looked_up))?.then(
         move |ctx: CallbackContext<Unknown>| -> Result<RawValue> {
             let f = compute.get(&ctx.env);
             compute.delete(&ctx.env);
-            if hit.get() {
+            if ctx.value.get_type()? != napi::ValueType::Undefined {
+                hit.set(true);
                 return Ok(RawValue(ctx.value.raw()));
             }
             let js = Js::new(&ctx.env);

@@ -15,11 +15,11 @@ use crate::js::errors::{coded, range_error, type_error, INVALID_ARG_TYPE, OUT_OF
 use crate::js::fields::{describe, element, is_array, Fields};
 use crate::js::keys::{key_arg, read_keys};
 use crate::js::napi::convert;
-use crate::js::napi::{unknown, Js};
+use crate::js::napi::{to_value, unknown, Js};
 use crate::js::options::{function_arg, SizeInput};
 use crate::js::raw::Deferred;
 use crate::js::value::{
-    from_js, new_float32_array, to_js, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
+    from_js, new_float32_array, CachedValueOut, MaybeCached, RawValue, TypedArrayView,
 };
 use gama_core::cache::{
     content_key, pack_rows, packed_width, CacheConfig, CacheValue, EntryOptions, FeatureCache,
@@ -737,18 +737,8 @@ impl AudioFeatureCache {
                 for (i, value) in missing.into_iter().zip(found) {
                     values[i] = value;
                 }
-                let js = Js::new(env);
-                let array = js.array().and_then(|array| {
-                    for (i, v) in values.iter().enumerate() {
-                        let item = match v {
-                            Some(v) => to_js(js, v)?,
-                            None => js.undefined()?,
-                        };
-                        js.set_element(array, i as u32, item)?;
-                    }
-                    Ok(array)
-                });
-                remote::settle(env, deferred, Some(array));
+                let out: Vec<MaybeCached> = values.into_iter().map(MaybeCached).collect();
+                remote::settle(env, deferred, Some(to_value(env, out)));
             }),
         );
         Ok(unknown(env, promise))
