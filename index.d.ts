@@ -1135,7 +1135,7 @@ export interface RedisOptions {
   compression?: 'lz4' | 'zstd' | 'none'
   /** Bound of every Redis round trip in ms (default 500); a slower read is a miss. */
   timeoutMs?: number
-  /** Redis Cluster: not supported yet (true throws). */
+  /** Whether `url` names a node of a Redis Cluster (default false): the others are discovered, each key goes to the node that owns its slot, and lookups and removals spanning slots are split by node. */
   cluster?: boolean
   /** Largest value written to or read from Redis, in bytes (default 64 MiB); larger ones stay in L1. */
   maxValueBytes?: number

@@ -9,7 +9,7 @@ import { createClient } from 'redis';
 
 import { AudioFeatureCache, PerformanceProfiler } from '../index.js';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { redisAvailable, startRedis } = require('../scripts/redis-server.js');
+const { redisAvailable, startRedis, startCluster } = require('../scripts/redis-server.js');
 
 const root = path.join(__dirname, '..');
 const skip = redisAvailable()
@@ -265,6 +265,44 @@ test('odd keys, foreign values and values over maxValueBytes', { skip }, () =>
     assert.deepEqual(errors, ['E_TOO_LARGE', 'E_REDIS_DECODE']);
   }));
 
+test('a Redis Cluster: entries, lookups and invalidations span its three nodes', { skip }, async () => {
+  const cluster = await startCluster();
+  try {
+    const options = (prefix: string) => ({ redis: { url: cluster.url, keyPrefix: prefix, cluster: true } });
+    const writer = new AudioFeatureCache(options('c1'));
+    const reader = new AudioFeatureCache(options('c1'));
+    const keys = Array.from({ length: 120 }, (_, i) => `clip:${i}`);
+    keys.forEach((k, i) => writer.set(k, new Float32Array([i, -i]), { tags: [i % 2 ? 'odd' : 'even'] }));
+    await writer.flush();
+    for (const node of cluster.nodes) {
+      const client = await raw(node.url);
+      assert.ok((await client.dbSize()) > 10, 'every node holds some of the entries');
+      client.destroy();
+    }
+    const found = await reader.getManyAsync(keys);
+    assert.deepEqual(found, keys.map((_, i) => new Float32Array([i, -i])));
+    assert.deepEqual(await Promise.all(['clip:7', 'clip:8', 'none'].map((k) => new AudioFeatureCache(options('c1')).getAsync(k))), [
+      new Float32Array([7, -7]),
+      new Float32Array([8, -8]),
+      undefined,
+    ]);
+    writer.invalidate({ tag: 'even' });
+    await writer.flush();
+    await until('the reader drops the even keys', () => reader.getStats().entries === 60);
+    const after = await new AudioFeatureCache(options('c1')).getManyAsync(keys);
+    assert.deepEqual(after.map((v) => v !== undefined), keys.map((_, i) => i % 2 === 1));
+    writer.invalidate({ prefix: 'clip:1' });
+    await writer.flush();
+    await until('the reader drops clip:1*', () => reader.get('clip:11') === undefined);
+    assert.equal(await new AudioFeatureCache(options('c1')).getAsync('clip:13'), undefined);
+    assert.deepEqual(await new AudioFeatureCache(options('c1')).getAsync('clip:3'), new Float32Array([3, -3]));
+    assert.equal(writer.getStats().redis, 'up');
+    assert.equal(writer.getStats().l2?.errors, 0);
+  } finally {
+    await cluster.close();
+  }
+});
+
 test('bad redis options are refused with a clear error naming the option', () => {
   const cases: [Record<string, unknown>, RegExp, string][] = [
     [{ url: 'http://x' }, /options\.redis\.url/, 'ERR_INVALID_URL'],
@@ -273,7 +311,7 @@ test('bad redis options are refused with a clear error naming the option', () =>
     [{ url: 'redis://127.0.0.1', timeoutMs: 0 }, /options\.redis\.timeoutMs/, 'ERR_OUT_OF_RANGE'],
     [{ url: 'redis://127.0.0.1', compression: 'gzip' }, /options\.redis\.compression/, 'ERR_INVALID_ARG_VALUE'],
     [{ url: 'redis://127.0.0.1', onError: 5 }, /options\.redis\.onError must be a function/, 'ERR_INVALID_ARG_TYPE'],
-    [{ url: 'redis://127.0.0.1', cluster: true }, /Redis Cluster is not supported yet/, 'ERR_INVALID_ARG_VALUE'],
+    [{ url: 'redis://127.0.0.1', cluster: 1 }, /options\.redis\.cluster/, 'ERR_INVALID_ARG_TYPE'],
     [{ url: 'redis://127.0.0.1', maxValueBytes: -1 }, /options\.redis\.maxValueBytes/, 'ERR_OUT_OF_RANGE'],
   ];
   for (const [redis, message, code] of cases) {

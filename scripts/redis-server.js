@@ -48,11 +48,11 @@ function accepting(port, child) {
 }
 
 /**
- * Starts redis-server. The handle's `stop()` kills it, `start()` runs it
- * again on the same port (to test a server that goes away and returns),
- * and `close()` stops it and removes its directory.
+ * Starts redis-server (with `extra` arguments). The handle's `stop()` kills
+ * it, `start()` runs it again on the same port (to test a server that goes
+ * away and returns), and `close()` stops it and removes its directory.
  */
-async function startRedis() {
+async function startRedis(extra = []) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gama-redis-'));
   const handle = {
@@ -62,7 +62,7 @@ async function startRedis() {
     async start() {
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra],
         { stdio: 'ignore' },
       );
       handle.child = child;
@@ -85,4 +85,40 @@ async function startRedis() {
   return handle;
 }
 
-module.exports = { redisAvailable, startRedis, freePort };
+/** Resolves once `redis-cli -p port CLUSTER INFO` says every slot is served; rejects after 10 s. */
+async function clusterReady(port) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const info = spawnSync('redis-cli', ['-p', String(port), 'CLUSTER', 'INFO'], { encoding: 'utf8' });
+    if (info.stdout?.includes('cluster_state:ok')) return;
+    if (Date.now() > deadline) throw new Error(`the cluster node on ${port} did not reach cluster_state:ok`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Starts a Redis Cluster of three primaries (no replicas) with
+ * `redis-cli --cluster create`; `url` names its first node, and `close()`
+ * stops every node.
+ */
+async function startCluster() {
+  const mode = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'];
+  const nodes = [];
+  const close = () => Promise.all(nodes.map((n) => n.close()));
+  try {
+    for (let i = 0; i < 3; i++) nodes.push(await startRedis(mode));
+    const created = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8' },
+    );
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stderr || created.stdout}`);
+    for (const n of nodes) await clusterReady(n.port);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { url: nodes[0].url, nodes, close };
+}
+
+module.exports = { redisAvailable, startRedis, startCluster, freePort };

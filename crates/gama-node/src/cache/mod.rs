@@ -76,7 +76,7 @@ pub struct RedisOptions {
     pub compression: Option<String>,
     /// Bound of every Redis round trip in ms (default 500); a slower read is a miss.
     pub timeout_ms: Option<f64>,
-    /// Redis Cluster: not supported yet (true throws).
+    /// Whether `url` names a node of a Redis Cluster (default false): the others are discovered, each key goes to the node that owns its slot, and lookups and removals spanning slots are split by node.
     pub cluster: Option<bool>,
     /// Largest value written to or read from Redis, in bytes (default 64 MiB); larger ones stay in L1.
     pub max_value_bytes: Option<f64>,

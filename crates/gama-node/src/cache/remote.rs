@@ -129,12 +129,8 @@ pub fn read_options(env: &Env, o: &Fields) -> Result<Option<(RemoteConfig, Optio
     if let Some(n) = r.integer("maxValueBytes", 1.0, 512.0 * 1024.0 * 1024.0)? {
         config.max_value_bytes = n as usize;
     }
-    if r.boolean("cluster")? == Some(true) {
-        return Err(type_error(
-            env,
-            "ERR_INVALID_ARG_VALUE",
-            "options.redis.cluster: Redis Cluster is not supported yet; point url at one server (or a cluster proxy)",
-        ));
+    if let Some(cluster) = r.boolean("cluster")? {
+        config.cluster = cluster;
     }
     let on_error = match r.value("onError")? {
         Some(f) if f.get_type()? == napi::ValueType::Function => {

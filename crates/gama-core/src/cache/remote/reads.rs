@@ -64,11 +64,8 @@ async fn lookup(link: &Link, reads: Vec<Read>) {
         .iter()
         .flat_map(|r| r.keys.iter().map(|k| link.config.value_key(k)))
         .collect();
-    let mut pipe = redis::pipe();
-    pipe.cmd("MGET").arg(&keys);
-    let found: Vec<Option<Vec<u8>>> = match link.round_trip::<(Vec<Option<Vec<u8>>>,)>(&pipe).await
-    {
-        Ok((found,)) => found,
+    let found: Vec<Option<Vec<u8>>> = match link.query(redis::cmd("MGET").arg(&keys)).await {
+        Ok(found) => found,
         Err(failure) => {
             // Timeouts and lost connections are counted where they happen.
             if let Failure::Redis(e) = &failure {

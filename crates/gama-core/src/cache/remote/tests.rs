@@ -16,6 +16,8 @@ struct Server {
     port: u16,
     dir: std::path::PathBuf,
     child: Option<Child>,
+    /// Arguments beyond the port, the directory and no persistence.
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -30,6 +32,11 @@ impl Server {
     /// A server on a free port, or None (with a line saying why) when
     /// redis-server is not installed.
     fn start() -> Option<Server> {
+        Server::start_with(&[])
+    }
+
+    /// As `start`, with more arguments for redis-server.
+    fn start_with(extra: &[&str]) -> Option<Server> {
         let mut server = Server {
             port: free_port(),
             dir: std::env::temp_dir().join(format!(
@@ -38,6 +45,7 @@ impl Server {
                 free_port()
             )),
             child: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         std::fs::create_dir_all(&server.dir).unwrap();
         if !server.run() {
@@ -56,6 +64,7 @@ impl Server {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -86,6 +95,60 @@ impl Drop for Server {
     }
 }
 
+/// A Redis Cluster of three primaries (no replicas) of a test's own.
+struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// A cluster whose slots are all served, or None (with a line saying
+    /// why) without redis-server or redis-cli.
+    fn start() -> Option<Cluster> {
+        let mode = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        let nodes: Vec<Server> = (0..3)
+            .map(|_| Server::start_with(&mode))
+            .collect::<Option<_>>()?;
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !created.is_ok_and(|s| s.success()) {
+            eprintln!("redis cluster tests skipped: `redis-cli --cluster create` failed (apt-get install redis-tools)");
+            return None;
+        }
+        until("every node serves every slot", || {
+            nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.connection())
+                    .unwrap();
+                info.contains("cluster_state:ok")
+            })
+        });
+        Some(Cluster { nodes })
+    }
+}
+
+impl Server {
+    /// A plain connection of the test's own.
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
 /// Waits for `ready` to hold, failing the test after 10 s.
 fn until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -99,6 +162,18 @@ fn until(what: &str, mut ready: impl FnMut() -> bool) {
 fn cache(url: &str, prefix: &str) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
     let mut remote = RemoteConfig::new(url);
     remote.key_prefix = prefix.into();
+    cache_with(remote)
+}
+
+/// A cache whose tier is a Redis Cluster that `url` is a node of.
+fn cluster_cache(url: &str, prefix: &str) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
+    let mut remote = RemoteConfig::new(url);
+    remote.key_prefix = prefix.into();
+    remote.cluster = true;
+    cache_with(remote)
+}
+
+fn cache_with(remote: RemoteConfig) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let events: Events = Arc::new(move |e| {
@@ -377,4 +452,67 @@ fn a_malformed_url_is_refused() {
     .err()
     .unwrap();
     assert_eq!(crate::error::Coded::code(&err), "ERR_INVALID_URL");
+}
+
+#[test]
+fn a_cluster_shares_entries_and_invalidations_across_its_nodes() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.nodes[0].url();
+    let (a, errors) = cluster_cache(&url, "c1");
+    let (b, _) = cluster_cache(&url, "c1");
+    let keys: Vec<String> = (0..200).map(|i| format!("clip:{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let parity = if i % 2 == 0 { "even" } else { "odd" };
+        a.insert(k, vector(i as f32, 8), tagged(&[parity])).unwrap();
+    }
+    flush(&a);
+    for node in &cluster.nodes {
+        let held: u64 = redis::cmd("DBSIZE").query(&mut node.connection()).unwrap();
+        assert!(held > 10, "every primary holds some of the entries");
+    }
+    // One lookup spans every slot: split by node, answered in order.
+    let got = read(&b, &keys).recv().unwrap();
+    for (i, value) in got.iter().enumerate() {
+        assert_eq!(value, &Some(vector(i as f32, 8)), "{}", keys[i]);
+    }
+    assert_eq!(b.len(), 200);
+
+    // The tag's set and its members live on different nodes.
+    a.invalidate(&Invalidation::Tag("even".into()));
+    flush(&a);
+    until("b drops the even keys", || b.len() == 100);
+    let after = read(&a, &keys).recv().unwrap();
+    assert!(after.iter().step_by(2).all(Option::is_none));
+    assert!(after.iter().skip(1).step_by(2).all(Option::is_some));
+
+    // A prefix is looked for on every primary.
+    a.invalidate(&Invalidation::Prefix("clip:1".into()));
+    flush(&a);
+    until("b drops clip:1*", || !b.contains("clip:13"));
+    let after = read(&a, &keys).recv().unwrap();
+    for (i, value) in after.iter().enumerate() {
+        let gone = i % 2 == 0 || keys[i].starts_with("clip:1");
+        assert_eq!(value.is_none(), gone, "{}", keys[i]);
+    }
+    a.remove("clip:3");
+    until("b drops the removed key", || !b.contains("clip:3"));
+    assert_eq!(read(&b, &["clip:3"]).recv().unwrap(), vec![None]);
+    assert!(errors.lock().unwrap().is_empty(), "{:?}", errors.lock());
+    assert_eq!(a.remote().unwrap().state(), RemoteState::Up);
+}
+
+#[test]
+fn a_cluster_that_cannot_be_reached_is_down_and_misses_at_once() {
+    let (a, errors) = cluster_cache(&format!("redis://127.0.0.1:{}", free_port()), "c2");
+    until("the event says the tier is down", || {
+        !errors.lock().unwrap().is_empty()
+    });
+    assert!(errors.lock().unwrap()[0].starts_with("E_REDIS_DOWN"));
+    a.insert("k", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    assert_eq!(read(&a, &["k"]).recv().unwrap(), vec![None]);
+    assert_eq!(a.get("k"), Some(vector(1.0, 2)), "L1 keeps serving");
 }

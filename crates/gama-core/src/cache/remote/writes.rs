@@ -197,7 +197,7 @@ async fn commit(link: &Link, mut batch: Batch) {
             .arg(link.config.channel())
             .arg(note)
             .ignore();
-        match link.round_trip::<()>(&batch.pipe).await {
+        match link.send(&batch.pipe).await {
             Ok(()) => {
                 Counters::add(&link.counters.writes, batch.writes);
                 Counters::add(&link.counters.invalidations_sent, 1);
@@ -221,15 +221,10 @@ async fn invalidate(link: &Link, what: &Invalidation) {
     let config = &link.config;
     let doomed: Result<Vec<String>, String> = match what {
         Invalidation::Keys(keys) => Ok(keys.iter().map(|k| config.value_key(k)).collect()),
-        Invalidation::Tag(tag) => {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SMEMBERS").arg(config.tag_key(tag));
-            pipe.cmd("UNLINK").arg(config.tag_key(tag)).ignore();
-            link.round_trip::<(Vec<String>,)>(&pipe)
-                .await
-                .map(|(members,)| members)
-                .map_err(|f| f.reason())
-        }
+        Invalidation::Tag(tag) => link
+            .query(redis::cmd("SMEMBERS").arg(config.tag_key(tag)))
+            .await
+            .map_err(|f| f.reason()),
         Invalidation::Prefix(prefix) => scan(link, &config.prefix_pattern(prefix)).await,
     };
     let doomed = match doomed {
@@ -241,6 +236,13 @@ async fn invalidate(link: &Link, what: &Invalidation) {
         let mut pipe = redis::pipe();
         if let Some(chunk) = chunks.next() {
             pipe.cmd("UNLINK").arg(chunk).ignore();
+            if let Invalidation::Tag(tag) = what {
+                // Members added since SMEMBERS stay listed.
+                pipe.cmd("SREM")
+                    .arg(config.tag_key(tag))
+                    .arg(chunk)
+                    .ignore();
+            }
         }
         let last = chunks.peek().is_none();
         if last {
@@ -249,7 +251,7 @@ async fn invalidate(link: &Link, what: &Invalidation) {
                 .arg(message(link, what))
                 .ignore();
         }
-        if let Err(failure) = link.round_trip::<()>(&pipe).await {
+        if let Err(failure) = link.send(&pipe).await {
             return link.error(RemoteError::Invalidate(failure.reason()));
         }
         if last {
@@ -259,27 +261,26 @@ async fn invalidate(link: &Link, what: &Invalidation) {
     }
 }
 
-/// Every key matching `pattern`, by SCAN.
+/// Every key matching `pattern`, by SCAN on every primary.
 async fn scan(link: &Link, pattern: &str) -> Result<Vec<String>, String> {
     let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000);
-        let (next, found): (u64, Vec<String>) = link
-            .round_trip::<((u64, Vec<String>),)>(&pipe)
-            .await
-            .map(|(page,)| page)
-            .map_err(|f| f.reason())?;
-        keys.extend(found);
-        if next == 0 {
-            return Ok(keys);
+    for node in link.primaries().await.map_err(|f| f.reason())? {
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, found): (u64, Vec<String>) =
+                link.query_on(&scan, &node).await.map_err(|f| f.reason())?;
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        cursor = next;
     }
+    Ok(keys)
 }
