@@ -152,6 +152,52 @@ test('concurrent lookups of one key share one round trip; getManyAsync makes one
     assert.equal(cache.getStats().l2?.roundTrips, 2, 'k1 came from L1; the other 63 in one MGET');
   }));
 
+test('every kind of value comes back from Redis whole, each caller with its own copy', { skip }, () =>
+  withRedis(async ({ url }) => {
+    const writer = tiered(url, 'p9');
+    const values: Record<string, unknown> = {
+      f32: new Float32Array([1.5, -2, 3]),
+      f64: new Float64Array([Math.PI, -0, 1e300]),
+      i16: new Int16Array([-32768, 7, 32767]),
+      u8: new Uint8Array([0, 128, 255]),
+      buf: Buffer.from('bytes \u0000 and more'),
+      big: new Float32Array(20_000).map((_, i) => i),
+      meta: { m: new Map([['a', 1]]), s: new Set([2]), at: new Date(3), n: 10n, list: [1, , 3] },
+      'nul\u0000key': new Float32Array([9]),
+      empty: new Float32Array(0),
+    };
+    for (const [k, v] of Object.entries(values)) writer.set(k, v as never);
+    await writer.flush();
+    const keys = [...Object.keys(values), 'absent'];
+    const many = await tiered(url, 'p9').getManyAsync(keys);
+    const one = tiered(url, 'p9');
+    const single = await Promise.all(keys.map((k) => one.getAsync(k)));
+    const twice = tiered(url, 'p9');
+    const [a, b] = await Promise.all([twice.getAsync('meta'), twice.getAsync('meta')]);
+    const [c, d] = await Promise.all([twice.getAsync('buf'), twice.getAsync('buf')]);
+    for (const got of [many, single]) {
+      assert.deepEqual(got, [...Object.values(values), undefined]);
+      for (const v of got) {
+        if (ArrayBuffer.isView(v) && !Buffer.isBuffer(v)) {
+          assert.equal(v.byteOffset, 0);
+          assert.equal(v.buffer.byteLength, v.byteLength, 'each array owns its own buffer');
+        }
+      }
+    }
+    assert.ok(Buffer.isBuffer(many[4]) && Buffer.isBuffer(single[4]));
+    assert.deepEqual([a, c], [values.meta, values.buf]);
+    assert.notEqual(a, b, 'a shared lookup still gives each caller its own object');
+    assert.deepEqual(a, b);
+    assert.notEqual(c, d);
+    (c as Buffer)[0] = 0;
+    assert.deepEqual(d, values.buf);
+    assert.equal(twice.getStats().l2?.roundTrips, 2);
+
+    assert.throws(() => one.getAsync(5 as never), (e: Error & { code?: string }) => e instanceof TypeError && /key/.test(e.message));
+    assert.throws(() => one.getManyAsync(['a', 5] as never), (e: Error) => e instanceof TypeError && /keys\[1\]/.test(e.message));
+    assert.throws(() => one.getManyAsync('a' as never), (e: Error) => e instanceof TypeError && /keys must be an array/.test(e.message));
+  }));
+
 test('getOrCompute and warm look in Redis before computing', { skip }, () =>
   withRedis(async ({ url }) => {
     const a = tiered(url, 'p4');

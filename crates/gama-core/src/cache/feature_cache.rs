@@ -134,12 +134,14 @@ impl FeatureCache {
 
     /// Looks keys up in Redis (see `Remote::get`); all misses at once
     /// when the cache has no Redis tier.
-    pub fn get_remote(&self, keys: Vec<String>, done: super::remote::ReadDone) {
+    pub fn get_remote(&self, lookups: Vec<super::remote::Lookup>) {
         match &self.shared.remote {
-            Some(remote) => remote.get(keys, done),
+            Some(remote) => remote.get(lookups),
             None => {
-                let n = keys.len();
-                done(vec![None; n]);
+                for lookup in lookups {
+                    let n = lookup.keys.len();
+                    (lookup.done)(vec![None; n]);
+                }
             }
         }
     }

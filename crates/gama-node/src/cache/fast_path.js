@@ -17,16 +17,27 @@
 // readInto(handle, key, scratch) returns -1 on a miss, -2 when the value
 // waits in takePending (JSON or larger than the scratch buffer), else
 // `length * 8 + typeTag` with the value written at the start of `scratch`.
+//
+// With a Redis tier, getAsync and getManyAsync read L1 through these fast
+// paths; the keys L1 lacks, from every call of one turn, go to native code
+// as one list from a microtask (one MGET), and the values come back packed
+// in one ArrayBuffer (see `unpack`) instead of one N-API call each.
+// Concurrent getAsync calls for one key share one lookup.
 'use strict';
-(function install(Cache, makeHandle, readInto, takePending, scratchBytes) {
+(function install(Cache, makeHandle, readInto, takePending, hasTier, lookupRemote, scratchBytes, lookupKeys) {
   // Kept beside the cache, not on it: a frozen cache still reads.
   const states = new WeakMap();
 
   function attach(cache) {
     // Never handed out: only copied from, right after native code wrote it.
     const scratch = new ArrayBuffer(scratchBytes);
+    const handle = makeHandle(cache);
     const state = {
-      handle: makeHandle(cache),
+      handle,
+      tiered: hasTier(handle),
+      // Lookups of this turn not yet sent, and getAsync's per key.
+      chunks: null,
+      flights: new Map(),
       scratch,
       f32: new Float32Array(scratch),
       f64: new Float64Array(scratch),
@@ -66,17 +77,150 @@
     });
   }
 
-  const nativeGet = Cache.prototype.get;
-  Object.defineProperty(Cache.prototype, 'get', {
+  // Lookups of about `lookupKeys` keys (a call's keys are never split) are
+  // answered one by one, so callers whose values came back resume, and
+  // look more up, while the others are still in flight.
+
+  /**
+   * The values `lookupRemote` packed: `[buffer, others?]`, where `buffer`
+   * starts with (offset, length * 8 + tag) per value as f64 (offset -1:
+   * missing; -2: a structured value, in `others`), then the payloads.
+   * Every array returned owns its own ArrayBuffer.
+   */
+  function unpack(packed, n) {
+    const buffer = packed[0];
+    const others = packed[1];
+    const codes = new Float64Array(buffer, 0, 2 * n);
+    const out = new Array(n);
+    let f32, f64, i16, u8;
+    for (let i = 0; i < n; i++) {
+      const at = codes[2 * i];
+      const code = codes[2 * i + 1];
+      if (at < 0) {
+        out[i] = at === -1 ? undefined : others[i];
+        continue;
+      }
+      const length = Math.floor(code / 8);
+      switch (code % 8) {
+        case 0: f32 ??= new Float32Array(buffer); out[i] = f32.slice(at / 4, at / 4 + length); break;
+        case 1: f64 ??= new Float64Array(buffer); out[i] = f64.slice(at / 8, at / 8 + length); break;
+        case 2: i16 ??= new Int16Array(buffer); out[i] = i16.slice(at / 2, at / 2 + length); break;
+        case 3: u8 ??= new Uint8Array(buffer); out[i] = u8.slice(at, at + length); break;
+        default: {
+          u8 ??= new Uint8Array(buffer);
+          const bytes = u8.slice(at, at + length);
+          out[i] = Buffer.from(bytes.buffer, 0, length);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Sends this turn's lookups and settles their callers. */
+  function send(s) {
+    for (const chunk of s.chunks) lookup(s, chunk);
+    s.chunks = null;
+  }
+
+  /** Looks one chunk's keys up in Redis and settles its callers. */
+  function lookup(s, { keys, waiters }) {
+    const settled = () => {
+      for (let w = 0; w < waiters.length; w += 5) {
+        if (waiters[w + 4] !== undefined) s.flights.delete(waiters[w + 4]);
+      }
+    };
+    lookupRemote(s.handle, keys, keys.join('\0')).then(
+      (packed) => {
+        settled();
+        const values = unpack(packed, keys.length);
+        for (let w = 0; w < waiters.length; w += 5) {
+          const start = waiters[w];
+          waiters[w + 2](values.slice(start, start + waiters[w + 1]));
+        }
+      },
+      (err) => {
+        settled();
+        for (let w = 0; w < waiters.length; w += 5) waiters[w + 3](err);
+      },
+    );
+  }
+
+  /**
+   * Queues `keys` for this turn's lookup: `done` gets their values, `fail`
+   * an error; `flight` names the getAsync key whose shared lookup this is.
+   */
+  function enqueue(s, keys, done, fail, flight) {
+    if (s.chunks === null) {
+      s.chunks = [];
+      queueMicrotask(() => send(s));
+    }
+    let chunk = s.chunks[s.chunks.length - 1];
+    if (chunk === undefined || chunk.keys.length >= lookupKeys) {
+      chunk = { keys: [], waiters: [] };
+      s.chunks.push(chunk);
+    }
+    chunk.waiters.push(chunk.keys.length, keys.length, done, fail, flight);
+    for (let i = 0; i < keys.length; i++) chunk.keys.push(keys[i]);
+  }
+
+  /** A value of its own for a caller that shared another's lookup. */
+  function copy(value) {
+    if (value === undefined) return value;
+    if (Buffer.isBuffer(value)) return Buffer.from(value);
+    if (ArrayBuffer.isView(value)) return value.slice();
+    return structuredClone(value);
+  }
+
+  const nativeGetAsync = Cache.prototype.getAsync;
+  Object.defineProperty(Cache.prototype, 'getAsync', {
     configurable: true,
     writable: true,
-    value: function get(key) {
-      if (!(this instanceof Cache)) return nativeGet.call(this, key);
+    value: function getAsync(key) {
+      if (!(this instanceof Cache) || typeof key !== 'string') return nativeGetAsync.call(this, key);
       const s = states.get(this) || attach(this);
-      const code = readInto(s.handle, key, s.scratch);
-      if (code >= 0) return copyOut(s, code);
-      if (code === -1) return undefined;
-      return takePending(s.handle);
+      if (!s.tiered) return nativeGetAsync.call(this, key);
+      const local = get.call(this, key);
+      if (local !== undefined) return Promise.resolve(local);
+      const flight = s.flights.get(key);
+      if (flight !== undefined) return flight.then(copy);
+      const first = new Promise((resolve, reject) => enqueue(s, [key], (values) => resolve(values[0]), reject, key));
+      s.flights.set(key, first);
+      return first;
     },
   });
+
+  const nativeGetManyAsync = Cache.prototype.getManyAsync;
+  const fastGetMany = Cache.prototype.getMany;
+  Object.defineProperty(Cache.prototype, 'getManyAsync', {
+    configurable: true,
+    writable: true,
+    value: function getManyAsync(keys) {
+      if (!(this instanceof Cache)) return nativeGetManyAsync.call(this, keys);
+      const s = states.get(this) || attach(this);
+      if (!s.tiered) return nativeGetManyAsync.call(this, keys);
+      // Checks the keys (throwing as getMany does) and reads L1 under one lock.
+      const found = fastGetMany.call(this, keys);
+      const missing = [];
+      for (let i = 0; i < found.length; i++) if (found[i] === undefined) missing.push(i);
+      if (missing.length === 0) return Promise.resolve(found);
+      const wanted = missing.map((i) => keys[i]);
+      return new Promise((resolve, reject) =>
+        enqueue(s, wanted, (values) => {
+          for (let j = 0; j < missing.length; j++) found[missing[j]] = values[j];
+          resolve(found);
+        }, reject),
+      );
+    },
+  });
+
+  const nativeGet = Cache.prototype.get;
+  function get(key) {
+    if (!(this instanceof Cache)) return nativeGet.call(this, key);
+    const s = states.get(this) || attach(this);
+    const code = readInto(s.handle, key, s.scratch);
+    if (code >= 0) return copyOut(s, code);
+    if (code === -1) return undefined;
+    return takePending(s.handle);
+  }
+  Object.defineProperty(Cache.prototype, 'get', { configurable: true, writable: true, value: get });
 })

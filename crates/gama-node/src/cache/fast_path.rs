@@ -1,4 +1,4 @@
-//! Native half of the fast `get` path (see `fast_path.js`): functions that
+//! Native half of the fast read paths (see `fast_path.js`): functions that
 //! are not exported, handed to the JS installer when the module loads.
 //!
 //! These are raw N-API callbacks rather than `#[napi]` functions because a
@@ -14,8 +14,9 @@ use std::ptr;
 use napi::bindgen_prelude::{ClassInstance, FromNapiValue, JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
+use super::remote::{settle, Tier};
 use super::AudioFeatureCache;
-use crate::js::keys::read_key;
+use crate::js::keys::{read_key, read_keys};
 use crate::js::napi::Js;
 use crate::js::value::to_js;
 use gama_core::cache::{CacheValue, FeatureCache};
@@ -30,9 +31,11 @@ const HANDLE_TAG: sys::napi_type_tag = sys::napi_type_tag {
     upper: 0x6661_7374_7061_7468,
 };
 
-/// What a handle holds: the cache and a value read but not yet handed to JS.
+/// What a handle holds: the cache, its Redis tier's JS side, and a value
+/// read but not yet handed to JS.
 struct Handle {
     cache: FeatureCache,
+    tier: Option<Tier>,
     pending: RefCell<Option<CacheValue>>,
 }
 
@@ -111,6 +114,7 @@ unsafe extern "C" fn make_handle(
         };
         let data = Box::into_raw(Box::new(Handle {
             cache: instance.cache.clone(),
+            tier: instance.tier.clone(),
             pending: RefCell::new(None),
         }));
         let mut external = ptr::null_mut();
@@ -238,6 +242,111 @@ unsafe extern "C" fn take_pending(
     unsafe { guarded(env, body) }
 }
 
+/// `hasTier(handle)`: whether the cache has a Redis tier.
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
+unsafe extern "C" fn has_tier(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [handle_value] = js.args::<1>(info)?;
+        let Some(handle) = handle(js, handle_value)? else {
+            return type_error(js, c"invalid cache handle");
+        };
+        js.boolean(handle.tier.is_some())
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, body) }
+}
+
+/// `lookupRemote(handle, keys, joined)`: a promise of the keys' values in
+/// Redis, `pack`ed (sent with the other lookups of this turn).
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
+unsafe extern "C" fn lookup_remote(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [handle_value, keys, joined] = js.args::<3>(info)?;
+        let Some(handle) = handle(js, handle_value)? else {
+            return type_error(js, c"invalid cache handle");
+        };
+        let Some(tier) = &handle.tier else {
+            return type_error(js, c"the cache has no Redis tier");
+        };
+        let joined = match js.type_of(joined)? {
+            sys::ValueType::napi_string => {
+                // SAFETY: a live argument of this call, checked to be a string.
+                Some(unsafe { String::from_napi_value(js.raw(), joined)? })
+            }
+            _ => None,
+        };
+        let env = Env::from_raw(js.raw());
+        let keys = read_keys(&env, keys, joined, "keys")?;
+        let keys = keys.as_strs().into_iter().map(String::from).collect();
+        let (deferred, promise) = crate::js::raw::Deferred::new(&env)?;
+        tier.get_then(
+            &env,
+            &handle.cache,
+            keys,
+            Box::new(move |env, values| settle(env, deferred, Some(pack(Js::new(env), &values)))),
+        );
+        Ok(promise)
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, body) }
+}
+
+/// Many values as one `[buffer, others?]` for `fast_path.js`'s `unpack`:
+/// `buffer` starts with two f64 per value (the byte offset of its payload
+/// and `length * 8 + tag`; offset -1: missing, -2: `others[i]` holds it, a
+/// structured value), then the payloads, each at an 8-byte boundary.
+fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
+    let mut codes = Vec::with_capacity(values.len() * 2);
+    let mut total = values.len() * 16;
+    let mut structured = false;
+    for value in values {
+        match value.as_ref().map(|v| (v, slab_layout(v))) {
+            None => codes.extend([-1.0, 0.0]),
+            Some((_, None)) => {
+                structured = true;
+                codes.extend([-2.0, 0.0]);
+            }
+            Some((_, Some((tag, bytes)))) => {
+                let elements = bytes.len() / element_size(tag);
+                codes.extend([total as f64, (elements * 8 + tag as usize) as f64]);
+                total = total
+                    .checked_add(bytes.len().next_multiple_of(8))
+                    .ok_or_else(|| napi::Error::from_reason("values too large to hand over"))?;
+            }
+        }
+    }
+    let mut bytes = Vec::with_capacity(total);
+    for code in &codes {
+        bytes.extend_from_slice(&code.to_ne_bytes());
+    }
+    for (_, payload) in values.iter().flatten().filter_map(slab_layout) {
+        bytes.extend_from_slice(payload);
+        bytes.resize(bytes.len().next_multiple_of(8), 0);
+    }
+    let out = js.array()?;
+    js.set_element(out, 0, js.arraybuffer_from(&bytes)?)?;
+    if structured {
+        let others = js.array()?;
+        for (i, value) in values.iter().enumerate() {
+            if let Some(v @ CacheValue::Structured(_)) = value {
+                js.set_element(others, i as u32, to_js(js, v)?)?;
+            }
+        }
+        js.set_element(out, 1, others)?;
+    }
+    Ok(out)
+}
+
 fn native_function(
     env: &Env,
     name: &std::ffi::CStr,
@@ -274,7 +383,10 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
         native_function(env, c"makeHandle", Some(make_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
         native_function(env, c"takePending", Some(take_pending))?,
+        native_function(env, c"hasTier", Some(has_tier))?,
+        native_function(env, c"lookupRemote", Some(lookup_remote))?,
         js.number(SCRATCH_BYTES as f64)?,
+        js.number(gama_core::cache::remote::MGET_KEYS as f64)?,
     ];
     js.call(js.undefined()?, installer.raw(), &argv)?;
     Ok(())

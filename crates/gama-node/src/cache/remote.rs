@@ -5,7 +5,7 @@
 //!
 //! Lookups made in one turn of the JS thread are gathered and sent
 //! together from a microtask, so `Promise.all(keys.map(getAsync))`, or
-//! many callers resuming after one drain, cost one MGET, not one each.
+//! many callers resuming after one drain, share MGETs, not one each.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,7 +24,9 @@ use crate::js::mailbox::{hold_loop, Inbox, Mailbox};
 use crate::js::napi::Js;
 use crate::js::raw::{call_reporting, Deferred, Persistent};
 use crate::js::value::to_js;
-use gama_core::cache::remote::{Compression, Events, RemoteConfig, RemoteError, RemoteEvent};
+use gama_core::cache::remote::{
+    Compression, Events, Lookup, RemoteConfig, RemoteError, RemoteEvent,
+};
 use gama_core::cache::{CacheValue, FeatureCache};
 
 /// Keys of the `redis` option.
@@ -222,27 +224,23 @@ impl Tier {
         Ok(())
     }
 
-    /// Sends the gathered lookups as one.
+    /// Sends the gathered lookups together.
     fn send(&self) {
         let mut s = self.state.borrow_mut();
         let Some(cache) = s.sender.take() else { return };
         let gathered = std::mem::take(&mut s.gathered);
         drop(s);
-        let counts: Vec<(u64, usize)> = gathered.iter().map(|(id, k)| (*id, k.len())).collect();
-        let keys = gathered.into_iter().flat_map(|(_, k)| k).collect();
-        let mailbox = Arc::clone(&self.mailbox);
-        cache.get_remote(
-            keys,
-            Box::new(move |values| {
-                let mut values = values.into_iter();
-                mailbox.post_all(
-                    counts
-                        .into_iter()
-                        .map(|(id, n)| TierEvent::Read(id, values.by_ref().take(n).collect()))
-                        .collect::<Vec<_>>(),
-                );
-            }),
-        );
+        let lookups = gathered
+            .into_iter()
+            .map(|(id, keys)| {
+                let mailbox = Arc::clone(&self.mailbox);
+                Lookup {
+                    keys,
+                    done: Box::new(move |values| mailbox.post_all([TierEvent::Read(id, values)])),
+                }
+            })
+            .collect();
+        cache.get_remote(lookups);
     }
 
     /// A promise of `key`'s value in Redis (shared with other callers

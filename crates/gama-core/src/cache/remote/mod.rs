@@ -33,12 +33,11 @@ use tokio::sync::watch;
 pub use codec::{decode, encode, Decoded, Encoded};
 pub use config::{Compression, RemoteConfig};
 pub use error::RemoteError;
-pub use reads::ReadDone;
+pub use reads::{Lookup, ReadDone, MGET_KEYS};
 pub use stats::{RemoteState, RemoteStats};
 
 use super::{CacheValue, Invalidation};
 use link::Link;
-use reads::Read;
 use writes::Job;
 
 /// What the tier tells its owner, from its own thread.
@@ -64,7 +63,7 @@ pub trait Local: Send + Sync {
 /// The Redis tier of one cache.
 pub struct Remote {
     link: Arc<Link>,
-    reads: UnboundedSender<Read>,
+    reads: UnboundedSender<Vec<Lookup>>,
     jobs: UnboundedSender<Job>,
     /// Dropped with the tier: ends the prober and the subscriber.
     _closed: watch::Sender<bool>,
@@ -105,14 +104,16 @@ impl Remote {
         &self.link.config
     }
 
-    /// Looks `keys` up; `done` gets one value or `None` per key, in order,
-    /// after the values found have filled L1. Never waits longer than the
-    /// timeout; while the tier is down it answers at once with misses.
-    pub fn get(&self, keys: Vec<String>, done: ReadDone) {
-        if let Err(refused) = self.reads.send(Read { keys, done }) {
-            let read = refused.0;
-            let n = read.keys.len();
-            (read.done)(vec![None; n]);
+    /// Runs lookups made together; each one's `done` gets one value or
+    /// `None` per key, in order, after the values found have filled L1.
+    /// Never waits longer than the timeout; while the tier is down it
+    /// answers at once with misses.
+    pub fn get(&self, lookups: Vec<Lookup>) {
+        if let Err(refused) = self.reads.send(lookups) {
+            for read in refused.0 {
+                let n = read.keys.len();
+                (read.done)(vec![None; n]);
+            }
         }
     }
 

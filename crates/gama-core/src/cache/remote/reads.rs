@@ -1,7 +1,8 @@
-//! Lookups in Redis: requests that arrive together share one MGET, and up
-//! to `IN_FLIGHT` MGETs run at once on the shared connection. A value found
-//! fills L1 (with the TTL it has left and its tags) before the caller hears
-//! of it.
+//! Lookups in Redis: lookups that arrive together share MGETs of about
+//! `MGET_KEYS` keys, and up to `IN_FLIGHT` MGETs run at once on the shared
+//! connection, so callers whose values came back resume while the others
+//! are still in flight. A value found fills L1 (with the TTL it has left
+//! and its tags) before the caller hears of it.
 
 use std::sync::Arc;
 
@@ -15,42 +16,71 @@ use super::stats::Counters;
 use crate::cache::CacheValue;
 
 /// MGETs in flight at once.
-const IN_FLIGHT: usize = 4;
-/// Requests gathered into one MGET at most.
+const IN_FLIGHT: usize = 16;
+/// Lookups that arrived together join one MGET until it has this many keys
+/// (a larger lookup is one MGET of its own). Callers that can split their
+/// keys should send lookups of about this size: each is answered as soon
+/// as its own MGET is.
+pub const MGET_KEYS: usize = 32;
+/// Messages taken from the queue at once.
 const GATHER: usize = 256;
 
 /// Called with one value or `None` per key, in order.
 pub type ReadDone = Box<dyn FnOnce(Vec<Option<CacheValue>>) + Send>;
 
-/// One lookup of one or more keys.
-pub(super) struct Read {
+/// One lookup of one or more keys, answered as a whole.
+pub struct Lookup {
+    /// The cache keys, in the order `done` gets their values.
     pub keys: Vec<String>,
+    /// Called once with one value or `None` per key.
     pub done: ReadDone,
 }
 
-/// Serves lookups until the cache is dropped.
-pub(super) async fn serve(link: Arc<Link>, mut requests: UnboundedReceiver<Read>) {
+/// Serves lookups until the cache is dropped; each message holds the
+/// lookups made together.
+pub(super) async fn serve(link: Arc<Link>, mut requests: UnboundedReceiver<Vec<Lookup>>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut batch = Vec::new();
     while requests.recv_many(&mut batch, GATHER).await > 0 {
-        let reads = std::mem::take(&mut batch);
+        let reads: Vec<Lookup> = batch.drain(..).flatten().collect();
         if !link.usable() {
             miss_all(&link, reads);
             continue;
         }
-        let permit = Arc::clone(&permits)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let link = Arc::clone(&link);
-        tokio::spawn(async move {
-            lookup(&link, reads).await;
-            drop(permit);
-        });
+        for group in groups(reads) {
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let link = Arc::clone(&link);
+            tokio::spawn(async move {
+                lookup(&link, group).await;
+                drop(permit);
+            });
+        }
     }
 }
 
-fn miss_all(link: &Link, reads: Vec<Read>) {
+/// Lookups in MGET-sized groups, in order.
+fn groups(reads: Vec<Lookup>) -> Vec<Vec<Lookup>> {
+    let mut groups = Vec::new();
+    let mut group = Vec::new();
+    let mut keys = 0;
+    for read in reads {
+        keys += read.keys.len();
+        group.push(read);
+        if keys >= MGET_KEYS {
+            groups.push(std::mem::take(&mut group));
+            keys = 0;
+        }
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
+fn miss_all(link: &Link, reads: Vec<Lookup>) {
     for read in reads {
         Counters::add(&link.counters.misses, read.keys.len() as u64);
         let n = read.keys.len();
@@ -59,7 +89,7 @@ fn miss_all(link: &Link, reads: Vec<Read>) {
 }
 
 /// One MGET for every key of `reads`.
-async fn lookup(link: &Link, reads: Vec<Read>) {
+async fn lookup(link: &Link, reads: Vec<Lookup>) {
     let keys: Vec<String> = reads
         .iter()
         .flat_map(|r| r.keys.iter().map(|k| link.config.value_key(k)))

@@ -196,10 +196,10 @@ fn cache_with(remote: RemoteConfig) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
 
 fn read(cache: &FeatureCache, keys: &[&str]) -> Receiver<Vec<Option<CacheValue>>> {
     let (tx, rx) = channel();
-    cache.get_remote(
-        keys.iter().map(|k| k.to_string()).collect(),
-        Box::new(move |v| tx.send(v).unwrap()),
-    );
+    cache.get_remote(vec![Lookup {
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        done: Box::new(move |v| tx.send(v).unwrap()),
+    }]);
     rx
 }
 
