@@ -272,6 +272,14 @@ export declare class AudioFeatureCache {
    * once without a `redis` option.
    */
   flush(): Promise<void>
+  /**
+   * Sends the Redis writes, removals and invalidations made so far, then
+   * closes the Redis tier for good: its connections and tasks end and
+   * `onError` is let go. The cache keeps serving L1 (`getStats().redis`
+   * is 'closed'): later lookups miss Redis and later writes stay here.
+   * Resolves once closed; at once without a `redis` option.
+   */
+  close(): Promise<void>
   /** Hit, miss, eviction and memory statistics. */
   getStats(): AudioFeatureCacheStats
   /** Zeroes the counters of `getStats` (entries are kept). */
@@ -608,8 +616,8 @@ export interface AudioFeatureCacheStats {
   averageAccessTimeMs: number
   /** Compute time avoided by hits on values `getOrCompute` computed, in ms. */
   estimatedTimeSavedMs: number
-  /** The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', or 'off' without one. */
-  redis: 'up' | 'down' | 'connecting' | 'off'
+  /** The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', 'closed' (by `close()`), or 'off' without one. */
+  redis: 'up' | 'down' | 'connecting' | 'closed' | 'off'
   /** The Redis tier's counters, with a `redis` option. */
   l2?: RedisTierStats
 }

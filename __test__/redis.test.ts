@@ -60,6 +60,23 @@ async function raw(url: string) {
   return client;
 }
 
+/** Waits until `n` caches listen for invalidations under `prefix` (subscriptions are made in the background). */
+async function subscribed(url: string, prefix: string, n: number): Promise<void> {
+  const client = await raw(url);
+  try {
+    const channel = `${prefix}:invalidate`;
+    await until('the subscriptions are up', async () => ((await client.pubSubNumSub(channel))[channel] ?? 0) >= n);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Waits until `listener` heard every invalidation `sender` published (a write's own message can reach it after it read the new value). */
+async function heard(sender: AudioFeatureCache, listener: AudioFeatureCache): Promise<void> {
+  const sent = sender.getStats().l2!.invalidationsSent;
+  await until('the listener heard the sender', () => listener.getStats().l2!.invalidationsReceived >= sent);
+}
+
 function tiered(url: string, keyPrefix: string, extra: Record<string, unknown> = {}) {
   return new AudioFeatureCache({ redis: { url, keyPrefix, ...extra } });
 }
@@ -117,6 +134,7 @@ test('an invalidation in one process reaches Redis and the other process within 
     cache.set('b', new Float32Array([2]), { tags: ['take'] });
     cache.set('other', new Float32Array([3]));
     await cache.flush();
+    await subscribed(url, 'p2', 1);
     await child(`
       const cache = new AudioFeatureCache({ redis: { url: ${JSON.stringify(url)}, keyPrefix: 'p2' } });
       cache.invalidate({ tag: 'take' });
@@ -317,9 +335,11 @@ test('a Redis Cluster: entries, lookups and invalidations span its three nodes',
     const options = (prefix: string) => ({ redis: { url: cluster.url, keyPrefix: prefix, cluster: true } });
     const writer = new AudioFeatureCache(options('c1'));
     const reader = new AudioFeatureCache(options('c1'));
+    await subscribed(cluster.url, 'c1', 2);
     const keys = Array.from({ length: 120 }, (_, i) => `clip:${i}`);
     keys.forEach((k, i) => writer.set(k, new Float32Array([i, -i]), { tags: [i % 2 ? 'odd' : 'even'] }));
     await writer.flush();
+    await heard(writer, reader);
     for (const node of cluster.nodes) {
       const client = await raw(node.url);
       assert.ok((await client.dbSize()) > 10, 'every node holds some of the entries');
@@ -348,6 +368,33 @@ test('a Redis Cluster: entries, lookups and invalidations span its three nodes',
     await cluster.close();
   }
 });
+
+test('close() sends what was queued, lets the connections go, and leaves L1 serving', { skip }, () =>
+  withRedis(async ({ url }) => {
+    const errors: string[] = [];
+    const cache = new AudioFeatureCache({ redis: { url, keyPrefix: 'p10', onError: (e) => errors.push(e.code) } });
+    const keys = Array.from({ length: 50 }, (_, i) => `k${i}`);
+    keys.forEach((k, i) => cache.set(k, new Float32Array([i])));
+    await cache.close();
+    assert.equal(cache.getStats().redis, 'closed');
+    const other = tiered(url, 'p10');
+    assert.deepEqual((await other.getManyAsync(keys)).map((v) => (v as Float32Array)[0]), keys.map((_, i) => i));
+    const client = await raw(url);
+    // Left: the other cache's two connections and this one.
+    await until("the closed cache's connections are gone", async () => (await client.clientList()).length === 3);
+    client.destroy();
+
+    other.set('from-other', new Float32Array([7]));
+    await other.flush();
+    assert.equal(await cache.getAsync('from-other'), undefined, 'a closed tier is not read');
+    cache.set('late', new Float32Array([8]));
+    await cache.flush();
+    assert.deepEqual(cache.get('late'), new Float32Array([8]), 'L1 keeps serving');
+    assert.equal(await other.getAsync('late'), undefined, 'a closed tier is not written');
+    await cache.close();
+    assert.deepEqual(errors, []);
+    await new AudioFeatureCache().close();
+  }));
 
 test('bad redis options are refused with a clear error naming the option', () => {
   const cases: [Record<string, unknown>, RegExp, string][] = [

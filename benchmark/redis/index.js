@@ -5,7 +5,8 @@
 // and wall time vs four L1-only processes), and compression of log-mel
 // matrices at the default threshold.
 'use strict';
-const { execFile } = require('node:child_process');
+const { execFile, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 const { promisify } = require('node:util');
 
@@ -28,6 +29,41 @@ async function best(rounds, ops, body) {
   return top;
 }
 
+/** CPU time of the calling (JS) thread in ms, where Linux tells it; else null. */
+function threadCpuMs() {
+  try {
+    const fields = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Best ops/s of `rounds` runs, and the JS thread's CPU µs per op over all of them. */
+async function measured(rounds, ops, body) {
+  const cpu0 = threadCpuMs();
+  const rate = await best(rounds, ops, body);
+  const cpu1 = threadCpuMs();
+  return { rate, cpuUs: cpu0 === null ? null : ((cpu1 - cpu0) * 1000) / (rounds * ops) };
+}
+
+/**
+ * The round trip itself: redis-benchmark (hiredis, a C client on the JS
+ * thread's footing: no thread in between) doing GET and MGET of 64 keys
+ * one at a time, in values/s; null without redis-benchmark.
+ */
+function floor(port) {
+  const rate = (args) => {
+    const out = spawnSync('redis-benchmark', ['-p', String(port), '-n', '20000', '-c', '1', '-q', ...args], { encoding: 'utf8' });
+    const found = /([\d.]+) requests per second/.exec(out.stdout ?? '');
+    return found ? Number(found[1]) : null;
+  };
+  const keys = Array.from({ length: 64 }, (_, i) => `raw:${i}`);
+  const get = rate(['GET', 'raw:1']);
+  const mget = rate(['MGET', ...keys]);
+  return get === null || mget === null ? null : { get, mget: mget * 64 };
+}
+
 /** Runs `task(i)` for i in 0..n with `inFlight` pending at once. */
 async function pool(n, inFlight, task) {
   let next = 0;
@@ -37,7 +73,7 @@ async function pool(n, inFlight, task) {
   await Promise.all(Array.from({ length: inFlight }, worker));
 }
 
-async function hits(url, line) {
+async function hits(url, port, line) {
   const { createClient, RESP_TYPES } = require('redis');
   const client = createClient({ url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
   client.on('error', () => {});
@@ -67,29 +103,43 @@ async function hits(url, line) {
   });
   line(`L2 hit, one awaited getAsync at a time (128-float vector, loopback): gama-native ${fmt(gamaSeq)} gets/s | node-redis GET+decode ${fmt(redisSeq)} gets/s | ratio ${(gamaSeq / redisSeq).toFixed(2)}x node-redis`);
 
-  const inFlight = 64;
-  const gamaConc = await best(ROUNDS, KEYS, async () => {
-    reader.clear();
-    await pool(KEYS, inFlight, (i) => reader.getAsync(keys[i]));
-  });
-  const redisConc = await best(ROUNDS, KEYS, () => pool(KEYS, inFlight, async (i) => decode(await client.get(`raw:${i}`))));
-  line(`L2 hit, ${inFlight} getAsync in flight (128-float vector): gama-native ${fmt(gamaConc)} gets/s | node-redis GET+decode ${fmt(redisConc)} gets/s | ratio ${(gamaConc / redisConc).toFixed(2)}x node-redis (goal >= 2x)`);
+  const cpu = (g, r) =>
+    g.cpuUs === null ? '' : ` | JS-thread CPU per value: gama-native ${g.cpuUs.toFixed(2)} µs, node-redis ${r.cpuUs.toFixed(2)} µs (${(r.cpuUs / g.cpuUs).toFixed(2)}x less)`;
+  const gets = {};
+  for (const inFlight of [64, 256]) {
+    const g = await measured(ROUNDS, KEYS, async () => {
+      reader.clear();
+      await pool(KEYS, inFlight, (i) => reader.getAsync(keys[i]));
+    });
+    const r = await measured(ROUNDS, KEYS, () => pool(KEYS, inFlight, async (i) => decode(await client.get(`raw:${i}`))));
+    gets[inFlight] = { gama: g, redis: r };
+    line(`L2 hit, ${inFlight} getAsync in flight (128-float vector): gama-native ${fmt(g.rate)} gets/s | node-redis GET+decode ${fmt(r.rate)} gets/s | ratio ${(g.rate / r.rate).toFixed(2)}x node-redis (goal >= 2x)${cpu(g, r)}`);
+  }
 
   const batch = 64;
   const batches = KEYS / batch;
-  const gamaMany = await best(ROUNDS, KEYS, async () => {
-    reader.clear();
-    for (let b = 0; b < batches; b++) await reader.getManyAsync(keys.slice(b * batch, (b + 1) * batch));
-  });
   const rawKeys = keys.map((_, i) => `raw:${i}`);
-  const redisMany = await best(ROUNDS, KEYS, async () => {
-    for (let b = 0; b < batches; b++) (await client.mGet(rawKeys.slice(b * batch, (b + 1) * batch))).map(decode);
-  });
-  line(`L2 hit, getManyAsync of ${batch} keys, one call at a time: gama-native ${fmt(gamaMany)} values/s | node-redis MGET+decode ${fmt(redisMany)} values/s | ratio ${(gamaMany / redisMany).toFixed(2)}x node-redis (goal >= 2x)`);
+  const many = {};
+  for (const inFlight of [1, 16]) {
+    const g = await measured(ROUNDS, KEYS, async () => {
+      reader.clear();
+      await pool(batches, inFlight, (b) => reader.getManyAsync(keys.slice(b * batch, (b + 1) * batch)));
+    });
+    const r = await measured(ROUNDS, KEYS, () =>
+      pool(batches, inFlight, async (b) => (await client.mGet(rawKeys.slice(b * batch, (b + 1) * batch))).map(decode)),
+    );
+    many[inFlight] = { gama: g, redis: r };
+    const how = inFlight === 1 ? 'one call at a time' : `${inFlight} calls in flight`;
+    line(`L2 hit, getManyAsync of ${batch} keys, ${how}: gama-native ${fmt(g.rate)} values/s | node-redis MGET+decode ${fmt(r.rate)} values/s | ratio ${(g.rate / r.rate).toFixed(2)}x node-redis (goal >= 2x)${cpu(g, r)}`);
+  }
+  const bound = floor(port);
+  if (bound) {
+    line(`round-trip floor on this machine, one request at a time (redis-benchmark, C client, no thread hop): GET ${fmt(bound.get)} gets/s | MGET of 64 ${fmt(bound.mget)} values/s = ${(bound.mget / many[1].redis.rate).toFixed(2)}x node-redis one call at a time`);
+  }
   const l2 = reader.getStats().l2;
   line(`L2 round-trip latency seen by gama-native: p50 ${l2.latencyP50Ms.toFixed(3)} ms | p95 ${l2.latencyP95Ms.toFixed(3)} ms | p99 ${l2.latencyP99Ms.toFixed(3)} ms over ${fmt(l2.roundTrips)} round trips`);
   client.destroy();
-  return { gamaSeq, redisSeq, gamaConc, redisConc, gamaMany, redisMany, latency: l2 };
+  return { gamaSeq, redisSeq, gets, many, floor: bound, latency: l2 };
 }
 
 async function processes(url, line) {
@@ -150,7 +200,7 @@ async function run() {
   try {
     line(`workload: a private redis-server ${server.url} on loopback; node-redis 5 is the peer`);
     return {
-      hits: await hits(server.url, line),
+      hits: await hits(server.url, server.port, line),
       processes: await processes(server.url, line),
       compression: await compression(server.url, line),
     };

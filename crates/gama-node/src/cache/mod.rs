@@ -183,8 +183,8 @@ pub struct AudioFeatureCacheStats {
     pub average_access_time_ms: f64,
     /// Compute time avoided by hits on values `getOrCompute` computed, in ms.
     pub estimated_time_saved_ms: f64,
-    /// The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', or 'off' without one.
-    #[napi(ts_type = "'up' | 'down' | 'connecting' | 'off'")]
+    /// The Redis tier: 'up', 'down' (serving L1 only, reconnecting), 'connecting', 'closed' (by `close()`), or 'off' without one.
+    #[napi(ts_type = "'up' | 'down' | 'connecting' | 'closed' | 'off'")]
     pub redis: String,
     /// The Redis tier's counters, with a `redis` option.
     pub l2: Option<RedisTierStats>,
@@ -751,6 +751,20 @@ impl AudioFeatureCache {
     pub fn flush<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
         let promise = match &self.tier {
             Some(tier) => tier.flush(env, &self.cache)?,
+            None => PromiseRaw::resolve(env, ())?.raw(),
+        };
+        Ok(unknown(env, promise))
+    }
+
+    /// Sends the Redis writes, removals and invalidations made so far, then
+    /// closes the Redis tier for good: its connections and tasks end and
+    /// `onError` is let go. The cache keeps serving L1 (`getStats().redis`
+    /// is 'closed'): later lookups miss Redis and later writes stay here.
+    /// Resolves once closed; at once without a `redis` option.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let promise = match &self.tier {
+            Some(tier) => tier.close(env, &self.cache)?,
             None => PromiseRaw::resolve(env, ())?.raw(),
         };
         Ok(unknown(env, promise))

@@ -46,7 +46,7 @@ const KNOWN: [&str; 9] = [
 pub enum TierEvent {
     /// A lookup ended: one value or `None` per key.
     Read(u64, Vec<Option<CacheValue>>),
-    /// A flush ended.
+    /// A flush (or the close) ended.
     Flushed(u64),
     /// An error, for `onError`.
     Error(RemoteError),
@@ -63,6 +63,8 @@ enum Waiting {
     Get(String, Vec<Deferred>),
     /// A `flush` caller.
     Flush(Deferred),
+    /// The `close` caller.
+    Close(Deferred),
     /// Native code on the JS thread (`getOrCompute`, `warm`).
     Then(Then),
 }
@@ -277,6 +279,17 @@ impl Tier {
         Ok(promise)
     }
 
+    /// A promise that resolves once the tier has sent what was queued and
+    /// closed; `onError` is let go then.
+    pub fn close(&self, env: &Env, cache: &FeatureCache) -> Result<sys::napi_value> {
+        let (deferred, promise) = Deferred::new(env)?;
+        let id = self.enqueue(env, Waiting::Close(deferred));
+        let mailbox = Arc::clone(&self.mailbox);
+        let remote = cache.remote().expect("a tier has a remote");
+        remote.close(Box::new(move || mailbox.post_all([TierEvent::Flushed(id)])));
+        Ok(promise)
+    }
+
     /// Keeps Node running while the writes just queued are outstanding.
     /// With none outstanding it does nothing; else the `Idle` event that
     /// follows the last of them lets go (in `drain`).
@@ -321,13 +334,21 @@ fn drain(env: &Env, state: &Rc<RefCell<Waiters>>) {
                         }
                     }
                     Some(Waiting::Then(then)) => then(env, values),
-                    Some(Waiting::Flush(_)) | None => {}
+                    Some(Waiting::Flush(_) | Waiting::Close(_)) | None => {}
                 }
             }
             TierEvent::Flushed(id) => {
                 let waiting = state.borrow_mut().waiting.remove(&id);
-                if let Some(Waiting::Flush(d)) = waiting {
-                    settle(env, d, None);
+                match waiting {
+                    Some(Waiting::Flush(d)) => settle(env, d, None),
+                    Some(Waiting::Close(d)) => {
+                        let on_error = state.borrow_mut().on_error.take();
+                        if let Some(f) = on_error {
+                            f.delete(env);
+                        }
+                        settle(env, d, None);
+                    }
+                    _ => {}
                 }
             }
             TierEvent::Error(e) => {

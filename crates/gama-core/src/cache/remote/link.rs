@@ -11,6 +11,7 @@
 //! until the prober's PING succeeds again (it retries with exponential
 //! backoff from 100 ms to 5 s). While `Down`, reads miss and writes are
 //! skipped at once, so a dead server costs the cache nothing but counts.
+//! `Closed`, set by `close`, is final: the connection is let go.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::future::Future;
 
 use futures_util::future::try_join_all;
+use parking_lot::RwLock;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -153,7 +155,8 @@ pub(super) struct Link {
     /// For the subscriber: in a cluster, the node `url` names (a PUBLISH
     /// on any node reaches the subscribers of every node).
     pub client: redis::Client,
-    conn: Conn,
+    /// `None` once closed (requests in flight keep their clone).
+    conn: RwLock<Option<Arc<Conn>>>,
     state: AtomicU8,
     probe: Notify,
     pub counters: Counters,
@@ -204,7 +207,7 @@ impl Link {
         Ok(Link {
             config,
             client,
-            conn,
+            conn: RwLock::new(Some(Arc::new(conn))),
             state: AtomicU8::new(RemoteState::Connecting as u8),
             probe: Notify::new(),
             counters: Counters::new(),
@@ -220,13 +223,21 @@ impl Link {
         match self.state.load(Ordering::Acquire) {
             s if s == RemoteState::Up as u8 => RemoteState::Up,
             s if s == RemoteState::Down as u8 => RemoteState::Down,
+            s if s == RemoteState::Closed as u8 => RemoteState::Closed,
             _ => RemoteState::Connecting,
         }
     }
 
     /// Whether round trips are worth trying now.
     pub fn usable(&self) -> bool {
-        self.state() != RemoteState::Down
+        !matches!(self.state(), RemoteState::Down | RemoteState::Closed)
+    }
+
+    /// Moves to `Closed` for good and lets the connection go.
+    pub fn close(&self) {
+        self.state
+            .store(RemoteState::Closed as u8, Ordering::Release);
+        self.conn.write().take();
     }
 
     pub fn emit(&self, event: RemoteEvent) {
@@ -240,13 +251,21 @@ impl Link {
     }
 
     fn mark_up(&self) {
-        self.state.store(RemoteState::Up as u8, Ordering::Release);
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s != RemoteState::Closed as u8).then_some(RemoteState::Up as u8)
+            });
     }
 
     /// Moves to `Down` after a connection-level failure and wakes the prober.
     fn mark_down(&self, reason: String) {
-        let was = self.state.swap(RemoteState::Down as u8, Ordering::AcqRel);
-        if was != RemoteState::Down as u8 {
+        let was = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s != RemoteState::Closed as u8).then_some(RemoteState::Down as u8)
+            });
+        if was.is_ok_and(|s| s != RemoteState::Down as u8) {
             Counters::add(&self.counters.disconnects, 1);
             self.error(RemoteError::Down(reason));
             self.probe.notify_one();
@@ -256,13 +275,15 @@ impl Link {
     /// Runs one command (its keys may span cluster slots: MGET and UNLINK
     /// are split by slot and their answers joined) within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Failure> {
-        let value = self.bounded(self.conn.request(cmd, None)).await?;
+        let conn = self.conn()?;
+        let value = self.bounded(conn.request(cmd, None)).await?;
         redis::from_redis_value(value).map_err(|e| Failure::Redis(e.into()))
     }
 
     /// Runs `cmd` on `node` (a cluster's primary; `None`: where it routes).
     pub async fn query_on<T: FromRedisValue>(&self, cmd: &Cmd, node: &Node) -> Result<T, Failure> {
-        let value = self.bounded(self.conn.request(cmd, node.as_ref())).await?;
+        let conn = self.conn()?;
+        let value = self.bounded(conn.request(cmd, node.as_ref())).await?;
         redis::from_redis_value(value).map_err(|e| Failure::Redis(e.into()))
     }
 
@@ -270,12 +291,18 @@ impl Link {
     /// the timeout: one round trip to one server; to a cluster, each
     /// command to its node, all at once.
     pub async fn send(&self, pipe: &Pipeline) -> Result<(), Failure> {
-        self.bounded(self.conn.send(pipe)).await
+        let conn = self.conn()?;
+        self.bounded(conn.send(pipe)).await
+    }
+
+    /// The connection, unless closed.
+    fn conn(&self) -> Result<Arc<Conn>, Failure> {
+        self.conn.read().clone().ok_or(Failure::Down)
     }
 
     /// The primaries a key-space scan must visit.
     pub async fn primaries(&self) -> Result<Vec<Node>, Failure> {
-        if let Conn::Single(_) = self.conn {
+        if let Conn::Single(_) = *self.conn()? {
             return Ok(vec![None]);
         }
         let nodes: String = self.query(redis::cmd("CLUSTER").arg("NODES")).await?;
@@ -332,8 +359,9 @@ pub(super) async fn probe(link: Arc<Link>, mut closed: watch::Receiver<bool>) {
                 _ = closed.changed() => return,
             }
         }
+        let Ok(conn) = link.conn() else { return };
         let wait = link.config.timeout.max(Duration::from_secs(1));
-        match tokio::time::timeout(wait, link.conn.request(&redis::cmd("PING"), None)).await {
+        match tokio::time::timeout(wait, conn.request(&redis::cmd("PING"), None)).await {
             Ok(Ok(_)) => {
                 link.mark_up();
                 delay = BACKOFF.0;

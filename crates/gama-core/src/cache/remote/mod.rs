@@ -8,7 +8,8 @@
 //! slow or dead server never blocks them. Four tasks serve each cache: the
 //! reader (`reads`), the writer (`writes`), the prober that reconnects
 //! (`link::probe`) and the subscriber that applies other processes'
-//! invalidations (`subscriber`). They end when the `Remote` is dropped.
+//! invalidations (`subscriber`). They end when the `Remote` is closed or
+//! dropped.
 
 mod codec;
 mod config;
@@ -65,8 +66,8 @@ pub struct Remote {
     link: Arc<Link>,
     reads: UnboundedSender<Vec<Lookup>>,
     jobs: UnboundedSender<Job>,
-    /// Dropped with the tier: ends the prober and the subscriber.
-    _closed: watch::Sender<bool>,
+    /// Set by `close`, dropped with the tier: either ends the tasks.
+    closed: Arc<watch::Sender<bool>>,
 }
 
 impl Remote {
@@ -87,7 +88,7 @@ impl Remote {
         let (jobs, job_rx) = unbounded_channel();
         let (closed, closed_rx) = watch::channel(false);
         let runtime = link::runtime();
-        runtime.spawn(reads::serve(Arc::clone(&link), read_rx));
+        runtime.spawn(reads::serve(Arc::clone(&link), read_rx, closed_rx.clone()));
         runtime.spawn(writes::serve(Arc::clone(&link), job_rx));
         runtime.spawn(link::probe(Arc::clone(&link), closed_rx.clone()));
         runtime.spawn(subscriber::listen(Arc::clone(&link), closed_rx));
@@ -95,7 +96,7 @@ impl Remote {
             link,
             reads,
             jobs,
-            _closed: closed,
+            closed: Arc::new(closed),
         })
     }
 
@@ -120,7 +121,7 @@ impl Remote {
     fn queue(&self, job: Job) {
         self.link.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(refused) = self.jobs.send(job) {
-            if let Job::Flush(done) = refused.0 {
+            if let Job::Flush(done) | Job::Close(done) = refused.0 {
                 done();
             }
             self.link.job_done(1);
@@ -151,6 +152,21 @@ impl Remote {
     /// before it has been sent (or has failed).
     pub fn flush(&self, done: Box<dyn FnOnce() + Send>) {
         self.queue(Job::Flush(done));
+    }
+
+    /// Sends what was queued before it, then closes the tier for good:
+    /// its tasks end and its connections go; `done` is called then. Later
+    /// lookups miss and later writes are dropped (the cache serves L1).
+    pub fn close(&self, done: Box<dyn FnOnce() + Send>) {
+        let link = Arc::clone(&self.link);
+        let closed = Arc::downgrade(&self.closed);
+        self.queue(Job::Close(Box::new(move || {
+            link.close();
+            if let Some(closed) = closed.upgrade() {
+                closed.send_replace(true);
+            }
+            done();
+        })));
     }
 
     /// The count of jobs queued and not yet done, shared (it stays

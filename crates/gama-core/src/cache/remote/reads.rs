@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use super::codec;
 use super::error::RemoteError;
@@ -36,12 +36,27 @@ pub struct Lookup {
     pub done: ReadDone,
 }
 
-/// Serves lookups until the cache is dropped; each message holds the
-/// lookups made together.
-pub(super) async fn serve(link: Arc<Link>, mut requests: UnboundedReceiver<Vec<Lookup>>) {
+/// Serves lookups until the tier is closed or dropped; each message holds
+/// the lookups made together.
+pub(super) async fn serve(
+    link: Arc<Link>,
+    mut requests: UnboundedReceiver<Vec<Lookup>>,
+    mut closed: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut batch = Vec::new();
-    while requests.recv_many(&mut batch, GATHER).await > 0 {
+    loop {
+        tokio::select! {
+            n = requests.recv_many(&mut batch, GATHER) => if n == 0 { return },
+            _ = closed.changed() => {
+                // Lookups already queued miss; later ones are refused.
+                requests.close();
+                while let Ok(reads) = requests.try_recv() {
+                    miss_all(&link, reads);
+                }
+                return;
+            }
+        }
         let reads: Vec<Lookup> = batch.drain(..).flatten().collect();
         if !link.usable() {
             miss_all(&link, reads);

@@ -21,15 +21,18 @@ pub enum RemoteState {
     Up,
     /// Unreachable: the cache serves L1 only and retries with backoff.
     Down,
+    /// Closed by its owner: the cache serves L1 only, for good.
+    Closed,
 }
 
 impl RemoteState {
-    /// `"connecting"`, `"up"` or `"down"`.
+    /// `"connecting"`, `"up"`, `"down"` or `"closed"`.
     pub fn as_str(self) -> &'static str {
         match self {
             RemoteState::Connecting => "connecting",
             RemoteState::Up => "up",
             RemoteState::Down => "down",
+            RemoteState::Closed => "closed",
         }
     }
 }

@@ -212,6 +212,30 @@ fn flush(cache: &FeatureCache) {
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
 }
 
+/// Waits until `n` caches listen for invalidations under `prefix` on
+/// `server` (subscriptions are made in the background).
+fn subscribed(server: &Server, prefix: &str, n: usize) {
+    let mut conn = server.connection();
+    until("the subscriptions are up", || {
+        let (_, count): (String, usize) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("{prefix}:invalidate"))
+            .query(&mut conn)
+            .unwrap();
+        count >= n
+    });
+}
+
+/// Waits until `listener` has heard every invalidation `sender` published
+/// (a write's own message may reach it after it read the new value, and
+/// drop its copy then).
+fn heard(sender: &FeatureCache, listener: &FeatureCache) {
+    let sent = sender.remote_stats().unwrap().1.invalidations_sent;
+    until("the listener heard the sender", || {
+        listener.remote_stats().unwrap().1.invalidations_received >= sent
+    });
+}
+
 fn vector(seed: f32, n: usize) -> CacheValue {
     CacheValue::Float32((0..n).map(|i| seed + i as f32).collect())
 }
@@ -256,6 +280,7 @@ fn invalidations_reach_redis_and_the_other_caches_l1() {
     };
     let (a, _) = cache(&server.url(), "t2");
     let (b, _) = cache(&server.url(), "t2");
+    subscribed(&server, "t2", 2);
     // Odd keys: glob characters, spaces, non-ASCII.
     let keys = ["take*1", "take?2", "take[3]", "take\\4 ✓", "other"];
     for (i, k) in keys.iter().enumerate() {
@@ -263,6 +288,7 @@ fn invalidations_reach_redis_and_the_other_caches_l1() {
             .unwrap();
     }
     flush(&a);
+    heard(&a, &b);
     assert!(read(&b, &keys).recv().unwrap().iter().all(Option::is_some));
     assert_eq!(b.len(), 5);
     a.invalidate(&Invalidation::Prefix("take*".into()));
@@ -279,6 +305,7 @@ fn invalidations_reach_redis_and_the_other_caches_l1() {
     a.insert("v", vector(1.0, 2), EntryOptions::default())
         .unwrap();
     flush(&a);
+    heard(&a, &b);
     read(&b, &["v"]).recv().unwrap();
     a.insert("v", vector(2.0, 2), EntryOptions::default())
         .unwrap();
@@ -462,6 +489,7 @@ fn a_cluster_shares_entries_and_invalidations_across_its_nodes() {
     let url = cluster.nodes[0].url();
     let (a, errors) = cluster_cache(&url, "c1");
     let (b, _) = cluster_cache(&url, "c1");
+    subscribed(&cluster.nodes[0], "c1", 2);
     let keys: Vec<String> = (0..200).map(|i| format!("clip:{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     for (i, k) in keys.iter().enumerate() {
@@ -469,6 +497,7 @@ fn a_cluster_shares_entries_and_invalidations_across_its_nodes() {
         a.insert(k, vector(i as f32, 8), tagged(&[parity])).unwrap();
     }
     flush(&a);
+    heard(&a, &b);
     for node in &cluster.nodes {
         let held: u64 = redis::cmd("DBSIZE").query(&mut node.connection()).unwrap();
         assert!(held > 10, "every primary holds some of the entries");
@@ -515,4 +544,43 @@ fn a_cluster_that_cannot_be_reached_is_down_and_misses_at_once() {
         .unwrap();
     assert_eq!(read(&a, &["k"]).recv().unwrap(), vec![None]);
     assert_eq!(a.get("k"), Some(vector(1.0, 2)), "L1 keeps serving");
+}
+
+#[test]
+fn close_sends_what_was_queued_then_lets_its_connections_go() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, errors) = cache(&server.url(), "t8");
+    let (b, _) = cache(&server.url(), "t8");
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for (i, k) in keys.iter().enumerate() {
+        a.insert(k, vector(i as f32, 4), EntryOptions::default())
+            .unwrap();
+    }
+    let (tx, rx) = channel();
+    a.remote()
+        .unwrap()
+        .close(Box::new(move || tx.send(()).unwrap()));
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(a.remote().unwrap().state(), RemoteState::Closed);
+    assert!(
+        read(&b, &keys).recv().unwrap().iter().all(Option::is_some),
+        "what was queued before close was sent"
+    );
+    // b's two connections and this one remain.
+    let mut conn = server.connection();
+    until("a's connections are closed", || {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+        list.lines().count() == 3
+    });
+    a.insert("late", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    assert_eq!(read(&a, &["k1", "late"]).recv().unwrap(), vec![None, None]);
+    assert_eq!(a.get("late"), Some(vector(1.0, 2)), "L1 keeps serving");
+    assert_eq!(read(&b, &["late"]).recv().unwrap(), vec![None]);
+    assert_eq!(a.remote_stats().unwrap().1.writes, 100);
+    assert!(errors.lock().unwrap().is_empty(), "{:?}", errors.lock());
 }

@@ -37,6 +37,8 @@ pub(super) enum Job {
     Invalidate(Invalidation),
     /// Call back once every job before it is done.
     Flush(Box<dyn FnOnce() + Send>),
+    /// Call back once every job before it is done, and serve no more.
+    Close(Box<dyn FnOnce() + Send>),
 }
 
 /// A batch being assembled.
@@ -59,12 +61,13 @@ impl Batch {
     }
 }
 
-/// Runs jobs until the cache is dropped.
+/// Runs jobs until the tier is closed or dropped.
 pub(super) async fn serve(link: Arc<Link>, mut jobs: UnboundedReceiver<Job>) {
     let mut gathered = Vec::new();
     while jobs.recv_many(&mut gathered, GATHER).await > 0 {
         let mut batch = Batch::new();
-        for job in gathered.drain(..) {
+        let mut jobs_left = gathered.drain(..);
+        while let Some(job) = jobs_left.next() {
             match job {
                 Job::Write {
                     key,
@@ -92,10 +95,31 @@ pub(super) async fn serve(link: Arc<Link>, mut jobs: UnboundedReceiver<Job>) {
                     done();
                     link.job_done(1);
                 }
+                Job::Close(done) => {
+                    commit(&link, batch).await;
+                    done();
+                    link.job_done(1);
+                    // Whatever follows is refused from now on, or dropped here.
+                    let after: Vec<Job> = jobs_left.collect();
+                    jobs.close();
+                    while let Ok(job) = jobs.try_recv() {
+                        drop_job(&link, job);
+                    }
+                    after.into_iter().for_each(|job| drop_job(&link, job));
+                    return;
+                }
             }
         }
         commit(&link, batch).await;
     }
+}
+
+/// Settles a job that came after `Close` without doing it.
+fn drop_job(link: &Link, job: Job) {
+    if let Job::Flush(done) | Job::Close(done) = job {
+        done();
+    }
+    link.job_done(1);
 }
 
 fn add_write(
