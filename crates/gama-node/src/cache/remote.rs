@@ -25,7 +25,7 @@ use crate::js::napi::Js;
 use crate::js::raw::{call_reporting, Deferred, Persistent};
 use crate::js::value::to_js;
 use gama_core::cache::remote::{
-    Compression, Events, Lookup, RemoteConfig, RemoteError, RemoteEvent,
+    Compression, Events, Lookup, Remote, RemoteConfig, RemoteError, RemoteEvent,
 };
 use gama_core::cache::{CacheValue, FeatureCache};
 
@@ -271,22 +271,32 @@ impl Tier {
 
     /// A promise that resolves once every Redis write queued so far is done.
     pub fn flush(&self, env: &Env, cache: &FeatureCache) -> Result<sys::napi_value> {
-        let (deferred, promise) = Deferred::new(env)?;
-        let id = self.enqueue(env, Waiting::Flush(deferred));
-        let mailbox = Arc::clone(&self.mailbox);
-        let remote = cache.remote().expect("a tier has a remote");
-        remote.flush(Box::new(move || mailbox.post_all([TierEvent::Flushed(id)])));
-        Ok(promise)
+        self.when_done(env, cache, Waiting::Flush, Remote::flush)
     }
 
     /// A promise that resolves once the tier has sent what was queued and
     /// closed; `onError` is let go then.
     pub fn close(&self, env: &Env, cache: &FeatureCache) -> Result<sys::napi_value> {
+        self.when_done(env, cache, Waiting::Close, Remote::close)
+    }
+
+    /// Starts a job of the tier's writer (`start`) and returns a promise
+    /// settled when it calls back.
+    fn when_done(
+        &self,
+        env: &Env,
+        cache: &FeatureCache,
+        waiting: fn(Deferred) -> Waiting,
+        start: fn(&Remote, Box<dyn FnOnce() + Send>),
+    ) -> Result<sys::napi_value> {
         let (deferred, promise) = Deferred::new(env)?;
-        let id = self.enqueue(env, Waiting::Close(deferred));
+        let id = self.enqueue(env, waiting(deferred));
         let mailbox = Arc::clone(&self.mailbox);
         let remote = cache.remote().expect("a tier has a remote");
-        remote.close(Box::new(move || mailbox.post_all([TierEvent::Flushed(id)])));
+        start(
+            remote,
+            Box::new(move || mailbox.post_all([TierEvent::Flushed(id)])),
+        );
         Ok(promise)
     }
 
