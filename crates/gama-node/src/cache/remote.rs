@@ -1,5 +1,5 @@
 //! The JS side of a cache's Redis tier: the `redis` option, promises of
-//! lookups and flushes settled from one mailbox, `onError`, and holding
+//! lookups, flushes and the close settled from one mailbox, `onError`, and holding
 //! Node's event loop open while Redis work is outstanding (every round
 //! trip is bounded by `timeoutMs`, so the hold always ends).
 //!
