@@ -129,20 +129,30 @@
         if (waiters[w + 4] !== undefined) s.flights.delete(waiters[w + 4]);
       }
     };
-    lookupRemote(s.handle, keys, keys.join('\0')).then(
-      (packed) => {
-        settled();
-        const values = unpack(packed, keys.length);
-        for (let w = 0; w < waiters.length; w += 5) {
-          const start = waiters[w];
-          waiters[w + 2](values.slice(start, start + waiters[w + 1]));
-        }
-      },
-      (err) => {
-        settled();
-        for (let w = 0; w < waiters.length; w += 5) waiters[w + 3](err);
-      },
-    );
+    // Every caller hears an outcome, whatever fails (nothing is thrown
+    // from this microtask or left as an unhandled rejection).
+    const fail = (err) => {
+      settled();
+      for (let w = 0; w < waiters.length; w += 5) waiters[w + 3](err);
+    };
+    const found = (packed) => {
+      let values;
+      try {
+        values = unpack(packed, keys.length);
+      } catch (err) {
+        return fail(err);
+      }
+      settled();
+      for (let w = 0; w < waiters.length; w += 5) {
+        const start = waiters[w];
+        waiters[w + 2](values.slice(start, start + waiters[w + 1]));
+      }
+    };
+    try {
+      lookupRemote(s.handle, keys, keys.join('\0')).then(found, fail);
+    } catch (err) {
+      fail(err);
+    }
   }
 
   /**
