@@ -84,7 +84,7 @@ const targets = [
   (a) => new g.BatchProcessor(a[0]).close(a[1]),
   (a) => new g.PerformanceProfiler(a[0]),
   (a) => g.AudioFeatureCache(a[0]),
-  ...['get', 'set', 'has', 'delete', 'getMany', 'getManyPacked', 'setMany', 'getOrCompute', 'warm', 'invalidate', 'getStats', 'resetStats', 'keys', 'getAsync', 'getManyAsync', 'flush'].map((m) => (a) => cache[m](a[0], a[1], a[2])),
+  ...['get', 'set', 'has', 'delete', 'getMany', 'getManyPacked', 'setMany', 'getOrCompute', 'warm', 'invalidate', 'getStats', 'resetStats', 'keys', 'getAsync', 'getManyAsync', 'flush', 'close'].map((m) => (a) => cache[m](a[0], a[1], a[2])),
   (a) => cache.size,
   ...['allocate', 'tryAllocate', 'getMemoryUsage', 'getOptimizationOpportunities', 'recommendBatchSize', 'getStats', 'resetPeak', 'trim', 'onPressure'].map((m) => (a) => memory[m](a[0], a[1], a[2])),
   (a) => { const b = block(); if (!b) return; try { return pick([() => b.view(a[0]), () => b.copyFrom(a[0], a[1]), () => b.copyTo(a[0], a[1]), () => b.retain(), () => b.bytes])(); } finally { if (rand() < 0.8) try { b.release(); } catch {} } },
