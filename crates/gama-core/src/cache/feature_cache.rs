@@ -66,6 +66,10 @@ impl Local for Shared {
     fn invalidate_local(&self, what: &Invalidation) {
         self.store.lock().invalidate(what);
     }
+
+    fn clear_local(&self) {
+        self.store.lock().clear();
+    }
 }
 
 impl Expiring for Shared {

@@ -59,6 +59,8 @@ pub trait Local: Send + Sync {
     fn fill(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: Vec<String>);
     /// Applies an invalidation another process published.
     fn invalidate_local(&self, what: &Invalidation);
+    /// Drops every entry: invalidations may have been missed.
+    fn clear_local(&self);
 }
 
 /// The Redis tier of one cache.

@@ -1,8 +1,9 @@
 //! Invalidations from other processes: a pub/sub connection of its own
 //! listens on the cache's channel and applies what others publish to L1.
-//! It reconnects with backoff; messages published while it was away are
-//! not replayed, so an entry's TTL bounds how long a missed invalidation
-//! can leave a stale L1 copy.
+//! It reconnects with backoff. Messages published while it was away are
+//! not replayed, so when it listens again after losing the channel it
+//! clears L1 (as Redis's client-side caching advises): a stale copy lives
+//! at most as long as the outage.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::cache::Invalidation;
 /// Listens until `closed` ends.
 pub(super) async fn listen(link: Arc<Link>, mut closed: watch::Receiver<bool>) {
     let mut delay = first_backoff();
+    let mut listened = false;
     loop {
         let connect = async {
             let mut pubsub = link.client.get_async_pubsub().await?;
@@ -26,6 +28,12 @@ pub(super) async fn listen(link: Arc<Link>, mut closed: watch::Receiver<bool>) {
         let wait = link.config.timeout.max(std::time::Duration::from_secs(1));
         if let Ok(Ok(mut pubsub)) = tokio::time::timeout(wait, connect).await {
             delay = first_backoff();
+            if listened {
+                if let Some(local) = link.local.upgrade() {
+                    local.clear_local();
+                }
+            }
+            listened = true;
             let mut messages = pubsub.on_message();
             loop {
                 tokio::select! {

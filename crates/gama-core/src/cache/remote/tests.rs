@@ -584,3 +584,25 @@ fn close_sends_what_was_queued_then_lets_its_connections_go() {
     assert_eq!(a.remote_stats().unwrap().1.writes, 100);
     assert!(errors.lock().unwrap().is_empty(), "{:?}", errors.lock());
 }
+
+#[test]
+fn l1_is_cleared_when_the_invalidation_channel_comes_back() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let (a, _) = cache(&server.url(), "t9");
+    subscribed(&server, "t9", 1);
+    a.insert("k", vector(1.0, 2), EntryOptions::default())
+        .unwrap();
+    flush(&a);
+    server.stop();
+    assert!(a.contains("k"), "L1 serves through the outage");
+    server.run();
+    // Invalidations published while it was away are lost: nothing in L1
+    // can be trusted when it listens again.
+    until("L1 is cleared", || !a.contains("k"));
+    a.insert("k2", vector(2.0, 2), EntryOptions::default())
+        .unwrap();
+    subscribed(&server, "t9", 1);
+    assert!(a.contains("k2"), "only once");
+}
