@@ -24,7 +24,8 @@
 // in one ArrayBuffer (see `unpack`) instead of one N-API call each.
 // Concurrent getAsync calls for one key share one lookup.
 'use strict';
-(function install(Cache, makeHandle, readInto, takePending, hasTier, lookupRemote, scratchBytes, lookupKeys) {
+(function install(Cache, makeHandle, readInto, takePending, lookupRemote, scratchBytes, lookupKeys) {
+  const getStats = Cache.prototype.getStats;
   // Kept beside the cache, not on it: a frozen cache still reads.
   const states = new WeakMap();
 
@@ -34,7 +35,7 @@
     const handle = makeHandle(cache);
     const state = {
       handle,
-      tiered: hasTier(handle),
+      tiered: getStats.call(cache).redis !== 'off',
       // Lookups of this turn not yet sent, and getAsync's per key.
       chunks: null,
       flights: new Map(),

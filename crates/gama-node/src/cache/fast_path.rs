@@ -242,25 +242,6 @@ unsafe extern "C" fn take_pending(
     unsafe { guarded(env, body) }
 }
 
-/// `hasTier(handle)`: whether the cache has a Redis tier.
-///
-/// # Safety
-/// Called by N-API only, as a JS function's callback.
-unsafe extern "C" fn has_tier(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    let body = |js: Js| -> Result<sys::napi_value> {
-        let [handle_value] = js.args::<1>(info)?;
-        let Some(handle) = handle(js, handle_value)? else {
-            return type_error(js, c"invalid cache handle");
-        };
-        js.boolean(handle.tier.is_some())
-    };
-    // SAFETY: N-API's env of this callback.
-    unsafe { guarded(env, body) }
-}
-
 /// `lookupRemote(handle, keys, joined)`: a promise of the keys' values in
 /// Redis, `pack`ed (sent with the other lookups of this turn).
 ///
@@ -310,13 +291,13 @@ fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
     let mut total = values.len() * 16;
     let mut structured = false;
     for value in values {
-        match value.as_ref().map(|v| (v, slab_layout(v))) {
+        match value.as_ref().map(slab_layout) {
             None => codes.extend([-1.0, 0.0]),
-            Some((_, None)) => {
+            Some(None) => {
                 structured = true;
                 codes.extend([-2.0, 0.0]);
             }
-            Some((_, Some((tag, bytes)))) => {
+            Some(Some((tag, bytes))) => {
                 let elements = bytes.len() / element_size(tag);
                 codes.extend([total as f64, (elements * 8 + tag as usize) as f64]);
                 total = total
@@ -325,16 +306,19 @@ fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
             }
         }
     }
-    let mut bytes = Vec::with_capacity(total);
-    for code in &codes {
-        bytes.extend_from_slice(&code.to_ne_bytes());
-    }
-    for (_, payload) in values.iter().flatten().filter_map(slab_layout) {
-        bytes.extend_from_slice(payload);
-        bytes.resize(bytes.len().next_multiple_of(8), 0);
-    }
+    let buffer = js.arraybuffer_filled(total, |out| {
+        for (slot, code) in out.chunks_exact_mut(8).zip(&codes) {
+            slot.copy_from_slice(&code.to_ne_bytes());
+        }
+        for (value, code) in values.iter().zip(codes.chunks_exact(2)) {
+            if let Some((_, payload)) = value.as_ref().and_then(slab_layout) {
+                let at = code[0] as usize;
+                out[at..at + payload.len()].copy_from_slice(payload);
+            }
+        }
+    })?;
     let out = js.array()?;
-    js.set_element(out, 0, js.arraybuffer_from(&bytes)?)?;
+    js.set_element(out, 0, buffer)?;
     if structured {
         let others = js.array()?;
         for (i, value) in values.iter().enumerate() {
@@ -383,7 +367,6 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
         native_function(env, c"makeHandle", Some(make_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
         native_function(env, c"takePending", Some(take_pending))?,
-        native_function(env, c"hasTier", Some(has_tier))?,
         native_function(env, c"lookupRemote", Some(lookup_remote))?,
         js.number(SCRATCH_BYTES as f64)?,
         js.number(gama_core::cache::remote::MGET_KEYS as f64)?,

@@ -562,18 +562,29 @@ impl<'env> Js<'env> {
 
     /// A fresh ArrayBuffer holding a copy of `bytes`.
     pub fn arraybuffer_from(self, bytes: &[u8]) -> Result<sys::napi_value> {
+        self.arraybuffer_filled(bytes.len(), |out| out.copy_from_slice(bytes))
+    }
+
+    /// A fresh zeroed ArrayBuffer of `len` bytes that `fill` writes.
+    pub fn arraybuffer_filled(
+        self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<sys::napi_value> {
         let mut data = ptr::null_mut();
         let buffer = out_call!(
             self,
             napi_create_arraybuffer,
             ptr::null_mut(),
-            bytes.len(),
+            len,
             &mut data
         );
-        if !bytes.is_empty() {
-            // SAFETY: the new ArrayBuffer holds `bytes.len()` bytes at `data`,
-            // and nothing else refers to them yet.
-            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
+        if len > 0 && !data.is_null() {
+            // SAFETY: the new ArrayBuffer holds `len` zeroed bytes at `data`
+            // that nothing else refers to while `fill` runs (no JS runs).
+            fill(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) });
+        } else {
+            fill(&mut []);
         }
         Ok(buffer)
     }
