@@ -3,7 +3,8 @@
 //! tests use: so a change to the core is caught by `cargo test` alone.
 
 use base64::Engine as _;
-use gama_core::features::{ExtractParams, Feature, FeatureMatrix, PadMode};
+use gama_core::features::gpu::{extract_batch_gpu, gpu_status};
+use gama_core::features::{ExtractParams, Extractor, Feature, FeatureMatrix, Features, PadMode};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(
@@ -64,8 +65,9 @@ fn errors(actual: &[f32], expected: &[f32]) -> (f32, f32) {
     (abs, abs / range)
 }
 
-#[test]
-fn every_feature_matches_librosa_on_every_fixture() {
+/// Runs `extract` on every fixture case (its extractor and audio) and
+/// checks each feature against librosa's.
+fn check_every_fixture(extract: impl Fn(&Extractor, &[f32]) -> Features) {
     let text =
         std::fs::read_to_string(FIXTURES).expect("the librosa fixtures are in the repository");
     let fixtures: Value = serde_json::from_str(&text).expect("fixtures are JSON");
@@ -78,7 +80,7 @@ fn every_feature_matches_librosa_on_every_fixture() {
             .expect("fixture options are valid");
         let audio = floats(case["audio"].as_str().expect("audio"));
         let extractor = gama_core::features::shared_extractor(&options).expect("an extractor");
-        let out = extractor.extract(&audio).expect("the fixture extracts");
+        let out = extract(&extractor, &audio);
         for (feature, matrix) in out.iter() {
             let want = &case["features"][feature.name()];
             let expected = floats(want["data"].as_str().expect("data"));
@@ -121,4 +123,33 @@ fn every_feature_matches_librosa_on_every_fixture() {
             }
         }
     }
+}
+
+#[test]
+fn every_feature_matches_librosa_on_every_fixture() {
+    check_every_fixture(|extractor, audio| extractor.extract(audio).expect("the fixture extracts"));
+}
+
+#[test]
+fn every_feature_matches_librosa_on_the_gpu() {
+    if let Err(e) = gpu_status() {
+        eprintln!("skipping every_feature_matches_librosa_on_the_gpu: {e}");
+        return;
+    }
+    check_every_fixture(|extractor, audio| {
+        // The fixture's clip twice, in one batch with a shorter clip between.
+        let clips = vec![
+            audio.to_vec(),
+            audio[..audio.len() / 3].to_vec(),
+            audio.to_vec(),
+        ];
+        let mut batch = extract_batch_gpu(extractor, &clips, None).expect("the batch runs");
+        let last = batch.results.pop().unwrap().expect("the fixture extracts");
+        assert_eq!(
+            Ok(&last),
+            batch.results[0].as_ref(),
+            "same clip, same result"
+        );
+        last
+    });
 }

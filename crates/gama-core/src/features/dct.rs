@@ -7,6 +7,18 @@ use std::f64::consts::PI;
 /// Lanes the output is padded to.
 const LANES: usize = 8;
 
+/// Basis value of coefficient `k` at input `i` of an orthonormal DCT-II of
+/// `n_in` inputs.
+pub(crate) fn basis(n_in: usize, k: usize, i: usize) -> f64 {
+    let n = n_in as f64;
+    let scale = if k == 0 {
+        (1.0 / n).sqrt()
+    } else {
+        (2.0 / n).sqrt()
+    };
+    scale * (PI * k as f64 * (2.0 * i as f64 + 1.0) / (2.0 * n)).cos()
+}
+
 /// The first `n_out` DCT-II coefficients of `n_in` inputs.
 pub struct Dct {
     /// `n_in` rows of `stride` values: row i holds basis values k = 0..n_out at input i.
@@ -17,18 +29,11 @@ pub struct Dct {
 impl Dct {
     /// Plans the transform.
     pub fn new(n_in: usize, n_out: usize) -> Self {
-        let n = n_in as f64;
         let stride = n_out.div_ceil(LANES) * LANES;
         let mut transposed = vec![0f32; n_in * stride];
         for i in 0..n_in {
             for k in 0..n_out {
-                let scale = if k == 0 {
-                    (1.0 / n).sqrt()
-                } else {
-                    (2.0 / n).sqrt()
-                };
-                transposed[i * stride + k] =
-                    (scale * (PI * k as f64 * (2.0 * i as f64 + 1.0) / (2.0 * n)).cos()) as f32;
+                transposed[i * stride + k] = basis(n_in, k, i) as f32;
             }
         }
         Dct { transposed, stride }

@@ -32,6 +32,15 @@ pub enum ExtractError {
     },
     /// Stopped by the caller.
     Cancelled,
+    /// `device: 'cuda'` was asked for and no usable GPU (or one of the CUDA
+    /// libraries the GPU path loads) is present.
+    NoGpu(String),
+    /// The GPU path does not compute these options (the CPU path does).
+    GpuUnsupported(String),
+    /// A CUDA call failed while a batch ran on the GPU.
+    Gpu(String),
+    /// The GPU budget (or the card) has too little room for the batch.
+    GpuBudget(String),
 }
 
 impl Coded for ExtractError {
@@ -42,12 +51,19 @@ impl Coded for ExtractError {
             ExtractError::TooShort { .. } => "E_TOO_SHORT",
             ExtractError::TooLarge { .. } => "E_TOO_LARGE",
             ExtractError::Cancelled => "ABORT_ERR",
+            ExtractError::NoGpu(_) => "E_NO_GPU",
+            ExtractError::GpuUnsupported(_) => "E_GPU_UNSUPPORTED",
+            ExtractError::Gpu(_) => "E_GPU",
+            ExtractError::GpuBudget(_) => "E_BUDGET",
         }
     }
 
     fn class(&self) -> ErrorClass {
         match self {
             ExtractError::Cancelled => ErrorClass::AbortError,
+            ExtractError::NoGpu(_) | ExtractError::Gpu(_) | ExtractError::GpuBudget(_) => {
+                ErrorClass::Error
+            }
             _ => ErrorClass::RangeError,
         }
     }
@@ -71,6 +87,12 @@ impl fmt::Display for ExtractError {
                 "the features asked for would take {bytes} bytes, more than the limit of {limit} (use a larger hopLength, fewer features or a shorter clip)"
             ),
             ExtractError::Cancelled => write!(f, "extraction was cancelled"),
+            ExtractError::NoGpu(why) => write!(f, "no GPU to extract on: {why}"),
+            ExtractError::GpuUnsupported(why) => {
+                write!(f, "the GPU path cannot compute this: {why}")
+            }
+            ExtractError::Gpu(why) => write!(f, "the GPU batch failed: {why}"),
+            ExtractError::GpuBudget(why) => write!(f, "no room on the GPU for the batch: {why}"),
         }
     }
 }

@@ -109,19 +109,27 @@ pub struct Features {
 
 impl Features {
     /// Zeros for `frames` frames of each `(feature, bins)`, laid out in order.
-    fn zeros(frames: usize, layout: impl IntoIterator<Item = (Feature, usize)>) -> Self {
+    fn zeros(frames: usize, layout: &[(Feature, usize)]) -> Self {
+        let values: usize = layout.iter().map(|(_, bins)| frames * bins).sum();
+        Features::laid_out(frames, vec![0.0; values], layout)
+    }
+
+    /// `data` read as `frames` frames of each `(feature, bins)`, one
+    /// feature after another; `data` holds exactly that many values.
+    pub(crate) fn laid_out(frames: usize, data: Vec<f32>, layout: &[(Feature, usize)]) -> Self {
         let mut offset = 0;
         let items: Vec<(Feature, Span)> = layout
-            .into_iter()
-            .map(|(feature, bins)| {
+            .iter()
+            .map(|&(feature, bins)| {
                 let span = Span { offset, bins };
                 offset += frames * bins;
                 (feature, span)
             })
             .collect();
+        assert_eq!(offset, data.len(), "a result buffer fits its layout");
         Features {
             frames,
-            data: vec![0.0; offset],
+            data,
             items,
         }
     }
@@ -625,7 +633,7 @@ impl Extractor {
     /// was not asked for.
     fn zeros(&self, frames: usize) -> (Features, Vec<f32>) {
         let o = &self.options;
-        let features = Features::zeros(frames, self.layout());
+        let features = Features::zeros(frames, &self.layout());
         let scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
             vec![0f32; frames * o.n_mels]
         } else {

@@ -15,6 +15,7 @@ mod chroma;
 mod dct;
 mod error;
 mod extract;
+pub mod gpu;
 mod math;
 mod mel;
 mod options;

@@ -158,7 +158,7 @@ impl GpuPool {
     }
 
     /// Device address of a live block.
-    fn address(&self, block: &Block) -> sys::CUdeviceptr {
+    pub(crate) fn address(&self, block: &Block) -> sys::CUdeviceptr {
         self.chunks.lock().addresses[block.chunk] + block.offset
     }
 

@@ -664,6 +664,12 @@ impl GpuLease {
         self.len == 0
     }
 
+    /// Device address of the block's first byte (valid while the lease
+    /// lives), for kernels and CUDA libraries that write into it.
+    pub fn device_address(&self) -> u64 {
+        self.pool().address(&self.block)
+    }
+
     /// Copies host bytes into the block at `offset`.
     pub fn copy_in(&self, offset: u64, bytes: &[u8]) -> Result<(), MemoryError> {
         self.pool()
