@@ -61,6 +61,40 @@ export interface ExtractedFeatures {
 }
 
 /**
+ * Where `extractFeaturesBatch` runs: 'cpu' (the default) on the Rust
+ * thread pool; 'cuda' on the GPU (rejects with E_NO_GPU without one);
+ * 'auto' on the GPU when one is usable and the batch has at least 2,048
+ * frames (about 20 s of 16 kHz audio at hop 160), otherwise the CPU.
+ */
+export type FeatureDevice = 'cpu' | 'cuda' | 'auto'
+
+/** Options of `extractFeaturesBatch`: those of `extractFeatures`, and where to run. */
+export interface BatchExtractOptions extends ExtractOptions {
+  /** Where the batch runs (default 'cpu'). */
+  device?: FeatureDevice
+}
+
+/** What the GPU spent on a batch, in milliseconds (CUDA event times). */
+export interface GpuTime {
+  /** Copying the clips in. */
+  copyInMs: number
+  /** The FFT and the feature kernels. */
+  computeMs: number
+  /** Copying the results out. */
+  copyOutMs: number
+}
+
+/**
+ * The results of `extractFeaturesBatch`, one per clip in order; the array
+ * also says (in properties that keys, loops and JSON skip) where the batch
+ * ran and, on the GPU, what the device spent.
+ */
+export type ExtractedBatch = ExtractedFeatures[] & {
+  readonly device: 'cpu' | 'cuda'
+  readonly gpuTime?: GpuTime
+}
+
+/**
  * Frames `firstFrame .. firstFrame + frames - 1` of a streamed utterance:
  * the features asked for (views of one buffer, as `extractFeatures` gives).
  */
@@ -754,11 +788,14 @@ export interface DeviceMemoryUsage {
 export declare function extractFeatures(audio: Float32Array, options: ExtractOptions): ExtractedFeatures
 
 /**
- * Computes features of many clips in parallel on the Rust thread pool.
- * The clips are copied first: the arrays may be changed or transferred as
- * soon as the call returns.
+ * Computes features of many clips in parallel on the Rust thread pool,
+ * or on the GPU (`device: 'cuda'`, or `'auto'` for a batch large enough
+ * to gain). The clips are copied first: the arrays may be changed or
+ * transferred as soon as the call returns. The array it resolves to says
+ * where the batch ran (`device`) and, on the GPU, what the device spent
+ * (`gpuTime`).
  */
-export declare function extractFeaturesBatch(clips: Float32Array[], options: ExtractOptions): Promise<ExtractedFeatures[]>
+export declare function extractFeaturesBatch(clips: Float32Array[], options: BatchExtractOptions): Promise<ExtractedBatch>
 
 /**
  * Options of `extractFeatures`, named as librosa's parameters in camelCase

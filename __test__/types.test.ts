@@ -40,3 +40,14 @@ test('addItem and addItems resolve to the operation\'s result type; reads to wha
   assert.deepEqual(await computed, { score: 1 })
   assert.ok(read instanceof Float32Array && many[0] instanceof Float32Array)
 })
+
+test('extractFeaturesBatch resolves to an array of results that says where it ran', async () => {
+  const { extractFeaturesBatch } = await import('../index.js')
+  const results = await extractFeaturesBatch([new Float32Array(1600)], { sampleRate: 16000, nFft: 512, device: 'auto' })
+  expectType<Equal<typeof results.device, 'cpu' | 'cuda'>>()
+  const first: ExtractedFeatures = results[0]
+  assert.ok(first.logMel)
+  assert.equal(results.device, 'cpu', 'a batch this small stays on the CPU')
+  // @ts-expect-error: the device is one of three names
+  assert.throws(() => extractFeaturesBatch([new Float32Array(1600)], { sampleRate: 16000, device: 'gpu' }), RangeError)
+})

@@ -21,6 +21,7 @@ const suites = {
   scaling: () => require('./scaling/index.js').run(),
   streaming: () => require('./streaming/index.js').run(),
   redis: () => require('./redis/index.js').run(),
+  gpu: () => require('./gpu/index.js').run(),
 };
 
 function parseArgs(argv) {

@@ -3,7 +3,8 @@
 //! (a Rust service, a test, a benchmark) can use them directly.
 //!
 //! Dependencies inside the crate run one way: `batch` uses `cache`,
-//! `features` and `memory`; `stream` uses `features`, `memory` and
+//! `features` and `memory`; `features` uses `memory` (its GPU path draws
+//! device memory from a manager); `stream` uses `features`, `memory` and
 //! `batch`'s latency percentiles; `cache`, `features` and `memory` record
 //! into `metrics`; `metrics` knows none of them (they report through its
 //! `Source` and `Gauges` traits).

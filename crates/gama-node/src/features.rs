@@ -14,10 +14,14 @@ use crate::js::fields::{describe, element, is_array, string_value, Fields};
 use crate::js::napi::convert;
 use crate::js::napi::Js;
 use crate::js::value::{new_float32_array, RawValue, TypedArrayView};
-use gama_core::features::{
-    load_wav, AudioError, BatchRun, ClipResult, DecodedAudio, ExtractError, ExtractParams, Feature,
-    FeatureOptions, Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
+use gama_core::features::gpu::{
+    extract_batch_gpu, gpu_supports, FeatureDevice, GpuTiming, AUTO_MIN_FRAMES,
 };
+use gama_core::features::{
+    load_wav, AudioError, BatchRun, ClipResult, DecodedAudio, ExtractError, ExtractParams,
+    Extractor, Feature, FeatureOptions, Features, PadMode, WindowKind, MAX_OUTPUT_BYTES,
+};
+use std::sync::Arc;
 
 /// Options of `extractFeatures`, named as librosa's parameters in camelCase
 /// (the declared type; `extract_params` reads them).
@@ -67,9 +71,14 @@ pub(crate) fn extract_params(
     value: Option<Unknown>,
     path: &str,
 ) -> Result<ExtractParams> {
-    let Some(f) = Fields::read(env, value, path, &ExtractParams::NAMES)? else {
-        return Ok(ExtractParams::default());
-    };
+    match Fields::read(env, value, path, &ExtractParams::NAMES)? {
+        Some(f) => params_of(env, &f),
+        None => Ok(ExtractParams::default()),
+    }
+}
+
+/// The extraction parameters of an options object already read.
+fn params_of(env: &Env, f: &Fields) -> Result<ExtractParams> {
     let count = |key, max: f64| -> Result<Option<usize>> {
         Ok(f.integer(key, 1.0, max)?.map(|n| n as usize))
     };
@@ -152,10 +161,27 @@ pub(crate) fn resolve_params(
         .map_err(|e| range_error(env, OUT_OF_RANGE, format!("{path}.{e}")))
 }
 
-/// The options of `extractFeatures` and `extractFeaturesBatch`, where
-/// `sampleRate` is required.
+/// The options of `extractFeatures`, where `sampleRate` is required.
 fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions> {
-    let params = extract_params(env, value, "options")?;
+    required(env, extract_params(env, value, "options")?)
+}
+
+/// The options of `extractFeaturesBatch`: those of `extractFeatures` and
+/// `device` ('cpu' unless given).
+fn batch_options(env: &Env, value: Option<Unknown>) -> Result<(FeatureOptions, FeatureDevice)> {
+    let mut known = ExtractParams::NAMES.to_vec();
+    known.push("device");
+    let Some(f) = Fields::read(env, value, "options", &known)? else {
+        return Ok((required(env, ExtractParams::default())?, FeatureDevice::Cpu));
+    };
+    let device = f
+        .choice("device", &FeatureDevice::NAMES)?
+        .unwrap_or_default();
+    Ok((required(env, params_of(env, &f)?)?, device))
+}
+
+/// Resolves `params`, which must name `sampleRate`.
+fn required(env: &Env, params: ExtractParams) -> Result<FeatureOptions> {
     if params.sample_rate.is_none() {
         return Err(type_error(
             env,
@@ -275,49 +301,119 @@ pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> R
     to_js(&env, features)
 }
 
-/// The wait for `extractFeaturesBatch`'s clips, on the libuv pool (the
-/// clips themselves run on the rayon pool, each from the moment it is
-/// copied in).
+/// Where `extractFeaturesBatch`'s clips run.
+enum Work {
+    /// Started on the rayon pool at the call; the task waits for them.
+    Cpu(BatchRun),
+    /// Run from the task, on the GPU; `auto` falls back to the CPU pool
+    /// when the GPU cannot take the batch.
+    Gpu {
+        extractor: Arc<Extractor>,
+        clips: Vec<Vec<f32>>,
+        auto: bool,
+    },
+}
+
+/// What a batch produced and where.
+pub struct Extracted {
+    results: std::result::Result<Vec<ClipResult>, ExtractError>,
+    device: FeatureDevice,
+    timing: Option<GpuTiming>,
+}
+
+/// The wait for `extractFeaturesBatch`'s clips, on the libuv pool (CPU
+/// clips run on the rayon pool, each from the moment it is copied in).
 pub struct BatchExtract {
-    run: Option<BatchRun>,
+    work: Option<Work>,
+}
+
+/// Runs `clips` on the rayon pool and waits for them.
+fn on_cpu(extractor: Arc<Extractor>, clips: Vec<Vec<f32>>) -> BatchRun {
+    let mut run = BatchRun::new(extractor, clips.len());
+    for (i, clip) in clips.into_iter().enumerate() {
+        run.push(i, clip);
+    }
+    run
 }
 
 impl Task for BatchExtract {
-    type Output = Vec<ClipResult>;
+    type Output = Extracted;
     type JsValue = RawValue;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let run = self
-            .run
+        let work = self
+            .work
             .take()
             .ok_or_else(|| napi::Error::from_reason("the batch was already awaited"))?;
-        Ok(run.wait())
+        Ok(match work {
+            Work::Cpu(run) => Extracted {
+                results: Ok(run.wait()),
+                device: FeatureDevice::Cpu,
+                timing: None,
+            },
+            Work::Gpu {
+                extractor,
+                clips,
+                auto,
+            } => match extract_batch_gpu(&extractor, &clips, None) {
+                Ok(batch) => Extracted {
+                    results: Ok(batch.results),
+                    device: FeatureDevice::Cuda,
+                    timing: Some(batch.timing),
+                },
+                Err(_) if auto => Extracted {
+                    results: Ok(on_cpu(extractor, clips).wait()),
+                    device: FeatureDevice::Cpu,
+                    timing: None,
+                },
+                Err(e) => Extracted {
+                    results: Err(e),
+                    device: FeatureDevice::Cuda,
+                    timing: None,
+                },
+            },
+        })
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
-        let mut array = env.create_array(output.len() as u32)?;
-        for (i, result) in output.into_iter().enumerate() {
+        let results = output.results.map_err(|e| coded(&env, &e))?;
+        let mut array = env.create_array(results.len() as u32)?;
+        for (i, result) in results.into_iter().enumerate() {
             let features = result.map_err(|e| extract_error(&env, e, Some(i)))?;
             array.set(i as u32, to_js(&env, features)?)?;
         }
-        Ok(RawValue(array.raw()))
+        let js = Js::new(&env);
+        let raw = array.raw();
+        js.define_hidden(raw, "device", js.string(output.device.name())?)?;
+        if let Some(t) = output.timing {
+            let time = js.object()?;
+            let ms = |d: std::time::Duration| js.number(d.as_secs_f64() * 1e3);
+            js.set_named(time, c"copyInMs", ms(t.copy_in)?)?;
+            js.set_named(time, c"computeMs", ms(t.compute)?)?;
+            js.set_named(time, c"copyOutMs", ms(t.copy_out)?)?;
+            js.define_hidden(raw, "gpuTime", time)?;
+        }
+        Ok(RawValue(raw))
     }
 }
 
-/// Computes features of many clips in parallel on the Rust thread pool.
-/// The clips are copied first: the arrays may be changed or transferred as
-/// soon as the call returns.
+/// Computes features of many clips in parallel on the Rust thread pool,
+/// or on the GPU (`device: 'cuda'`, or `'auto'` for a batch large enough
+/// to gain). The clips are copied first: the arrays may be changed or
+/// transferred as soon as the call returns. The array it resolves to says
+/// where the batch ran (`device`) and, on the GPU, what the device spent
+/// (`gpuTime`).
 #[napi(
     catch_unwind,
-    ts_args_type = "clips: Float32Array[], options: ExtractOptions",
-    ts_return_type = "Promise<ExtractedFeatures[]>"
+    ts_args_type = "clips: Float32Array[], options: BatchExtractOptions",
+    ts_return_type = "Promise<ExtractedBatch>"
 )]
 pub fn extract_features_batch(
     env: Env,
     clips: Unknown,
     options: Option<Unknown>,
 ) -> Result<AsyncTask<BatchExtract>> {
-    let options = required_options(&env, options)?;
+    let (options, device) = batch_options(&env, options)?;
     if !is_array(&env, &clips)? {
         return Err(type_error(
             &env,
@@ -363,7 +459,7 @@ pub fn extract_features_batch(
         .iter()
         .map(|v| v.elements::<f32>())
         .collect::<Result<Vec<_>>>()?;
-    let mut total = 0u64;
+    let (mut total, mut frames) = (0u64, 0u64);
     for (i, clip) in clips.iter().enumerate() {
         match extractor.check_size(clip.len()) {
             Ok(bytes) => total = total.saturating_add(bytes),
@@ -371,6 +467,7 @@ pub fn extract_features_batch(
             // Other problems of a clip are reported when it is extracted.
             Err(_) => {}
         }
+        frames += extractor.frame_count(clip.len()).unwrap_or(0) as u64;
     }
     if total > MAX_OUTPUT_BYTES {
         let e = ExtractError::TooLarge {
@@ -379,16 +476,31 @@ pub fn extract_features_batch(
         };
         return Err(coded_at(&env, "clips", &e));
     }
-    // Copies first (JS may change or detach the arrays once the call
-    // returns), then every clip starts on the pool. Copying and starting
-    // clip by clip was measured: the JS thread then competes with the
-    // workers for cores, and the batch took longer.
-    let copies: Vec<Vec<f32>> = clips.iter().map(|c| c.to_vec()).collect();
-    let mut run = BatchRun::new(extractor, copies.len());
-    for (i, clip) in copies.into_iter().enumerate() {
-        run.push(i, clip);
+    if device == FeatureDevice::Cuda {
+        gpu_supports(&options).map_err(|e| coded_at(&env, "options", &e))?;
     }
-    Ok(AsyncTask::new(BatchExtract { run: Some(run) }))
+    // Copies first (JS may change or detach the arrays once the call
+    // returns). Copying and starting clip by clip was measured: the JS
+    // thread then competes with the workers for cores, and the batch took
+    // longer.
+    let copies: Vec<Vec<f32>> = clips.iter().map(|c| c.to_vec()).collect();
+    // 'auto' considers the GPU only for a batch large enough to gain
+    // (opening the GPU, on first use, happens off this thread).
+    let gpu = match device {
+        FeatureDevice::Cpu => false,
+        FeatureDevice::Cuda => true,
+        FeatureDevice::Auto => frames >= AUTO_MIN_FRAMES && gpu_supports(&options).is_ok(),
+    };
+    let work = if gpu {
+        Work::Gpu {
+            extractor,
+            clips: copies,
+            auto: device == FeatureDevice::Auto,
+        }
+    } else {
+        Work::Cpu(on_cpu(extractor, copies))
+    };
+    Ok(AsyncTask::new(BatchExtract { work: Some(work) }))
 }
 
 /// Options of `loadAudio`.

@@ -379,6 +379,35 @@ impl<'env> Js<'env> {
         name: sys::napi_value,
         value: sys::napi_value,
     ) -> Result<()> {
+        self.define_with(
+            object,
+            name,
+            value,
+            sys::PropertyAttributes::writable
+                | sys::PropertyAttributes::enumerable
+                | sys::PropertyAttributes::configurable,
+        )
+    }
+
+    /// Defines a read-only property that keys, loops and JSON skip (what a
+    /// result array says about itself, beside its elements).
+    pub fn define_hidden(
+        self,
+        object: sys::napi_value,
+        name: &str,
+        value: sys::napi_value,
+    ) -> Result<()> {
+        let name = self.string(name)?;
+        self.define_with(object, name, value, sys::PropertyAttributes::default)
+    }
+
+    fn define_with(
+        self,
+        object: sys::napi_value,
+        name: sys::napi_value,
+        value: sys::napi_value,
+        attributes: sys::napi_property_attributes,
+    ) -> Result<()> {
         let descriptor = sys::napi_property_descriptor {
             utf8name: ptr::null(),
             name,
@@ -386,9 +415,7 @@ impl<'env> Js<'env> {
             getter: None,
             setter: None,
             value,
-            attributes: sys::PropertyAttributes::writable
-                | sys::PropertyAttributes::enumerable
-                | sys::PropertyAttributes::configurable,
+            attributes,
             data: ptr::null_mut(),
         };
         call!(self, napi_define_properties, object, 1, &descriptor)

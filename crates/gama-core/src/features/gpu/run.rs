@@ -138,6 +138,12 @@ fn batch(
     accepted: &[Accepted],
     timing: &mut GpuTiming,
 ) -> Result<Vec<Features>, ExtractError> {
+    // Every CUDA call below (plans, tables, pinned memory, copies,
+    // launches) needs the engine's context current on this thread.
+    engine
+        .context
+        .bind_to_thread()
+        .map_err(|e| driver("binding the CUDA context", e))?;
     let o = extractor.options();
     let layout = extractor.layout();
     let (n, bins) = (o.n_fft, o.n_fft / 2 + 1);
@@ -221,10 +227,6 @@ fn batch(
             }
         })?;
     let base = lease.device_address();
-    engine
-        .context
-        .bind_to_thread()
-        .map_err(|e| driver("binding the CUDA context", e))?;
 
     // Stage the input.
     let input = engine.staging.input(plan.input_len)?;
