@@ -722,6 +722,15 @@ export interface BatchProcessorOptions {
   featureCache?: AudioFeatureCache
   /** Extraction options for items that give none (default: librosa's at 22050 Hz). */
   featureOptions?: ExtractOptions
+  /**
+   * Where EXTRACT_FEATURES batches run (default 'cpu'): with a
+   * memoryManager that has a GPU, 'cuda' runs them there and 'auto' runs
+   * those of 2,048 frames or more there; device memory comes from the
+   * manager's GPU budget, and a batch it has no room for runs on the
+   * workers (counted in getStats().gpuFallbacks). 'cuda' without such a
+   * manager throws E_NO_GPU.
+   */
+  featureDevice?: FeatureDevice
 }
 
 /** What `getStats()` returns. */
@@ -748,6 +757,17 @@ export interface BatchStats {
   runLatency: LatencyStats
   /** Share of worker time spent on native items (0 to 1). */
   workerUtilisation: number
+  /** EXTRACT_FEATURES batches run on the GPU. */
+  gpuBatches: number
+  /**
+   * Batches meant for the GPU that ran on the workers instead (no room
+   * in the GPU budget, or a GPU failure under 'auto').
+   */
+  gpuFallbacks: number
+  /** Milliseconds of GPU kernel time (CUDA events). */
+  gpuTimeMs: number
+  /** Milliseconds of GPU copies in and out. */
+  gpuCopyTimeMs: number
 }
 
 /** Eviction policy of an `AudioFeatureCache`. */

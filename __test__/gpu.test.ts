@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { extractFeatures, extractFeaturesBatch, type BatchExtractOptions, type ExtractOptions, type FeatureMatrix, type FeatureName } from '../index.js'
+import { BatchProcessor, GAMAMemoryManager, extractFeatures, extractFeaturesBatch, type BatchExtractOptions, type ExtractOptions, type FeatureMatrix, type FeatureName } from '../index.js'
 
 // `device` of extractFeaturesBatch. Tests that need a GPU say why they skip
 // on a machine without one (CI, the build machine); scripts/gpu-check.sh
@@ -158,4 +158,47 @@ test('bad device values are refused, naming options.device', () => {
   }
   // extractFeatures runs on the calling thread, on the CPU: it takes no device.
   assert.throws(() => extractFeatures(clip, { ...speech, device: 'cpu' } as ExtractOptions), /device/)
+})
+
+test("BatchProcessor featureDevice: 'cuda' needs a memory manager with a GPU; bad values are refused", async () => {
+  assert.throws(() => new BatchProcessor({ featureDevice: 'cuda' }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'E_NO_GPU')
+    assert.match(err.message, /featureDevice 'cuda' needs a memoryManager with a GPU/)
+    return true
+  })
+  const cpu = new GAMAMemoryManager({ device: 'cpu' })
+  assert.throws(() => new BatchProcessor({ featureDevice: 'cuda', memoryManager: cpu }), /E_NO_GPU|needs a memoryManager/)
+  assert.throws(() => new BatchProcessor({ featureDevice: 'gpu' as 'cuda' }), (err: Error & { code?: string }) => {
+    assert.ok(err instanceof RangeError)
+    assert.match(err.message, /options\.featureDevice/)
+    return true
+  })
+  // 'auto' with a manager on the CPU runs on the workers, and says so.
+  const bp = new BatchProcessor({ featureDevice: 'auto', memoryManager: cpu, threads: 2, featureOptions: speech })
+  const clips = Array.from({ length: 4 }, (_, i) => tone(16000, i))
+  const results = await bp.addItems('EXTRACT_FEATURES', clips)
+  clips.forEach((clip, i) => assert.deepEqual(results[i], extractFeatures(clip, speech)))
+  const stats = bp.getStats()
+  assert.equal(stats.gpuBatches, 0)
+  assert.equal(stats.gpuFallbacks, 0)
+  await bp.close()
+})
+
+test("BatchProcessor featureDevice 'cuda' runs EXTRACT_FEATURES batches on the GPU with the CPU's results", async (t) => {
+  const reason = await why
+  if (reason !== null) return t.skip(`no GPU: ${reason}`)
+  const mm = new GAMAMemoryManager({ device: 'cuda' })
+  const bp = new BatchProcessor({ featureDevice: 'cuda', memoryManager: mm, maxBatchSize: 32, featureOptions: speech })
+  const clips = Array.from({ length: 64 }, (_, i) => tone(8000 + 250 * i, i))
+  const results = await bp.addItems('EXTRACT_FEATURES', clips)
+  clips.forEach((clip, i) => {
+    const want = extractFeatures(clip, speech)
+    for (const name of ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] as FeatureName[]) {
+      assertClose(data(results[i][name]!), data(want[name]!), name, 16000 / 512, `clip ${i} ${name}`)
+    }
+  })
+  const stats = bp.getStats()
+  assert.ok(stats.gpuBatches > 0, 'batches ran on the GPU')
+  assert.ok(stats.gpuTimeMs > 0)
+  await bp.close()
 })

@@ -320,10 +320,12 @@ impl Engine {
                 })
                 .sum();
             let mut outcomes: Vec<(ItemId, Result<Output, ItemError>, Duration)> =
-                if samples >= PARALLEL_SAMPLES && items.len() > 1 {
-                    items.par_iter().map(run).collect()
-                } else {
-                    items.iter().map(run).collect()
+                match self.run_on_gpu(&items, deadline, &run) {
+                    Some(outcomes) => outcomes,
+                    None if samples >= PARALLEL_SAMPLES && items.len() > 1 => {
+                        items.par_iter().map(run).collect()
+                    }
+                    None => items.iter().map(run).collect(),
                 };
             drop(reservation);
             let mut state = self.state.lock();

@@ -5,6 +5,7 @@
 //! timeouts, cancellation, progress and statistics.
 
 mod dispatch;
+mod gpu;
 mod item;
 mod native;
 mod processor;

@@ -108,7 +108,7 @@ pub fn run(
     }
 }
 
-fn extract_error(e: ExtractError) -> ItemError {
+pub(super) fn extract_error(e: ExtractError) -> ItemError {
     ItemError::from_coded(&e)
 }
 
@@ -137,12 +137,12 @@ fn extract(
     }
 }
 
-fn feature_key(key: &str, feature: Feature) -> String {
+pub(super) fn feature_key(key: &str, feature: Feature) -> String {
     format!("{key}:{}", feature.name())
 }
 
 /// The features of a clip from the cache, when every one asked for is there.
-fn cached(
+pub(super) fn cached(
     cache: &FeatureCache,
     key: &str,
     frames: usize,
@@ -162,7 +162,7 @@ fn cached(
     Features::from_matrices(frames, matrices.iter().map(|(f, v)| (*f, &v[..])))
 }
 
-fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
+pub(super) fn store(cache: &FeatureCache, key: &str, features: &Features, cost: Duration) {
     let per_feature = cost / features.len().max(1) as u32;
     for (feature, matrix) in features.iter() {
         let options = EntryOptions {

@@ -22,6 +22,7 @@ use super::queue::Queue;
 use super::stats::{Recorder, Snapshot};
 use crate::cache::FeatureCache;
 use crate::error::Coded;
+use crate::features::gpu::FeatureDevice;
 use crate::memory::{MemoryManager, Reservation};
 use crate::metrics::exposition::Gauge;
 use crate::metrics::Gauges;
@@ -45,6 +46,11 @@ pub struct Config {
     /// (false) or accept and hold the items in an overflow, in order, until
     /// the queue has room (true: `queueFullBehavior: 'wait'`).
     pub wait_when_full: bool,
+    /// Where EXTRACT_FEATURES batches run when the memory manager has a
+    /// GPU: the workers (`Cpu`), the GPU (`Cuda`), or the GPU for batches
+    /// large enough to gain (`Auto`). A batch the GPU cannot take (no room
+    /// in its budget, options it does not run) runs on the workers.
+    pub feature_device: FeatureDevice,
 }
 
 impl Default for Config {
@@ -57,6 +63,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_queue_size: None,
             wait_when_full: false,
+            feature_device: FeatureDevice::Cpu,
         }
     }
 }

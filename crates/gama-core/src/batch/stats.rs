@@ -6,6 +6,7 @@ use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
 use super::item::OpName;
+use crate::features::gpu::GpuTiming;
 use crate::metrics::registry::{minute_now, Series, Summary};
 use crate::metrics::{histogram, latency, Latency};
 
@@ -34,6 +35,15 @@ pub struct Snapshot {
     pub run: Latency,
     /// Share of worker time spent running native items (0 to 1).
     pub utilisation: f64,
+    /// EXTRACT_FEATURES batches run on the GPU.
+    pub gpu_batches: u64,
+    /// Batches meant for the GPU that ran on the workers (no room in the
+    /// GPU budget, or a GPU failure under `Auto`).
+    pub gpu_fallbacks: u64,
+    /// Device time of the GPU batches' kernels.
+    pub gpu_time: Duration,
+    /// Device time of their copies in and out.
+    pub gpu_copy_time: Duration,
 }
 
 /// Records what the processor did; kept under the processor's lock.
@@ -49,6 +59,10 @@ pub struct Recorder {
     run: Histogram<u64>,
     /// Wait and run series per operation type, reported by the profiler.
     by_op: HashMap<OpName, (Series, Series)>,
+    gpu_batches: u64,
+    gpu_fallbacks: u64,
+    gpu_time: Duration,
+    gpu_copy_time: Duration,
 }
 
 impl Default for Recorder {
@@ -64,6 +78,10 @@ impl Default for Recorder {
             wait: histogram(),
             run: histogram(),
             by_op: HashMap::new(),
+            gpu_batches: 0,
+            gpu_fallbacks: 0,
+            gpu_time: Duration::ZERO,
+            gpu_copy_time: Duration::ZERO,
         }
     }
 }
@@ -125,6 +143,18 @@ impl Recorder {
         self.busy += time;
     }
 
+    /// A batch ran on the GPU, taking `timing` there.
+    pub fn gpu_batch(&mut self, timing: GpuTiming) {
+        self.gpu_batches += 1;
+        self.gpu_time += timing.compute;
+        self.gpu_copy_time += timing.copy_in + timing.copy_out;
+    }
+
+    /// A batch meant for the GPU ran on the workers.
+    pub fn gpu_fallback(&mut self) {
+        self.gpu_fallbacks += 1;
+    }
+
     /// Items completed, failed and cancelled so far.
     pub fn outcomes(&self) -> (u64, u64, u64) {
         (self.completed, self.failed, self.cancelled)
@@ -149,6 +179,10 @@ impl Recorder {
             wait: latency(&self.wait),
             run: latency(&self.run),
             utilisation: (self.busy.as_secs_f64() / (elapsed * threads.max(1) as f64)).min(1.0),
+            gpu_batches: self.gpu_batches,
+            gpu_fallbacks: self.gpu_fallbacks,
+            gpu_time: self.gpu_time,
+            gpu_copy_time: self.gpu_copy_time,
         }
     }
 }

@@ -5,6 +5,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::*;
 use crate::error::Coded;
+use crate::features::gpu::FeatureDevice;
 use crate::features::FeatureOptions;
 use crate::memory::{DeviceChoice, ManagerConfig, MemoryManager};
 
@@ -550,4 +551,124 @@ fn item_errors_carry_their_kind_from_the_core_error() {
     assert_eq!((e.kind, e.code), (ItemErrorKind::Refused, "E_CLOSED"));
     assert!(ItemError::aborted().is_stop() && ItemError::closed().is_stop());
     assert!(!native::timed_out().is_stop());
+}
+
+/// A processor whose EXTRACT_FEATURES batches go to `device`, with a memory
+/// manager on the GPU when there is one (`None` when there is none).
+fn gpu_processor(device: FeatureDevice, gpu_bytes: u64) -> Option<(Processor, Receiver<Event>)> {
+    let manager = MemoryManager::new(ManagerConfig {
+        device: DeviceChoice::Cuda,
+        gpu_max_memory: Some(gpu_bytes),
+        ..ManagerConfig::default()
+    });
+    let manager = match (manager, crate::features::gpu::gpu_status()) {
+        (Ok(m), Ok(())) => m,
+        (_, Err(e)) | (Err(_), Err(e)) => {
+            eprintln!("skipping a GPU batch test: {e}");
+            return None;
+        }
+        (Err(e), Ok(())) => panic!("a GPU is here but no manager opens on it: {e}"),
+    };
+    Some(processor(
+        Config {
+            threads: 2,
+            max_batch_size: 16,
+            feature_device: device,
+            ..Config::default()
+        },
+        Some(manager),
+    ))
+}
+
+fn features_of(result: &Result<Output, ItemError>) -> &crate::features::Features {
+    match result {
+        Ok(Output::Features(f)) => f,
+        other => panic!("features expected, got {other:?}"),
+    }
+}
+
+/// What the CPU extractor gives for an EXTRACT_FEATURES item.
+fn cpu_features(it: &Item) -> crate::features::Features {
+    let Input::Audio {
+        samples, options, ..
+    } = &it.input
+    else {
+        unreachable!("a native item")
+    };
+    crate::features::shared_extractor(options)
+        .unwrap()
+        .extract(samples)
+        .unwrap()
+}
+
+#[test]
+fn without_a_gpu_in_the_manager_extraction_runs_on_the_workers() {
+    let cpu_manager = MemoryManager::new(ManagerConfig {
+        device: DeviceChoice::Cpu,
+        ..ManagerConfig::default()
+    })
+    .unwrap();
+    let (p, rx) = processor(
+        Config {
+            threads: 2,
+            feature_device: FeatureDevice::Cuda,
+            ..Config::default()
+        },
+        Some(cpu_manager),
+    );
+    let it = item(1, EXTRACT_FEATURES, 5, tone(16_000));
+    let want = cpu_features(&it);
+    p.submit(vec![it]).unwrap();
+    let results = done(&rx, 1);
+    assert_eq!(features_of(&results[0].1), &want);
+    let stats = p.stats();
+    assert_eq!((stats.gpu_batches, stats.gpu_fallbacks), (0, 0));
+}
+
+#[test]
+fn extract_features_batches_run_on_the_gpu_and_equal_the_cpu_path() {
+    let Some((p, rx)) = gpu_processor(FeatureDevice::Cuda, 1 << 30) else {
+        return;
+    };
+    let items: Vec<Item> = (1..=12)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(8_000 + 1_000 * i as usize)))
+        .collect();
+    let expected: Vec<_> = items.iter().map(cpu_features).collect();
+    p.submit(items).unwrap();
+    let mut results = done(&rx, 12);
+    results.sort_by_key(|(id, _)| *id);
+    for ((_, got), want) in results.iter().zip(&expected) {
+        let got = features_of(got);
+        for ((f, g), (_, w)) in got.iter().zip(want.iter()) {
+            let worst = g
+                .data
+                .iter()
+                .zip(w.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-3, "{}: off by {worst}", f.name());
+        }
+    }
+    let stats = p.stats();
+    assert!(stats.gpu_batches >= 1, "{stats:?}");
+    assert!(stats.gpu_time > Duration::ZERO);
+}
+
+#[test]
+fn a_batch_too_large_for_the_gpu_budget_runs_on_the_workers() {
+    let Some((p, rx)) = gpu_processor(FeatureDevice::Cuda, 1 << 20) else {
+        return;
+    };
+    let items: Vec<Item> = (1..=4)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(160_000)))
+        .collect();
+    p.submit(items).unwrap();
+    let results = done(&rx, 4);
+    assert!(
+        results.iter().all(|(_, r)| r.is_ok()),
+        "every item still succeeds"
+    );
+    let stats = p.stats();
+    assert_eq!(stats.gpu_batches, 0);
+    assert!(stats.gpu_fallbacks >= 1, "{stats:?}");
 }

@@ -35,6 +35,7 @@ use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
 use gama_core::batch::{Config, Event, ItemId, OpName, Processor};
+use gama_core::features::gpu::FeatureDevice;
 use gama_core::features::ExtractParams;
 
 pub(crate) use convert::NumberObjects;
@@ -98,6 +99,18 @@ impl BatchProcessor {
                 o.instance("featureCache", "an AudioFeatureCache")?;
             cache = instance.map(|c| c.core().clone());
             params = extract_params(&env, o.value("featureOptions")?, "options.featureOptions")?;
+            config.feature_device = o
+                .choice("featureDevice", &FeatureDevice::NAMES)?
+                .unwrap_or_default();
+        }
+        if config.feature_device == FeatureDevice::Cuda
+            && !memory.as_ref().is_some_and(|m| m.has_gpu())
+        {
+            return Err(coded_error(
+                &env,
+                "E_NO_GPU",
+                "options.featureDevice 'cuda' needs a memoryManager with a GPU (new GAMAMemoryManager({ device: 'cuda' }))",
+            ));
         }
         let defaults = convert::Defaults::new(&env, params, "options.featureOptions")?;
         let with_cache = cache.is_some();
@@ -387,6 +400,10 @@ impl BatchProcessor {
             wait_latency: s.wait.into(),
             run_latency: s.run.into(),
             worker_utilisation: s.utilisation,
+            gpu_batches: s.gpu_batches as f64,
+            gpu_fallbacks: s.gpu_fallbacks as f64,
+            gpu_time_ms: s.gpu_time.as_secs_f64() * 1e3,
+            gpu_copy_time_ms: s.gpu_copy_time.as_secs_f64() * 1e3,
         }
     }
 

@@ -21,7 +21,7 @@ pub enum BatchOperationType {
 }
 
 /// Names of `BatchProcessorOptions`.
-pub(super) const PROCESSOR_OPTIONS: [&str; 10] = [
+pub(super) const PROCESSOR_OPTIONS: [&str; 11] = [
     "maxBatchSize",
     "maxConcurrentBatches",
     "maxWaitMs",
@@ -32,6 +32,7 @@ pub(super) const PROCESSOR_OPTIONS: [&str; 10] = [
     "memoryManager",
     "featureCache",
     "featureOptions",
+    "featureDevice",
 ];
 
 /// Options of `new BatchProcessor(options)`.
@@ -64,6 +65,14 @@ pub struct BatchProcessorOptions {
     /// Extraction options for items that give none (default: librosa's at 22050 Hz).
     #[napi(ts_type = "ExtractOptions")]
     pub feature_options: Option<()>,
+    /// Where EXTRACT_FEATURES batches run (default 'cpu'): with a
+    /// memoryManager that has a GPU, 'cuda' runs them there and 'auto' runs
+    /// those of 2,048 frames or more there; device memory comes from the
+    /// manager's GPU budget, and a batch it has no room for runs on the
+    /// workers (counted in getStats().gpuFallbacks). 'cuda' without such a
+    /// manager throws E_NO_GPU.
+    #[napi(ts_type = "FeatureDevice")]
+    pub feature_device: Option<()>,
 }
 
 /// Options of `addItem` / `addItems`.
@@ -185,6 +194,15 @@ pub struct BatchStats {
     pub run_latency: LatencyStats,
     /// Share of worker time spent on native items (0 to 1).
     pub worker_utilisation: f64,
+    /// EXTRACT_FEATURES batches run on the GPU.
+    pub gpu_batches: f64,
+    /// Batches meant for the GPU that ran on the workers instead (no room
+    /// in the GPU budget, or a GPU failure under 'auto').
+    pub gpu_fallbacks: f64,
+    /// Milliseconds of GPU kernel time (CUDA events).
+    pub gpu_time_ms: f64,
+    /// Milliseconds of GPU copies in and out.
+    pub gpu_copy_time_ms: f64,
 }
 
 /// Options of `close`.

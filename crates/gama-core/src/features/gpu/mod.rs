@@ -93,9 +93,9 @@ pub fn auto_prefers_gpu(options: &FeatureOptions, frames: u64) -> bool {
 /// `None`). A clip the CPU path would reject gets the same error in its
 /// place; an error of the whole batch (no GPU, no room, a CUDA failure)
 /// is returned instead.
-pub fn extract_batch_gpu(
+pub fn extract_batch_gpu<C: AsRef<[f32]>>(
     extractor: &Extractor,
-    clips: &[Vec<f32>],
+    clips: &[C],
     manager: Option<&Arc<MemoryManager>>,
 ) -> Result<GpuBatch, ExtractError> {
     gpu_supports(extractor.options())?;

@@ -80,16 +80,16 @@ fn check(extractor: &Extractor, clip: &[f32]) -> Result<usize, ExtractError> {
 
 /// Runs `clips` through `extractor`'s options on the GPU, drawing device
 /// memory from `manager`.
-pub(super) fn run(
+pub(super) fn run<C: AsRef<[f32]>>(
     engine: &mut Engine,
     manager: &Arc<MemoryManager>,
     extractor: &Extractor,
-    clips: &[Vec<f32>],
+    clips: &[C],
 ) -> Result<GpuBatch, ExtractError> {
     let mut results: Vec<Option<ClipResult>> = (0..clips.len()).map(|_| None).collect();
     let mut accepted = Vec::with_capacity(clips.len());
     for (index, clip) in clips.iter().enumerate() {
-        match check(extractor, clip) {
+        match check(extractor, clip.as_ref()) {
             Ok(frames) => accepted.push(Accepted { index, frames }),
             Err(e) => results[index] = Some(Err(e)),
         }
@@ -130,11 +130,11 @@ struct Plan {
     total: u64,
 }
 
-fn batch(
+fn batch<C: AsRef<[f32]>>(
     engine: &mut Engine,
     manager: &Arc<MemoryManager>,
     extractor: &Extractor,
-    clips: &[Vec<f32>],
+    clips: &[C],
     accepted: &[Accepted],
     timing: &mut GpuTiming,
 ) -> Result<Vec<Features>, ExtractError> {
@@ -165,7 +165,7 @@ fn batch(
         sample_start.push(samples);
         frame_start.push(frames);
         out_base.push(values);
-        samples += clips[a.index].len() as u64;
+        samples += clips[a.index].as_ref().len() as u64;
         frames += a.frames as u64;
         values += (a.frames * per_frame) as u64;
     }
@@ -233,7 +233,7 @@ fn batch(
     {
         let bytes = input.bytes_mut();
         for (a, at) in accepted.iter().zip(&sample_start) {
-            put(bytes, plan.samples + at * 4, &clips[a.index]);
+            put(bytes, plan.samples + at * 4, clips[a.index].as_ref());
         }
         put(bytes, plan.sample_start, &sample_start);
         put(bytes, plan.frame_start, &frame_start);
