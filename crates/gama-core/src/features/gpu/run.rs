@@ -227,6 +227,9 @@ fn batch<C: AsRef<[f32]>>(
             }
         })?;
     let base = lease.device_address();
+    // Dropped before the lease: on an early return, what the stream still
+    // runs finishes before the memory goes back to the pool.
+    let _drained = Drained(engine.stream.cu_stream());
 
     // Stage the input.
     let input = engine.staging.input(plan.input_len)?;
@@ -426,8 +429,6 @@ fn batch<C: AsRef<[f32]>>(
         compute: elapsed(1, 2),
         copy_out: elapsed(2, 3),
     };
-    drop(lease);
-
     let bytes = engine.staging.output_bytes();
     Ok(accepted
         .iter()
@@ -438,6 +439,16 @@ fn batch<C: AsRef<[f32]>>(
             Features::laid_out(a.frames, data, &layout)
         })
         .collect())
+}
+
+/// Waits for a stream when dropped.
+struct Drained(sys::CUstream);
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        // SAFETY: the engine's stream, which outlives every batch.
+        let _ = unsafe { result::stream::synchronize(self.0) };
+    }
 }
 
 /// `layout` as the kernels read it.
