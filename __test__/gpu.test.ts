@@ -181,6 +181,14 @@ test("BatchProcessor featureDevice: 'cuda' needs a memory manager with a GPU; ba
   const stats = bp.getStats()
   assert.equal(stats.gpuBatches, 0)
   assert.equal(stats.gpuFallbacks, 0)
+  // A JS processor's batch is told it got host memory.
+  let device = ''
+  bp.registerProcessor('EMBED', (items, strategy) => {
+    device = strategy.device
+    return items.map(() => 0)
+  })
+  await bp.addItem('EMBED', tone(1600, 0))
+  assert.equal(device, 'host')
   await bp.close()
 })
 
@@ -200,5 +208,14 @@ test("BatchProcessor featureDevice 'cuda' runs EXTRACT_FEATURES batches on the G
   const stats = bp.getStats()
   assert.ok(stats.gpuBatches > 0, 'batches ran on the GPU')
   assert.ok(stats.gpuTimeMs > 0)
+  // A JS processor's batch gets GPU memory from the GPU budget, and is told so.
+  let strategy = { device: '', memoryBudget: 0 }
+  bp.registerProcessor('EMBED', (items, s) => {
+    strategy = s
+    return items.map(() => 0)
+  })
+  await bp.addItem('EMBED', tone(16000, 0))
+  assert.equal(strategy.device, 'gpu')
+  assert.ok(strategy.memoryBudget > 0)
   await bp.close()
 })

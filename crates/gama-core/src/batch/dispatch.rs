@@ -14,6 +14,7 @@ use super::item::{
 };
 use super::native::{self, Control};
 use super::processor::{Engine, Ledger, RunningJs};
+use crate::features::gpu::FeatureDevice;
 use crate::memory::{Device, Reservation};
 
 /// Re-check interval while a batch waits for memory to free up.
@@ -162,15 +163,26 @@ impl Engine {
         }
     }
 
+    /// Whether batches may use the manager's GPU (`feature_device` is not
+    /// `Cpu` and the manager has one).
+    fn uses_gpu(&self) -> bool {
+        self.config.feature_device != FeatureDevice::Cpu
+            && self.memory.as_ref().is_some_and(|m| m.has_gpu())
+    }
+
     /// The batch size now: the maximum below the memory threshold, halved
-    /// at it and shrinking towards 1 as usage approaches 100%.
+    /// at it and shrinking towards 1 as usage approaches 100% (of the host
+    /// budget, or of the GPU's when batches use it and it is fuller).
     fn batch_size(&self) -> usize {
         let max = self.config.max_batch_size.max(1);
         let Some(memory) = &self.memory else {
             return max;
         };
         let threshold = memory.config().threshold_percent;
-        let used = memory.percentage(Device::Host);
+        let mut used = memory.percentage(Device::Host);
+        if self.uses_gpu() {
+            used = used.max(memory.percentage(Device::Gpu));
+        }
         if used < threshold {
             return max;
         }
@@ -205,10 +217,19 @@ impl Engine {
             return Admission::Go(fits, None);
         }
         let op = fits[0].op.clone();
+        // A JS processor's batch gets GPU memory when the processor uses
+        // the GPU and its budget has room (`resourceStrategy.device` says
+        // which); native batches count their host memory (the GPU path
+        // allocates its own from the GPU budget).
+        let gpu_first = self.uses_gpu() && state.js_ops.contains(&op);
         let mut take = fits.len();
         while take > 0 {
             let bytes: u64 = fits[..take].iter().map(|i| i.estimate).sum();
-            if let Ok(reservation) = memory.reserve(Device::Host, bytes, &op) {
+            let reserved = gpu_first
+                .then(|| memory.reserve(Device::Gpu, bytes, &op).ok())
+                .flatten()
+                .map_or_else(|| memory.reserve(Device::Host, bytes, &op), Ok);
+            if let Ok(reservation) = reserved {
                 let mut fits = fits;
                 for item in fits.split_off(take) {
                     state.queue.push(item);
@@ -257,7 +278,10 @@ impl Engine {
             let id = state.next_batch;
             let ids: Vec<ItemId> = batch.iter().map(|i| i.id).collect();
             let strategy = ResourceStrategy {
-                device: "host",
+                device: match reservation.as_ref().map(Reservation::device) {
+                    Some(Device::Gpu) => "gpu",
+                    _ => "host",
+                },
                 batch_size: ids.len(),
                 memory_budget: reservation.as_ref().map_or(0, |r| r.bytes()),
                 threads: self.config.threads,

@@ -708,6 +708,11 @@ impl Reservation {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// The budget they are counted in.
+    pub fn device(&self) -> Device {
+        self.device
+    }
 }
 
 impl Drop for Reservation {
