@@ -72,6 +72,12 @@ export type FeatureDevice = 'cpu' | 'cuda' | 'auto'
 export interface BatchExtractOptions extends ExtractOptions {
   /** Where the batch runs (default 'cpu'). */
   device?: FeatureDevice
+  /**
+   * Whose GPU budget a GPU batch draws its device memory from (default: a
+   * process-wide manager on the GPU). One without a GPU makes 'cuda'
+   * reject with E_NO_GPU and keeps 'auto' on the CPU.
+   */
+  memoryManager?: GAMAMemoryManager
 }
 
 /** What the GPU spent on a batch, in milliseconds (CUDA event times). */

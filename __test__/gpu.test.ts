@@ -156,6 +156,11 @@ test('bad device values are refused, naming options.device', () => {
       return true
     }, JSON.stringify(options))
   }
+  assert.throws(() => extractFeaturesBatch([clip], { ...speech, memoryManager: {} as GAMAMemoryManager }), (err: Error & { code?: string }) => {
+    assert.ok(err instanceof TypeError)
+    assert.match(err.message, /options\.memoryManager must be a GAMAMemoryManager/)
+    return true
+  })
   // extractFeatures runs on the calling thread, on the CPU: it takes no device.
   assert.throws(() => extractFeatures(clip, { ...speech, device: 'cpu' } as ExtractOptions), /device/)
 })
@@ -218,4 +223,22 @@ test("BatchProcessor featureDevice 'cuda' runs EXTRACT_FEATURES batches on the G
   assert.equal(strategy.device, 'gpu')
   assert.ok(strategy.memoryBudget > 0)
   await bp.close()
+})
+
+test("a GPU batch draws on the memoryManager given: none on the GPU means E_NO_GPU, too small a budget E_BUDGET ('auto' then runs on the CPU)", async () => {
+  const clips = Array.from({ length: 24 }, (_, i) => tone(16000, i))
+  const cpu = new GAMAMemoryManager({ device: 'cpu' })
+  await assert.rejects(extractFeaturesBatch(clips, { ...speech, device: 'cuda', memoryManager: cpu }), { code: 'E_NO_GPU' })
+  const onCpu = await extractFeaturesBatch(clips, { ...speech, device: 'auto', memoryManager: cpu })
+  assert.equal(onCpu.device, 'cpu')
+  if ((await why) !== null) return
+  const small = new GAMAMemoryManager({ device: 'cuda', gpuMaxMemory: '1MB' })
+  await assert.rejects(extractFeaturesBatch(clips, { ...speech, device: 'cuda', memoryManager: small }), { code: 'E_BUDGET' })
+  const fellBack = await extractFeaturesBatch(clips, { ...speech, device: 'auto', memoryManager: small })
+  assert.equal(fellBack.device, 'cpu')
+  clips.forEach((clip, i) => assert.deepEqual(fellBack[i], extractFeatures(clip, speech)))
+  const roomy = new GAMAMemoryManager({ device: 'cuda' })
+  const onGpu = await extractFeaturesBatch(clips, { ...speech, device: 'cuda', memoryManager: roomy })
+  assert.equal(onGpu.device, 'cuda')
+  assert.equal(roomy.getMemoryUsage().gpu?.budget.used ?? -1, 0, 'the batch gave its device memory back')
 })

@@ -23,6 +23,10 @@ use gama_core::features::{
 };
 use std::sync::Arc;
 
+use crate::memory::GAMAMemoryManager;
+use gama_core::memory::MemoryManager;
+use napi::bindgen_prelude::ClassInstance;
+
 /// Options of `extractFeatures`, named as librosa's parameters in camelCase
 /// (the declared type; `extract_params` reads them).
 #[napi(object)]
@@ -166,18 +170,37 @@ fn required_options(env: &Env, value: Option<Unknown>) -> Result<FeatureOptions>
     required(env, extract_params(env, value, "options")?)
 }
 
-/// The options of `extractFeaturesBatch`: those of `extractFeatures` and
-/// `device` ('cpu' unless given).
-fn batch_options(env: &Env, value: Option<Unknown>) -> Result<(FeatureOptions, FeatureDevice)> {
+/// What `extractFeaturesBatch` reads from its options.
+struct BatchOptions {
+    options: FeatureOptions,
+    /// `device` ('cpu' unless given).
+    device: FeatureDevice,
+    /// `memoryManager`, whose GPU budget a GPU batch draws on.
+    manager: Option<Arc<MemoryManager>>,
+}
+
+/// The options of `extractFeaturesBatch`: those of `extractFeatures`,
+/// `device` and `memoryManager`.
+fn batch_options(env: &Env, value: Option<Unknown>) -> Result<BatchOptions> {
     let mut known = ExtractParams::NAMES.to_vec();
-    known.push("device");
+    known.extend(["device", "memoryManager"]);
     let Some(f) = Fields::read(env, value, "options", &known)? else {
-        return Ok((required(env, ExtractParams::default())?, FeatureDevice::Cpu));
+        return Ok(BatchOptions {
+            options: required(env, ExtractParams::default())?,
+            device: FeatureDevice::Cpu,
+            manager: None,
+        });
     };
     let device = f
         .choice("device", &FeatureDevice::NAMES)?
         .unwrap_or_default();
-    Ok((required(env, params_of(env, &f)?)?, device))
+    let manager: Option<ClassInstance<GAMAMemoryManager>> =
+        f.instance("memoryManager", "a GAMAMemoryManager")?;
+    Ok(BatchOptions {
+        options: required(env, params_of(env, &f)?)?,
+        device,
+        manager: manager.map(|m| m.core().clone()),
+    })
 }
 
 /// Resolves `params`, which must name `sampleRate`.
@@ -311,6 +334,7 @@ enum Work {
         extractor: Arc<Extractor>,
         clips: Vec<Vec<f32>>,
         auto: bool,
+        manager: Option<Arc<MemoryManager>>,
     },
 }
 
@@ -355,7 +379,8 @@ impl Task for BatchExtract {
                 extractor,
                 clips,
                 auto,
-            } => match extract_batch_gpu(&extractor, &clips, None) {
+                manager,
+            } => match extract_batch_gpu(&extractor, &clips, manager.as_ref()) {
                 Ok(batch) => Extracted {
                     results: Ok(batch.results),
                     device: FeatureDevice::Cuda,
@@ -413,7 +438,11 @@ pub fn extract_features_batch(
     clips: Unknown,
     options: Option<Unknown>,
 ) -> Result<AsyncTask<BatchExtract>> {
-    let (options, device) = batch_options(&env, options)?;
+    let BatchOptions {
+        options,
+        device,
+        manager,
+    } = batch_options(&env, options)?;
     if !is_array(&env, &clips)? {
         return Err(type_error(
             &env,
@@ -496,6 +525,7 @@ pub fn extract_features_batch(
             extractor,
             clips: copies,
             auto: device == FeatureDevice::Auto,
+            manager,
         }
     } else {
         Work::Cpu(on_cpu(extractor, copies))
