@@ -517,6 +517,24 @@ impl Extractor {
         Ok(bytes)
     }
 
+    /// Checks `audio` as an extraction does before any work (not empty,
+    /// every sample finite, results within `MAX_OUTPUT_BYTES`, at least one
+    /// frame); the frames it yields.
+    pub(crate) fn check_input(&self, audio: &[f32]) -> Result<usize, ExtractError> {
+        if audio.is_empty() {
+            return Err(ExtractError::Empty);
+        }
+        if !all_finite(audio) {
+            let index = audio.iter().position(|x| !x.is_finite()).unwrap_or(0);
+            return Err(ExtractError::NotFinite {
+                index,
+                value: audio[index],
+            });
+        }
+        self.check_size(audio.len())?;
+        self.frame_count(audio.len())
+    }
+
     /// Computes the requested features of `audio` on the calling thread.
     pub fn extract(&self, audio: &[f32]) -> Result<Features, ExtractError> {
         self.extract_with(audio, &|_| true)
@@ -565,19 +583,8 @@ impl Extractor {
         keep_going: &(dyn Fn(usize) -> bool + Sync),
         parallel: bool,
     ) -> Result<Features, ExtractError> {
-        if audio.is_empty() {
-            return Err(ExtractError::Empty);
-        }
-        if !all_finite(audio) {
-            let index = audio.iter().position(|x| !x.is_finite()).unwrap_or(0);
-            return Err(ExtractError::NotFinite {
-                index,
-                value: audio[index],
-            });
-        }
         let o = &self.options;
-        self.check_size(audio.len())?;
-        let frames = self.frame_count(audio.len())?;
+        let frames = self.check_input(audio)?;
         let (mut features, mut scratch) = self.zeros(frames);
         let whole = Piece::of(&mut features, &mut scratch, o.n_mels);
         let mut pieces = if parallel && frames >= SPLIT_FRAMES {

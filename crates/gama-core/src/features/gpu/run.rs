@@ -10,9 +10,7 @@ use cudarc::driver::{result, sys, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::engine::Engine;
 use super::staging::{get, put, Regions};
-use crate::features::{
-    all_finite, ClipResult, ExtractError, Extractor, Feature, Features, PadMode,
-};
+use crate::features::{ClipResult, ExtractError, Extractor, Feature, Features, PadMode};
 use crate::memory::MemoryManager;
 
 /// Threads per block of every kernel.
@@ -61,23 +59,6 @@ fn driver(what: &str, e: impl std::fmt::Debug) -> ExtractError {
     ExtractError::Gpu(format!("{what} failed: {e:?}"))
 }
 
-/// The checks the CPU extractor makes, in the same order, so both paths
-/// reject a clip alike; the clip's frames when it passes.
-fn check(extractor: &Extractor, clip: &[f32]) -> Result<usize, ExtractError> {
-    if clip.is_empty() {
-        return Err(ExtractError::Empty);
-    }
-    if !all_finite(clip) {
-        let index = clip.iter().position(|x| !x.is_finite()).unwrap_or(0);
-        return Err(ExtractError::NotFinite {
-            index,
-            value: clip[index],
-        });
-    }
-    extractor.check_size(clip.len())?;
-    extractor.frame_count(clip.len())
-}
-
 /// Runs `clips` through `extractor`'s options on the GPU, drawing device
 /// memory from `manager`.
 pub(super) fn run<C: AsRef<[f32]>>(
@@ -89,7 +70,8 @@ pub(super) fn run<C: AsRef<[f32]>>(
     let mut results: Vec<Option<ClipResult>> = (0..clips.len()).map(|_| None).collect();
     let mut accepted = Vec::with_capacity(clips.len());
     for (index, clip) in clips.iter().enumerate() {
-        match check(extractor, clip.as_ref()) {
+        // The CPU path's checks, so both reject a clip alike.
+        match extractor.check_input(clip.as_ref()) {
             Ok(frames) => accepted.push(Accepted { index, frames }),
             Err(e) => results[index] = Some(Err(e)),
         }
