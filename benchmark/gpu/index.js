@@ -104,6 +104,17 @@ async function run() {
     line(`${name} vs the CPU path: gama-native ${fmt(withCopies)} audio-s/s | CPU on ${os.cpus().length} cores ${fmt(audio / cpu.wall)} | CPU one core ${fmt(singlePerSec)} | ratio ${(withCopies / (audio / cpu.wall)).toFixed(1)}x all cores, ${(withCopies / singlePerSec).toFixed(0)}x one core (goal >= 100x one core)`);
     results.batches.push({ count: b.count, seconds: b.seconds, withCopies, onDevice, cpu: audio / cpu.wall, single: singlePerSec, torch: t ?? null });
   }
+  // Where 'auto' should switch: wall time per batch on each device for
+  // small batches (AUTO_MIN_FRAMES is 2,048 frames, about 20 one-second clips).
+  const crossover = [];
+  for (const count of [2, 8, 20, 48]) {
+    const batch = clips(count, 1);
+    const gpu = await timeBatch(batch, 'cuda');
+    const cpu = await timeBatch(batch, 'cpu');
+    crossover.push(`${count} x 1 s (${count * 101} frames): cuda ${(gpu.wall * 1e3).toFixed(2)} ms, cpu ${(cpu.wall * 1e3).toFixed(2)} ms`);
+    results.crossover = [...(results.crossover ?? []), { count, gpu: gpu.wall, cpu: cpu.wall }];
+  }
+  line(`where 'auto' should switch (wall time per batch): ${crossover.join(' | ')}`);
   return results;
 }
 
