@@ -26,7 +26,9 @@ use self::intake::{cancel_item, item_options, Intake, INTAKE_CHUNK};
 use self::state::{JsState, Settle, StateCell};
 use crate::cache::AudioFeatureCache;
 use crate::features::extract_params;
-use crate::js::errors::{coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::errors::{
+    coded_at, coded_error, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
+};
 use crate::js::fields::Fields;
 use crate::js::mailbox::{Inbox, Mailbox};
 use crate::js::napi::{convert, unknown, Js};
@@ -35,7 +37,7 @@ use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
 use gama_core::batch::{Config, Event, ItemId, OpName, Processor};
-use gama_core::features::gpu::FeatureDevice;
+use gama_core::features::gpu::{gpu_status, FeatureDevice};
 use gama_core::features::ExtractParams;
 
 pub(crate) use convert::NumberObjects;
@@ -111,6 +113,11 @@ impl BatchProcessor {
                 "E_NO_GPU",
                 "options.featureDevice 'cuda' needs a memoryManager with a GPU (new GAMAMemoryManager({ device: 'cuda' }))",
             ));
+        }
+        if config.feature_device == FeatureDevice::Cuda {
+            // The GPU path itself (NVRTC, cuFFT, the kernels) must work too:
+            // say so now rather than failing every batch.
+            gpu_status().map_err(|e| coded_at(&env, "options.featureDevice 'cuda'", &e))?;
         }
         let defaults = convert::Defaults::new(&env, params, "options.featureOptions")?;
         let with_cache = cache.is_some();
