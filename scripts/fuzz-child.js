@@ -24,7 +24,7 @@ const shared = () => new Float32Array(new SharedArrayBuffer(64));
 const throwingGetter = () => Object.defineProperty({}, 'sampleRate', { enumerable: true, get() { throw new Error('getter throws'); } });
 const hostileProxy = () => new Proxy({}, { get() { throw new Error('proxy get'); }, ownKeys() { throw new Error('proxy keys'); }, has() { throw new Error('proxy has'); } });
 const NEVER = () => new Promise(() => {});
-const scalars = [undefined, null, true, false, 0, -0, 1, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 1e300, -1e300, 2 ** 32, '', 'x', '4MB', '0', 'a'.repeat(300), '\uD800', 'é€😀', 10n, Symbol('s')];
+const scalars = [undefined, null, true, false, 0, -0, 1, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 1e300, -1e300, 2 ** 32, '', 'x', '4MB', '0', 'a'.repeat(300), '\uD800', 'é€😀', 'cuda', 'auto', 'cpu', 10n, Symbol('s')];
 function value(depth = 0) {
   const r = rand();
   if (r < 0.35 || depth > 2) return pick(scalars);
@@ -46,7 +46,7 @@ function value(depth = 0) {
 const KNOWN = ['sampleRate', 'nFft', 'hopLength', 'features', 'nMels', 'nMfcc', 'fmax', 'topDb', 'window', 'maxEntries', 'maxMemory', 'ttl', 'policy', 'tags', 'device',
   'optimizationThreshold', 'idleTrimMs', 'gpuChunkSize', 'maxBatchSize', 'maxWaitMs', 'batchTimeoutMs', 'threads', 'maxQueueSize', 'queueFullBehavior', 'featureOptions',
   'priority', 'signal', 'onProgress', 'metadata', 'id', 'concurrency', 'force', 'checkIntervalMs', 'alertThresholds', 'lastMinutes', 'component', 'operation', 'min', 'max', 'mono', 'tag', 'prefix', 'unknownKey',
-  'options', 'maxConcurrent', 'idleTimeoutMs', 'highWaterMark', 'topDbReference', 'onFrames', 'cacheKey', 'featureCache'];
+  'options', 'maxConcurrent', 'idleTimeoutMs', 'highWaterMark', 'topDbReference', 'onFrames', 'cacheKey', 'featureCache', 'featureDevice', 'memoryManager'];
 function options(depth) {
   const o = rand() < 0.7 ? { sampleRate: pick([16000, 8000, 44100, 0, NaN]) } : {};
   const n = Math.floor(rand() * 4);
