@@ -242,3 +242,20 @@ test("a GPU batch draws on the memoryManager given: none on the GPU means E_NO_G
   assert.equal(onGpu.device, 'cuda')
   assert.equal(roomy.getMemoryUsage().gpu?.budget.used ?? -1, 0, 'the batch gave its device memory back')
 })
+
+test("concurrent 'cuda' batches take turns on the GPU and each gets its own clips' results", async (t) => {
+  const reason = await why
+  if (reason !== null) return t.skip(`no GPU: ${reason}`)
+  const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 3 + b }, (_, i) => tone(4000 + 1000 * i + 17 * b, b * 10 + i)))
+  const all = await Promise.all(batches.map((clips) => extractFeaturesBatch(clips, { ...speech, device: 'cuda' })))
+  all.forEach((results, b) => {
+    assert.equal(results.device, 'cuda')
+    assert.equal(results.length, batches[b].length)
+    batches[b].forEach((clip, i) => {
+      const want = extractFeatures(clip, speech)
+      for (const name of ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] as FeatureName[]) {
+        assertClose(data(results[i][name]!), data(want[name]!), name, 16000 / 512, `batch ${b} clip ${i} ${name}`)
+      }
+    })
+  })
+})

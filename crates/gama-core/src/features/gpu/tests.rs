@@ -244,3 +244,37 @@ fn device_memory_comes_from_the_manager_given_and_returns_to_it() {
     assert!(matches!(err, ExtractError::NoGpu(_)));
     let _: Option<Arc<MemoryManager>> = None;
 }
+
+#[test]
+fn batches_from_many_threads_take_turns_and_keep_their_own_results() {
+    if !gpu("batches_from_many_threads_take_turns_and_keep_their_own_results") {
+        return;
+    }
+    let mut o = FeatureOptions::new(16_000.0);
+    o.n_fft = 512;
+    o.hop_length = 160;
+    o.win_length = 512;
+    o.features = vec![Feature::LogMel, Feature::Mfcc, Feature::Rms];
+    let extractor = Arc::new(Extractor::new(o).unwrap());
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let extractor = extractor.clone();
+            std::thread::spawn(move || {
+                let clips: Vec<Vec<f32>> = (0..4 + t)
+                    .map(|i| clip(3_000 + 700 * i + 13 * t, (t * 10 + i) as f32))
+                    .collect();
+                for round in 0..3 {
+                    let batch = extract_batch_gpu(&extractor, &clips, None).unwrap();
+                    for (i, (got, c)) in batch.results.iter().zip(&clips).enumerate() {
+                        let want = extractor.extract(c).unwrap();
+                        let place = format!("thread {t}, round {round}, clip {i}");
+                        assert_close(&place, got.as_ref().unwrap(), &want, 31.25);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread panicked");
+    }
+}
