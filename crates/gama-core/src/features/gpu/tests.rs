@@ -208,7 +208,7 @@ fn device_memory_comes_from_the_manager_given_and_returns_to_it() {
     if !gpu("device_memory_comes_from_the_manager_given_and_returns_to_it") {
         return;
     }
-    use crate::memory::{Device, DeviceChoice, ManagerConfig, MemoryManager};
+    use crate::memory::{DeviceChoice, ManagerConfig, MemoryManager};
     let manager = MemoryManager::new(ManagerConfig {
         device: DeviceChoice::Cuda,
         gpu_max_memory: Some(64 << 20),
@@ -234,7 +234,6 @@ fn device_memory_comes_from_the_manager_given_and_returns_to_it() {
     let big: Vec<Vec<f32>> = (0..64).map(|i| clip(160_000, i as f32)).collect();
     let err = extract_batch_gpu(&extractor, &big, Some(&manager)).unwrap_err();
     assert!(matches!(err, ExtractError::GpuBudget(_)), "{err:?}");
-    let _ = Device::Gpu;
     let cpu_only = MemoryManager::new(ManagerConfig {
         device: DeviceChoice::Cpu,
         ..ManagerConfig::default()
@@ -242,7 +241,6 @@ fn device_memory_comes_from_the_manager_given_and_returns_to_it() {
     .unwrap();
     let err = extract_batch_gpu(&extractor, &clips, Some(&cpu_only)).unwrap_err();
     assert!(matches!(err, ExtractError::NoGpu(_)));
-    let _: Option<Arc<MemoryManager>> = None;
 }
 
 #[test]
