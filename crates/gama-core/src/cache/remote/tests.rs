@@ -254,12 +254,17 @@ fn a_write_in_one_cache_is_read_by_another_and_fills_its_l1() {
     };
     let (a, _) = cache(&server.url(), "t1");
     let (b, _) = cache(&server.url(), "t1");
+    // b hears a's writes before it reads: a write's own invalidation
+    // arriving after b filled its L1 would drop that copy (harmless for
+    // users, but this test checks the copy).
+    subscribed(&server, "t1", 2);
     // Log-mel-like: few distinct values, so it compresses.
     let big = CacheValue::Float32((0..10_000).map(|i| (i % 50) as f32 * -0.5).collect());
     a.insert("k", big.clone(), tagged(&["speaker:1"])).unwrap();
     a.insert("small", vector(1.0, 3), EntryOptions::default())
         .unwrap();
     flush(&a);
+    heard(&a, &b);
     let got = read(&b, &["k", "missing", "small"]).recv().unwrap();
     assert_eq!(got, vec![Some(big.clone()), None, Some(vector(1.0, 3))]);
     assert_eq!(b.get("k"), Some(big), "an L2 hit fills L1");
