@@ -10,6 +10,7 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use parking_lot::Mutex;
 
+use super::failed;
 use super::fft::Plans;
 use super::libs;
 use super::staging::Staging;
@@ -51,10 +52,6 @@ pub(super) struct Engine {
 // mutex, with its context bound; CUDA handles have no thread affinity.
 unsafe impl Send for Engine {}
 
-fn driver(what: &str, e: impl std::fmt::Debug) -> ExtractError {
-    ExtractError::Gpu(format!("{what} failed: {e:?}"))
-}
-
 /// Compiles the kernels to PTX (no GPU needed, only NVRTC).
 pub(super) fn compile() -> Result<cudarc::nvrtc::Ptx, ExtractError> {
     compile_ptx_with_opts(
@@ -74,14 +71,14 @@ impl Engine {
             .map_err(|e| ExtractError::NoGpu(format!("no usable CUDA device 0: {e:?}")))?;
         let stream = context
             .new_stream()
-            .map_err(|e| driver("cuStreamCreate", e))?;
+            .map_err(|e| failed("cuStreamCreate", e))?;
         let module = context
             .load_module(compile()?)
-            .map_err(|e| driver("loading the kernels", e))?;
+            .map_err(|e| failed("loading the kernels", e))?;
         let function = |name: &str| {
             module
                 .load_function(name)
-                .map_err(|e| driver(&format!("finding kernel {name}"), e))
+                .map_err(|e| failed(&format!("finding kernel {name}"), e))
         };
         let kernels = Kernels {
             fill: function("fill")?,
@@ -93,7 +90,7 @@ impl Engine {
         let mut events = [std::ptr::null_mut(); 4];
         for event in &mut events {
             *event = result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
-                .map_err(|e| driver("cuEventCreate", e))?;
+                .map_err(|e| failed("cuEventCreate", e))?;
         }
         Ok(Engine {
             plans: Plans::default(),

@@ -8,6 +8,7 @@
 use cudarc::cufft::{result, sys};
 use cudarc::driver::CudaStream;
 
+use super::failed;
 use crate::features::ExtractError;
 
 /// Plans kept at once.
@@ -28,10 +29,6 @@ impl Drop for Plan {
         // SAFETY: the handle came from `cufftCreate` and is destroyed once.
         let _ = unsafe { result::destroy(self.handle) };
     }
-}
-
-fn failed(what: &str, e: impl std::fmt::Debug) -> ExtractError {
-    ExtractError::Gpu(format!("{what} failed: {e:?}"))
 }
 
 impl Plan {

@@ -24,6 +24,11 @@ pub use run::{GpuBatch, GpuTiming};
 use super::{ExtractError, Extractor, FeatureOptions};
 use crate::memory::MemoryManager;
 
+/// The error of a CUDA call (`what`) that failed with `e`.
+fn failed(what: &str, e: impl std::fmt::Debug) -> ExtractError {
+    ExtractError::Gpu(format!("{what} failed: {e:?}"))
+}
+
 /// Largest `nFft` the GPU path takes (a frame's spectrum is held in a
 /// block's shared memory).
 pub const GPU_MAX_N_FFT: usize = 8192;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cudarc::driver::{result, sys, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::engine::Engine;
+use super::failed;
 use super::staging::{get, put, Regions};
 use crate::features::{ClipResult, ExtractError, Extractor, Feature, Features, PadMode};
 use crate::memory::MemoryManager;
@@ -53,10 +54,6 @@ pub struct GpuBatch {
 struct Accepted {
     index: usize,
     frames: usize,
-}
-
-fn driver(what: &str, e: impl std::fmt::Debug) -> ExtractError {
-    ExtractError::Gpu(format!("{what} failed: {e:?}"))
 }
 
 /// Runs `clips` through `extractor`'s options on the GPU, drawing device
@@ -125,7 +122,7 @@ fn batch<C: AsRef<[f32]>>(
     engine
         .context
         .bind_to_thread()
-        .map_err(|e| driver("binding the CUDA context", e))?;
+        .map_err(|e| failed("binding the CUDA context", e))?;
     let o = extractor.options();
     let layout = extractor.layout();
     let (n, bins) = (o.n_fft, o.n_fft / 2 + 1);
@@ -228,7 +225,7 @@ fn batch<C: AsRef<[f32]>>(
     let events = engine.events;
     let record = |event: sys::CUevent| {
         // SAFETY: a live event and stream of the engine, context bound.
-        unsafe { result::event::record(event, stream) }.map_err(|e| driver("cuEventRecord", e))
+        unsafe { result::event::record(event, stream) }.map_err(|e| failed("cuEventRecord", e))
     };
     record(events[0])?;
     // SAFETY: the lease holds `input_len` bytes from `base`; the pinned
@@ -240,7 +237,7 @@ fn batch<C: AsRef<[f32]>>(
             stream,
         )
     }
-    .map_err(|e| driver("cuMemcpyHtoDAsync", e))?;
+    .map_err(|e| failed("cuMemcpyHtoDAsync", e))?;
     record(events[1])?;
 
     let kernel_layout = kernel_layout(&layout);
@@ -263,7 +260,7 @@ fn batch<C: AsRef<[f32]>>(
     let (n_i, hop) = (n as i32, o.hop_length as i32);
     let k = &engine.kernels;
     let s = &engine.stream;
-    let launch_failed = |e| driver("a kernel launch", e);
+    let launch_failed = |e| failed("a kernel launch", e);
     let peaks_at = at(plan.peaks);
     let peaks_count = count as u32;
     let neg_inf = f32::NEG_INFINITY;
@@ -397,10 +394,10 @@ fn batch<C: AsRef<[f32]>>(
             stream,
         )
     }
-    .map_err(|e| driver("cuMemcpyDtoHAsync", e))?;
+    .map_err(|e| failed("cuMemcpyDtoHAsync", e))?;
     record(events[3])?;
     // SAFETY: a live stream of the engine's context.
-    unsafe { result::stream::synchronize(stream) }.map_err(|e| driver("running the batch", e))?;
+    unsafe { result::stream::synchronize(stream) }.map_err(|e| failed("running the batch", e))?;
     let elapsed = |a: usize, b: usize| {
         // SAFETY: both events were recorded on the synchronised stream.
         let ms = unsafe { result::event::elapsed(events[a], events[b]) }.unwrap_or(0.0);
