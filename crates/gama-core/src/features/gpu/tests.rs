@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::features::tests::options as speech;
 use crate::features::{Feature, FeatureMatrix, Features, PadMode};
 
 /// Whether a GPU is usable here; prints why not once per test otherwise.
@@ -136,13 +137,7 @@ fn every_feature_of_clips_of_mixed_lengths_equals_the_cpu_path() {
         }),
     ];
     for (v, change) in variants.iter().enumerate() {
-        let mut o = FeatureOptions::new(16_000.0);
-        o.n_fft = 512;
-        o.hop_length = 160;
-        o.win_length = 512;
-        o.n_mels = 64;
-        o.n_mfcc = 13;
-        o.features = Feature::ALL.to_vec();
+        let mut o = speech(&Feature::ALL);
         change(&mut o);
         let extractor = Extractor::new(o.clone()).unwrap();
         // Twice: the second batch reuses plans, tables and staging.
@@ -167,11 +162,8 @@ fn bad_clips_get_the_cpu_errors_in_their_place_and_the_rest_run() {
     if !gpu("bad_clips_get_the_cpu_errors_in_their_place_and_the_rest_run") {
         return;
     }
-    let mut o = FeatureOptions::new(16_000.0);
-    o.n_fft = 512;
-    o.hop_length = 160;
+    let mut o = speech(&[Feature::LogMel, Feature::Rms]);
     o.center = false;
-    o.features = vec![Feature::LogMel, Feature::Rms];
     let extractor = Extractor::new(o).unwrap();
     let mut nan = clip(2_000, 1.0);
     nan[7] = f32::NAN;
@@ -215,10 +207,7 @@ fn device_memory_comes_from_the_manager_given_and_returns_to_it() {
         ..ManagerConfig::default()
     })
     .unwrap();
-    let mut o = FeatureOptions::new(16_000.0);
-    o.n_fft = 512;
-    o.hop_length = 160;
-    let extractor = Extractor::new(o).unwrap();
+    let extractor = Extractor::new(speech(&[Feature::LogMel, Feature::Mfcc])).unwrap();
     let clips: Vec<Vec<f32>> = (0..8).map(|i| clip(16_000, i as f32)).collect();
     extract_batch_gpu(&extractor, &clips, Some(&manager)).unwrap();
     assert!(
@@ -248,11 +237,7 @@ fn batches_from_many_threads_take_turns_and_keep_their_own_results() {
     if !gpu("batches_from_many_threads_take_turns_and_keep_their_own_results") {
         return;
     }
-    let mut o = FeatureOptions::new(16_000.0);
-    o.n_fft = 512;
-    o.hop_length = 160;
-    o.win_length = 512;
-    o.features = vec![Feature::LogMel, Feature::Mfcc, Feature::Rms];
+    let o = speech(&[Feature::LogMel, Feature::Mfcc, Feature::Rms]);
     let extractor = Arc::new(Extractor::new(o).unwrap());
     let threads: Vec<_> = (0..6)
         .map(|t| {
