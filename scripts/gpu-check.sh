@@ -55,7 +55,7 @@ run() {
   mkdir -p node_modules && cp -r "$dir/node_modules/." node_modules/
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt" || true
   local status=0
-  "$dir/core-tests" --test-threads=1 --nocapture features::gpu memory 2>&1 | tee "$out/core-tests.log" || status=1
+  "$dir/core-tests" --test-threads=1 --nocapture gpu memory 2>&1 | tee "$out/core-tests.log" || status=1
   "$dir/librosa-tests" --nocapture 2>&1 | tee "$out/librosa-tests.log" || status=1
   # The JS test file's fixtures path is relative to its own folder.
   node --expose-gc --test "$dir/gpu.test.js" 2>&1 | tee "$out/gpu-test.log" || status=1
