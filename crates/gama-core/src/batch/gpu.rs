@@ -4,6 +4,7 @@
 //! memory manager, so within its GPU budget), and whatever the GPU does not
 //! take runs on the workers as any batch does.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::item::{Input, Item, ItemError, ItemErrorKind, ItemId, Output, EXTRACT_FEATURES};
@@ -11,6 +12,7 @@ use super::native::{self, cached, extract_error, store};
 use super::processor::Engine;
 use crate::features::gpu::{auto_prefers_gpu, extract_batch_gpu, FeatureDevice};
 use crate::features::{shared_extractor, ExtractError, FeatureOptions};
+use crate::memory::MemoryManager;
 
 /// One item's outcome and the time it took.
 pub(super) type Outcome = (ItemId, Result<Output, ItemError>, Duration);
@@ -25,8 +27,9 @@ impl Engine {
         deadline: Option<Instant>,
         on_cpu: &(dyn Fn(&Item) -> Outcome + Sync),
     ) -> Option<Vec<Outcome>> {
-        let device = self.config.feature_device;
-        if device == FeatureDevice::Cpu || &*items.first()?.op != EXTRACT_FEATURES {
+        if self.config.feature_device == FeatureDevice::Cpu
+            || &*items.first()?.op != EXTRACT_FEATURES
+        {
             return None;
         }
         let manager = self.memory.as_ref().filter(|m| m.has_gpu())?;
@@ -67,15 +70,7 @@ impl Engine {
             }
         }
         for (options, members) in groups {
-            self.run_group(
-                items,
-                options,
-                &members,
-                device,
-                manager,
-                on_cpu,
-                &mut outcomes,
-            );
+            self.run_group(items, options, &members, manager, on_cpu, &mut outcomes);
         }
         Some(
             outcomes
@@ -87,14 +82,12 @@ impl Engine {
 
     /// Runs the items `members` of `items`, which share `options`, on the
     /// GPU when it takes them, else on the workers.
-    #[allow(clippy::too_many_arguments)]
     fn run_group(
         &self,
         items: &[Item],
         options: &FeatureOptions,
         members: &[usize],
-        device: FeatureDevice,
-        manager: &std::sync::Arc<crate::memory::MemoryManager>,
+        manager: &Arc<MemoryManager>,
         on_cpu: &(dyn Fn(&Item) -> Outcome + Sync),
         outcomes: &mut [Option<Outcome>],
     ) {
@@ -117,6 +110,7 @@ impl Engine {
             .iter()
             .map(|&i| extractor.frame_count(samples(i).len()).unwrap_or(0) as u64)
             .sum();
+        let device = self.config.feature_device;
         let cpu = |outcomes: &mut [Option<Outcome>]| {
             for &i in members {
                 outcomes[i] = Some(on_cpu(&items[i]));

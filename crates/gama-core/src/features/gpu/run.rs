@@ -91,7 +91,7 @@ pub(super) fn run<C: AsRef<[f32]>>(
 
 /// The byte offsets of a batch's regions, in the staging buffer (the input
 /// part) and on the device (all of it).
-struct Plan {
+struct Offsets {
     samples: u64,
     sample_start: u64,
     frame_start: u64,
@@ -161,14 +161,15 @@ fn batch<C: AsRef<[f32]>>(
     let frame_start: Vec<u32> = frame_start.iter().map(|&f| f as u32).collect();
 
     let tables = engine.tables(o)?;
-    let planned_frames = if spectral {
-        let plan = engine.plans.get(n, total_frames as usize, &engine.stream)?;
-        Some((plan.batch as u64, plan.work_bytes))
+    // Planned once: the plan stays borrowed (from the engine's plans)
+    // until its transform is queued below.
+    let fft = if spectral {
+        Some(engine.plans.get(n, total_frames as usize, &engine.stream)?)
     } else {
         None
     };
     let mut r = Regions::default();
-    let mut plan = Plan {
+    let mut offsets = Offsets {
         samples: r.take(samples * 4),
         sample_start: r.take(sample_start.len() as u64 * 8),
         frame_start: r.take(frame_start.len() as u64 * 4),
@@ -183,21 +184,22 @@ fn batch<C: AsRef<[f32]>>(
         out_values: values,
         total: 0,
     };
-    plan.input_len = r.len();
-    if let Some((batch, work)) = planned_frames {
-        plan.frames = r.take(batch * n as u64 * 8);
-        plan.spectrum = r.take(batch * bins as u64 * 16);
-        plan.work = r.take(work);
+    offsets.input_len = r.len();
+    if let Some(fft) = &fft {
+        let batch = fft.batch as u64;
+        offsets.frames = r.take(batch * n as u64 * 8);
+        offsets.spectrum = r.take(batch * bins as u64 * 16);
+        offsets.work = r.take(fft.work_bytes);
     }
     if log_mel {
-        plan.log_mel = r.take(frames * o.n_mels as u64 * 4);
+        offsets.log_mel = r.take(frames * o.n_mels as u64 * 4);
     }
-    plan.peaks = r.take(count as u64 * 4);
-    plan.out = r.take(values * 4);
-    plan.total = r.len();
+    offsets.peaks = r.take(count as u64 * 4);
+    offsets.out = r.take(values * 4);
+    offsets.total = r.len();
 
     let lease = manager
-        .allocate_gpu(plan.total, "extractFeaturesBatch")
+        .allocate_gpu(offsets.total, "extractFeaturesBatch")
         .map_err(|e| {
             if e.is_over_budget() {
                 ExtractError::GpuBudget(e.to_string())
@@ -211,15 +213,15 @@ fn batch<C: AsRef<[f32]>>(
     let _drained = Drained(engine.stream.cu_stream());
 
     // Stage the input.
-    let input = engine.staging.input(plan.input_len)?;
+    let input = engine.staging.input(offsets.input_len)?;
     {
         let bytes = input.bytes_mut();
         for (a, at) in accepted.iter().zip(&sample_start) {
-            put(bytes, plan.samples + at * 4, clips[a.index].as_ref());
+            put(bytes, offsets.samples + at * 4, clips[a.index].as_ref());
         }
-        put(bytes, plan.sample_start, &sample_start);
-        put(bytes, plan.frame_start, &frame_start);
-        put(bytes, plan.out_base, &out_base);
+        put(bytes, offsets.sample_start, &sample_start);
+        put(bytes, offsets.frame_start, &frame_start);
+        put(bytes, offsets.out_base, &out_base);
     }
     let stream = engine.stream.cu_stream();
     let events = engine.events;
@@ -233,7 +235,7 @@ fn batch<C: AsRef<[f32]>>(
     unsafe {
         result::memcpy_htod_async(
             base,
-            &engine.staging.input_bytes()[..plan.input_len as usize],
+            &engine.staging.input_bytes()[..offsets.input_len as usize],
             stream,
         )
     }
@@ -249,11 +251,11 @@ fn batch<C: AsRef<[f32]>>(
         shared_mem_bytes: shared,
     };
     let (samples_at, sample_start_at, frame_start_at, out_base_at, out_at) = (
-        at(plan.samples),
-        at(plan.sample_start),
-        at(plan.frame_start),
-        at(plan.out_base),
-        at(plan.out),
+        at(offsets.samples),
+        at(offsets.sample_start),
+        at(offsets.frame_start),
+        at(offsets.out_base),
+        at(offsets.out),
     );
     let offset = if o.center { (n / 2) as i32 } else { 0 };
     let reflect = i32::from(o.pad_mode == PadMode::Reflect);
@@ -261,7 +263,7 @@ fn batch<C: AsRef<[f32]>>(
     let k = &engine.kernels;
     let s = &engine.stream;
     let launch_failed = |e| failed("a kernel launch", e);
-    let peaks_at = at(plan.peaks);
+    let peaks_at = at(offsets.peaks);
     let peaks_count = count as u32;
     let neg_inf = f32::NEG_INFINITY;
     // Every launch below passes the arguments of its kernel in kernels.cu
@@ -276,9 +278,9 @@ fn batch<C: AsRef<[f32]>>(
             .launch(LaunchConfig::for_num_elems(peaks_count.max(1)))
     }
     .map_err(launch_failed)?;
-    if let Some((plan_frames, _)) = planned_frames {
-        let frames_at = at(plan.frames);
-        let spectrum_at = at(plan.spectrum);
+    if let Some(fft) = fft {
+        let frames_at = at(offsets.frames);
+        let spectrum_at = at(offsets.spectrum);
         // SAFETY: as above.
         unsafe {
             s.launch_builder(&k.frame_signal)
@@ -295,10 +297,8 @@ fn batch<C: AsRef<[f32]>>(
                 .launch(per_frame_grid(0))
         }
         .map_err(launch_failed)?;
-        let fft = engine.plans.get(n, total_frames as usize, s)?;
-        debug_assert_eq!(fft.batch as u64, plan_frames);
-        // SAFETY: frames, spectrum and work area were sized for this plan.
-        unsafe { fft.run(frames_at, spectrum_at, at(plan.work))? };
+        // SAFETY: frames, spectrum and work area were sized for this offsets.
+        unsafe { fft.run(frames_at, spectrum_at, at(offsets.work))? };
         let bins_i = bins as i32;
         let mel_source: i32 = if o.power == 2.0 {
             0
@@ -313,7 +313,7 @@ fn batch<C: AsRef<[f32]>>(
         } else {
             0
         };
-        let log_mel_at: u64 = if log_mel { at(plan.log_mel) } else { 0 };
+        let log_mel_at: u64 = if log_mel { at(offsets.log_mel) } else { 0 };
         // SAFETY: as above.
         unsafe {
             s.launch_builder(&k.spectral)
@@ -383,14 +383,14 @@ fn batch<C: AsRef<[f32]>>(
         .map_err(launch_failed)?;
     }
     record(events[2])?;
-    let out_bytes = plan.out_values * 4;
+    let out_bytes = offsets.out_values * 4;
     let output = engine.staging.output(out_bytes)?;
     // SAFETY: the lease holds the results at `out`; the pinned buffer is
     // read only after the stream is synchronised below.
     unsafe {
         result::memcpy_dtoh_async(
             &mut output.bytes_mut()[..out_bytes as usize],
-            at(plan.out),
+            at(offsets.out),
             stream,
         )
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{result, sys, CudaContext};
 
-use super::staging::{put, Plain, Regions};
+use super::staging::{put, Regions};
 use crate::features::chroma::chroma_filters;
 use crate::features::dct::basis;
 use crate::features::mel::mel_filters;
@@ -108,17 +108,14 @@ impl DeviceTables {
             place(t.freqs.len(), 4),
         ];
         let mut bytes = vec![0u8; regions.len().max(1) as usize];
-        fn write<T: Plain>(bytes: &mut [u8], at: u64, values: &[T]) {
-            put(bytes, at, values);
-        }
-        write(&mut bytes, offsets[0], &t.window);
-        write(&mut bytes, offsets[1], &t.mel_start);
-        write(&mut bytes, offsets[2], &t.mel_len);
-        write(&mut bytes, offsets[3], &t.mel_at);
-        write(&mut bytes, offsets[4], &t.mel_weights);
-        write(&mut bytes, offsets[5], &t.dct);
-        write(&mut bytes, offsets[6], &t.chroma);
-        write(&mut bytes, offsets[7], &t.freqs);
+        put(&mut bytes, offsets[0], &t.window);
+        put(&mut bytes, offsets[1], &t.mel_start);
+        put(&mut bytes, offsets[2], &t.mel_len);
+        put(&mut bytes, offsets[3], &t.mel_at);
+        put(&mut bytes, offsets[4], &t.mel_weights);
+        put(&mut bytes, offsets[5], &t.dct);
+        put(&mut bytes, offsets[6], &t.chroma);
+        put(&mut bytes, offsets[7], &t.freqs);
         // SAFETY: the context is current; the size is non-zero.
         let base = unsafe { result::malloc_sync(bytes.len()) }
             .map_err(|e| ExtractError::GpuBudget(format!("cuMemAlloc of the tables: {e:?}")))?;
