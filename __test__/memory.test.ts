@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { inspect } from 'node:util';
 import assert from 'node:assert/strict';
 
 import { GAMAMemoryManager, MemoryBlock, PressureEvent, cudaAvailable } from '../index.js';
@@ -128,6 +129,13 @@ test('GPU blocks copy in and out, and trim returns free chunks', { skip: !gpuTes
   assert.deepEqual(back, data);
   assert.equal(codeOf(() => block.view()), 'E_WRONG_DEVICE');
   block.release();
+  const plain = mm.allocate(4096, { device: 'gpu' });
+  assert.equal(plain.device, 'gpu');
+  plain.copyFrom(data.subarray(0, 1024));
+  const four = new Float32Array(1024);
+  plain.copyTo(four);
+  assert.deepEqual(four, data.subarray(0, 1024));
+  plain.release();
   assert.equal(mm.trim().gpu, 16 * 1024 * 1024);
 });
 
@@ -213,7 +221,7 @@ test('a block dropped without release is reclaimed by the GC and counted as a le
   const mm = new GAMAMemoryManager({ maxMemory: '64MiB', reservedMemory: 0, device: 'cpu' });
   let kept: Float32Array;
   (() => {
-    mm.allocate('1MiB', { operation: 'forgotten' });
+    mm.allocate(1024 * 1024, { operation: 'forgotten' });
     const b = mm.allocate('1MiB', { operation: 'viewed' });
     kept = b.view() as Float32Array;
     kept.fill(7);
@@ -229,4 +237,80 @@ test('a block dropped without release is reclaimed by the GC and counted as a le
   assert.ok(kept!.every((v) => v === 7), 'and its memory was not reused');
   assert.equal(mm.getMemoryUsage().byOperation.forgotten.current, 0);
   assert.ok(mm.getOptimizationOpportunities().some((f) => f.kind === 'leaked-blocks'));
+});
+
+test('blocks from plain arguments and from checked ones (sizes as strings) are alike, and only blocks pass as blocks', () => {
+  const mm = new GAMAMemoryManager({ maxMemory: '1MiB', reservedMemory: 0, device: 'cpu' });
+  const plain = mm.allocate(4096, { operation: 'mel', tag: 't', device: 'host' });
+  const checked = mm.allocate('4KiB', { operation: 'mel', tag: 't', device: 'cpu' as 'host' });
+  for (const block of [plain, checked]) {
+    assert.ok(block instanceof MemoryBlock);
+    assert.equal(block.constructor.name, 'MemoryBlock');
+    assert.deepEqual([block.bytes, block.device, block.operation, block.tag, block.refCount, block.released], [4096, 'host', 'mel', 't', 1, false]);
+    assert.deepEqual(Object.keys(block), []);
+    assert.match(inspect(block), /^MemoryBlock /);
+  }
+  assert.equal(mm.getMemoryUsage().byOperation.mel.current, 8192);
+  const defaults = mm.allocate(100, null as unknown as undefined);
+  assert.deepEqual([defaults.operation, defaults.tag, defaults.device], ['general', null, 'host']);
+  assert.equal(mm.allocate(10.7).bytes, 10, 'a fractional size is rounded down, as before');
+
+  // What the plain path leaves to the checks gets their errors.
+  assert.throws(() => mm.allocate(64, { operation: 5 as unknown as string }), { code: 'ERR_INVALID_ARG_TYPE', message: /options\.operation must be a string/ });
+  assert.throws(() => mm.allocate(64, { tag: {} as unknown as string }), { code: 'ERR_INVALID_ARG_TYPE', message: /options\.tag/ });
+  assert.throws(() => mm.allocate(64, { device: 'tpu' as 'host' }), { name: 'RangeError', message: /options\.device/ });
+  assert.throws(() => mm.allocate(64, [] as unknown as undefined), { code: 'ERR_INVALID_ARG_TYPE', message: /options must be an object/ });
+  assert.throws(() => mm.allocate(2 ** 60), RangeError);
+  assert.throws(() => mm.allocate.call({}, 64), TypeError);
+
+  // Over budget with plain arguments.
+  assert.equal(codeOf(() => mm.allocate(2 * 1024 * 1024, { operation: 'big' })), 'E_BUDGET');
+  assert.equal(mm.tryAllocate(2 * 1024 * 1024), null);
+  assert.equal(mm.getStats().failures, 2);
+
+  // The members refuse anything that is not a block.
+  const bytes = Object.getOwnPropertyDescriptor(MemoryBlock.prototype, 'bytes')!.get!;
+  assert.throws(() => bytes.call({}), { name: 'TypeError', code: 'ERR_INVALID_THIS' });
+  assert.throws(() => MemoryBlock.prototype.release.call(Object.create(MemoryBlock.prototype)), { code: 'ERR_INVALID_THIS' });
+  assert.throws(() => MemoryBlock.prototype.view.call(null), { code: 'ERR_INVALID_THIS' });
+  assert.throws(() => new (MemoryBlock as unknown as new () => MemoryBlock)(), { name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR', message: /GAMAMemoryManager#allocate/ });
+
+  for (const block of [plain, checked, defaults]) assert.equal(block.release(), 0);
+  assert.equal(mm.getMemoryUsage().byOperation.mel.current, 0);
+});
+
+test('released blocks are never counted as leaks, and blocks outlive their manager object', async () => {
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const mm = new GAMAMemoryManager({ maxMemory: '64MiB', reservedMemory: 0, device: 'cpu' });
+  for (let i = 0; i < 1000; i++) {
+    const block = mm.allocate(1024, { operation: 'loop' });
+    if (i % 2) block.retain();
+    while (block.release() > 0);
+  }
+  (() => {
+    mm.allocate(2048, { operation: 'marker' });
+  })();
+  for (let i = 0; i < 10 && mm.getStats().leaks < 1; i++) {
+    gc();
+    await tick();
+  }
+  gc();
+  await tick();
+  assert.equal(mm.getStats().leaks, 1, 'only the block dropped without release');
+  assert.equal(mm.getStats().leakedBytes, 2048);
+  assert.equal(mm.getMemoryUsage().used, 0);
+
+  let survivor: MemoryBlock;
+  (() => {
+    survivor = new GAMAMemoryManager({ maxMemory: '1MiB', device: 'cpu' }).allocate(64);
+  })();
+  gc();
+  await tick();
+  gc();
+  survivor!.copyFrom(Uint8Array.of(1, 2, 3, 4), 8);
+  const out = new Uint8Array(4);
+  survivor!.copyTo(out, 8);
+  assert.deepEqual(Array.from(out), [1, 2, 3, 4]);
+  assert.equal(survivor!.release(), 0);
 });

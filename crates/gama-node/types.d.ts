@@ -228,3 +228,35 @@ export interface PerformanceStats {
   } | null
   operations: OperationSummary[]
 }
+
+/** The members of `MemoryBlock` (merged with the class below). */
+export interface MemoryBlock {
+  /** Bytes requested. */
+  readonly bytes: number
+  /** 'host' or 'gpu'. */
+  readonly device: 'host' | 'gpu'
+  /** The operation it was allocated for. */
+  readonly operation: string
+  /** The tag given to `allocate`, if any. */
+  readonly tag: string | null
+  /** Holders left; 0 once released. */
+  readonly refCount: number
+  /** Whether the last reference was released. */
+  readonly released: boolean
+  /** Adds a holder; returns the new count. Throws E_RELEASED after the last release. */
+  retain(): number
+  /**
+   * Drops a holder; at zero the view is detached and the memory returns
+   * to the pool. Returns the count left. Throws E_RELEASED when already 0.
+   */
+  release(): number
+  /**
+   * A typed array over the block's own memory (no copy), host blocks only.
+   * Every call views the same memory; all views go dead at the last release.
+   */
+  view(type?: 'float32' | 'float64' | 'int16' | 'int32' | 'uint8'): Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array
+  /** Copies a typed array's bytes into the block at `offset` bytes (host or GPU). */
+  copyFrom(source: ArrayBufferView, offset?: number): void
+  /** Copies bytes of the block from `offset` into a typed array, filling it. */
+  copyTo(target: ArrayBufferView, offset?: number): void
+}

@@ -44,7 +44,7 @@ impl Shared {
         let expires_at = store.insert(key, value, options)?;
         let earliest = expires_at.is_some() && store.next_expiry() == expires_at;
         drop(store);
-        SET.record(started.elapsed());
+        SET.record_since(started);
         if earliest {
             reaper::wake_by(expires_at.expect("checked above"));
         }
@@ -197,7 +197,7 @@ impl FeatureCache {
             store.record_access_time(per_read);
         }
         drop(store);
-        GET_MANY.record(started.elapsed());
+        GET_MANY.record_since(started);
         values
     }
 

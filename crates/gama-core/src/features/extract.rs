@@ -570,7 +570,7 @@ impl Extractor {
     ) -> Result<Features, ExtractError> {
         let started = Instant::now();
         let result = self.compute(audio, keep_going, parallel);
-        EXTRACT.record(started.elapsed());
+        EXTRACT.record_since(started);
         result
     }
 

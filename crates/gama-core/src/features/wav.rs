@@ -106,7 +106,7 @@ pub fn load_wav(
 ) -> Result<DecodedAudio, AudioError> {
     let started = Instant::now();
     let result = decode(path, sample_rate, mono);
-    LOAD_WAV.record(started.elapsed());
+    LOAD_WAV.record_since(started);
     result
 }
 

@@ -68,12 +68,27 @@ impl Handle {
     /// Records one sample (when recording is enabled).
     pub fn record(&self, elapsed: Duration) {
         if enabled() {
-            let registry = global();
-            let id = *self
-                .id
-                .get_or_init(|| registry.resolve(self.component, self.operation));
-            registry.record_at(id, std::iter::once(elapsed));
+            self.record_in(minute_now(), elapsed);
         }
+    }
+
+    /// Records the time since `started` (when recording is enabled) and
+    /// returns it, reading the clock once.
+    pub fn record_since(&self, started: Instant) -> Duration {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(started);
+        if enabled() {
+            self.record_in(minute_of(now), elapsed);
+        }
+        elapsed
+    }
+
+    fn record_in(&self, minute: u64, elapsed: Duration) {
+        let registry = global();
+        let id = *self
+            .id
+            .get_or_init(|| registry.resolve(self.component, self.operation));
+        registry.record_at(id, minute, std::iter::once(elapsed));
     }
 }
 
@@ -86,8 +101,16 @@ pub struct Series {
 
 /// Minutes since the process-wide epoch (what series are bucketed by).
 pub fn minute_now() -> u64 {
+    minute_of(Instant::now())
+}
+
+/// The minute of `instant` since the process-wide epoch.
+fn minute_of(instant: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_secs() / 60
+    instant
+        .saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_secs()
+        / 60
 }
 
 impl Default for Series {
@@ -286,7 +309,7 @@ impl Registry {
         operation: &str,
         samples: impl Iterator<Item = Duration>,
     ) {
-        self.record_at(self.resolve(component, operation), samples);
+        self.record_at(self.resolve(component, operation), minute_now(), samples);
     }
 
     /// The index of series `component`/`operation`, given on first use.
@@ -303,9 +326,8 @@ impl Registry {
         id
     }
 
-    /// Records samples of series `id` in the calling thread's shard.
-    fn record_at(&self, id: usize, samples: impl Iterator<Item = Duration>) {
-        let minute = minute_now();
+    /// Records samples of series `id` in `minute` in the calling thread's shard.
+    fn record_at(&self, id: usize, minute: u64, samples: impl Iterator<Item = Duration>) {
         let mut shard = self.shards[shard_index() % self.shards.len()].lock();
         if shard.len() <= id {
             shard.resize_with(id + 1, || None);

@@ -8,7 +8,6 @@
 //! into the scratch buffer, each with its invariant.
 
 use std::cell::RefCell;
-use std::ffi::c_void;
 use std::ptr;
 
 use napi::bindgen_prelude::{ClassInstance, FromNapiValue, JsObjectValue, Object};
@@ -16,6 +15,9 @@ use napi::{sys, Env, JsValue, Result};
 
 use super::remote::{settle, Tier};
 use super::AudioFeatureCache;
+use crate::js::callback::{
+    guarded, handle, make_handle, native_function, throw_type_error, Handle,
+};
 use crate::js::keys::{read_key, read_keys};
 use crate::js::napi::Js;
 use crate::js::value::to_js;
@@ -25,82 +27,27 @@ use gama_core::cache::{CacheValue, FeatureCache};
 /// larger ones are created as their own array by `takePending`.
 const SCRATCH_BYTES: usize = 4 * 1024;
 
-/// Tags the externals this module creates, so a foreign external is refused.
-const HANDLE_TAG: sys::napi_type_tag = sys::napi_type_tag {
-    lower: 0x6761_6d61_6361_6368,
-    upper: 0x6661_7374_7061_7468,
-};
-
 /// What a handle holds: the cache, its Redis tier's JS side, and a value
 /// read but not yet handed to JS.
-struct Handle {
+struct CacheHandle {
     cache: FeatureCache,
     tier: Option<Tier>,
     pending: RefCell<Option<CacheValue>>,
 }
 
-/// Runs the body of a callback N-API calls on the JS thread with its live
-/// env, turning a failed N-API call into the pending exception napi-rs
-/// would throw, and a panic into a thrown `E_PANIC` Error; null (the
-/// callback's value when it throws) in both cases.
-///
-/// # Safety
-/// `env` must be the env N-API passed to the running callback.
-unsafe fn guarded(
-    env: sys::napi_env,
-    body: impl FnOnce(Js) -> Result<sys::napi_value>,
-) -> sys::napi_value {
-    // SAFETY: the caller's contract.
-    let js = unsafe { Js::from_raw(env) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(js))) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            if js.take_exception().is_none() {
-                // SAFETY: the live env of this callback.
-                unsafe { napi::JsError::from(e).throw_into(env) };
-            }
-            ptr::null_mut()
-        }
-        Err(_) => {
-            js.throw_error(c"E_PANIC", c"internal error in AudioFeatureCache");
-            ptr::null_mut()
-        }
-    }
-}
-
-/// Throws a TypeError and returns null, as a callback does on failure.
-fn type_error(js: Js, message: &std::ffi::CStr) -> Result<sys::napi_value> {
-    js.throw_type_error(c"ERR_INVALID_ARG_TYPE", message);
-    Ok(ptr::null_mut())
-}
-
-/// The handle behind `value`, when it is one this module made.
-fn handle<'js>(js: Js<'js>, value: sys::napi_value) -> Result<Option<&'js Handle>> {
-    let Some(data) = js.tagged_external(value, &HANDLE_TAG)? else {
-        return Ok(None);
+// SAFETY: this tag is used by this type only.
+unsafe impl Handle for CacheHandle {
+    const TAG: sys::napi_type_tag = sys::napi_type_tag {
+        lower: 0x6761_6d61_6361_6368,
+        upper: 0x6661_7374_7061_7468,
     };
-    // SAFETY: only `make_handle` tags externals with HANDLE_TAG, over a
-    // leaked `Box<Handle>` that its finalizer frees once the external is
-    // unreachable; `value` is an argument of the running call, so it is
-    // reachable for at least `'js`. Handles are only read on the JS thread.
-    Ok(unsafe { data.cast::<Handle>().cast_const().as_ref() })
-}
-
-/// Frees a handle's box once its external is collected.
-///
-/// # Safety
-/// N-API calls it once, with the pointer `make_handle` gave it.
-unsafe extern "C" fn finalize_handle(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: the caller's contract: `data` is the `Box<Handle>` leaked by
-    // `make_handle`, freed only here.
-    drop(unsafe { Box::from_raw(data.cast::<Handle>()) });
 }
 
 /// `makeHandle(cache)`: an external holding a clone of the cache.
 ///
 /// # Safety
 /// Called by N-API only, as a JS function's callback.
-unsafe extern "C" fn make_handle(
+unsafe extern "C" fn make_cache_handle(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
@@ -110,37 +57,19 @@ unsafe extern "C" fn make_handle(
         let Ok(instance) =
             (unsafe { ClassInstance::<AudioFeatureCache>::from_napi_value(js.raw(), this) })
         else {
-            return type_error(js, c"not an AudioFeatureCache");
+            return throw_type_error(js, c"not an AudioFeatureCache");
         };
-        let data = Box::into_raw(Box::new(Handle {
-            cache: instance.cache.clone(),
-            tier: instance.tier.clone(),
-            pending: RefCell::new(None),
-        }));
-        let mut external = ptr::null_mut();
-        // SAFETY: the live env; `data` is a fresh box that the finalizer
-        // frees exactly once, when the external is collected.
-        let status = unsafe {
-            sys::napi_create_external(
-                js.raw(),
-                data.cast(),
-                Some(finalize_handle),
-                ptr::null_mut(),
-                &mut external,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            // SAFETY: the external was not made: the box is still ours.
-            drop(unsafe { Box::from_raw(data) });
-            return Err(napi::Error::from_reason("napi_create_external failed"));
-        }
-        // SAFETY: the live env and the external just made.
-        let status = unsafe { sys::napi_type_tag_object(js.raw(), external, &HANDLE_TAG) };
-        crate::js::errors::check_status(status, "napi_type_tag_object")?;
-        Ok(external)
+        make_handle(
+            js,
+            CacheHandle {
+                cache: instance.cache.clone(),
+                tier: instance.tier.clone(),
+                pending: RefCell::new(None),
+            },
+        )
     };
     // SAFETY: N-API's env of this callback.
-    unsafe { guarded(env, body) }
+    unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
 /// Type tag (shared with `fast_path.js`) and bytes of a typed value.
@@ -186,15 +115,15 @@ unsafe extern "C" fn read_into(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value, key, scratch] = js.args::<3>(info)?;
-        let Some(handle) = handle(js, handle_value)? else {
-            return type_error(js, c"invalid cache handle");
+        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
+            return throw_type_error(js, c"invalid cache handle");
         };
         let mut buf = [0u8; 256];
         let key = match read_key(js, key, &mut buf) {
             Ok(key) => key,
             Err(bad) => {
                 let message = std::ffi::CString::new(bad.message("key")).unwrap_or_default();
-                return type_error(js, &message);
+                return throw_type_error(js, &message);
             }
         };
         let placed = handle.cache.get_with(&key, |value| {
@@ -207,7 +136,7 @@ unsafe extern "C" fn read_into(
         js.number(placed.unwrap_or(-1.0))
     };
     // SAFETY: N-API's env of this callback.
-    unsafe { guarded(env, body) }
+    unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
 fn element_size(tag: u8) -> usize {
@@ -229,8 +158,8 @@ unsafe extern "C" fn take_pending(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value] = js.args::<1>(info)?;
-        let Some(handle) = handle(js, handle_value)? else {
-            return type_error(js, c"invalid cache handle");
+        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
+            return throw_type_error(js, c"invalid cache handle");
         };
         let pending = handle.pending.borrow_mut().take();
         match pending {
@@ -239,7 +168,7 @@ unsafe extern "C" fn take_pending(
         }
     };
     // SAFETY: N-API's env of this callback.
-    unsafe { guarded(env, body) }
+    unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
 /// `lookupRemote(handle, keys, joined)`: a promise of the keys' values in
@@ -253,11 +182,11 @@ unsafe extern "C" fn lookup_remote(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value, keys, joined] = js.args::<3>(info)?;
-        let Some(handle) = handle(js, handle_value)? else {
-            return type_error(js, c"invalid cache handle");
+        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
+            return throw_type_error(js, c"invalid cache handle");
         };
         let Some(tier) = &handle.tier else {
-            return type_error(js, c"the cache has no Redis tier");
+            return throw_type_error(js, c"the cache has no Redis tier");
         };
         let joined = match js.type_of(joined)? {
             sys::ValueType::napi_string => {
@@ -279,7 +208,7 @@ unsafe extern "C" fn lookup_remote(
         Ok(promise)
     };
     // SAFETY: N-API's env of this callback.
-    unsafe { guarded(env, body) }
+    unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
 /// Many values as one `[buffer, others?]` for `fast_path.js`'s `unpack`:
@@ -331,30 +260,6 @@ fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
     Ok(out)
 }
 
-fn native_function(
-    env: &Env,
-    name: &std::ffi::CStr,
-    cb: sys::napi_callback,
-) -> Result<sys::napi_value> {
-    let mut f = ptr::null_mut();
-    // SAFETY: the live env of this call; `name` is NUL-terminated (its
-    // length is given as "up to NUL"), and `cb` is an N-API callback.
-    let status = unsafe {
-        sys::napi_create_function(
-            env.raw(),
-            name.as_ptr(),
-            usize::MAX as isize,
-            cb,
-            ptr::null_mut(),
-            &mut f,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason("napi_create_function failed"));
-    }
-    Ok(f)
-}
-
 /// Replaces `AudioFeatureCache.prototype.get` with the fast path.
 pub fn install(env: &Env, exports: &Object) -> Result<()> {
     let class: sys::napi_value = exports
@@ -364,7 +269,7 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
     let js = Js::new(env);
     let argv = [
         class,
-        native_function(env, c"makeHandle", Some(make_handle))?,
+        native_function(env, c"makeHandle", Some(make_cache_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
         native_function(env, c"takePending", Some(take_pending))?,
         native_function(env, c"lookupRemote", Some(lookup_remote))?,

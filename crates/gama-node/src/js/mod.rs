@@ -2,6 +2,7 @@
 //! parsing, value conversion and the pool-to-JS-thread mailbox. The capability bindings live beside their
 //! cores (`cache::js`, ...).
 
+pub mod callback;
 pub mod errors;
 pub mod fields;
 pub mod keys;

@@ -1,12 +1,13 @@
 //! What runs once when the addon loads: the cache's fast read path, the
 //! scripts kept per environment (the batch drain's bulk result maker, the
-//! feature streams' JS side) and the guard that makes the exported classes
+//! feature streams' JS side, the memory blocks) and the guard that makes the exported classes
 //! require `new` (constructors.js).
 
 use napi::bindgen_prelude::{Function, Object, Unknown};
 use napi::{Env, Result};
 
 use crate::batch::NumberObjects;
+use crate::js::raw::Persistent;
 use crate::stream::StreamGlue;
 
 /// The scripts of one JS environment, kept as the addon's instance data
@@ -16,6 +17,9 @@ pub struct Scripts {
     pub numbers: NumberObjects,
     /// The JS side of feature streams.
     pub streams: StreamGlue,
+    /// Makes the JS `MemoryBlock` of a key in a manager's table (`adopt`
+    /// in `memory/fast_path.js`).
+    pub blocks: Persistent,
 }
 
 impl Scripts {
@@ -34,6 +38,7 @@ pub fn install(env: &Env, exports: Object) -> Result<()> {
     let scripts = Scripts {
         numbers: NumberObjects::new(env)?,
         streams: StreamGlue::new(env, &exports)?,
+        blocks: crate::memory::install(env, &exports)?,
     };
     // The environment's teardown frees its references itself.
     env.set_instance_data(scripts, (), |_| {})?;

@@ -1,11 +1,14 @@
-//! `MemoryBlock`: a reference-counted lease as JS sees it. A host block's
-//! `view()` is a typed array over the pooled memory itself (an external
-//! ArrayBuffer). When the last reference is released the ArrayBuffer is
-//! detached first, so JS can no longer reach the memory, and only then does
-//! the memory go back to the pool. A block the garbage collector reclaims
-//! without `release` is counted as a leak; if its view is still reachable,
-//! the view keeps the memory alive until it is collected too.
+//! `MemoryBlock`s as JS sees them. A block is a JS object made by
+//! `fast_path.js`; its lease lives here, in its manager's `Blocks` table,
+//! under a numeric key. A host block's `view()` is a typed array over the
+//! pooled memory itself (an external ArrayBuffer). When the last reference
+//! is released the ArrayBuffer is detached first, so JS can no longer reach
+//! the memory, and only then does the memory go back to the pool. A block
+//! the garbage collector reclaims without `release` is counted as a leak;
+//! if its view is still reachable, the view keeps the memory alive until it
+//! is collected too.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use crate::js::errors::{check_status, coded, coded_error, range_error, type_erro
 use crate::js::errors::{INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::napi::Js;
 use crate::js::value::{RawValue, TypedArrayView};
-use gama_core::memory::{Device, GpuLease, HostLease, MemoryError, MemoryManager};
+use gama_core::memory::{GpuLease, HostLease, MemoryManager};
 
 /// Code of a use of a block after its last release.
 const RELEASED: &str = "E_RELEASED";
@@ -73,16 +76,162 @@ unsafe extern "C" fn drop_view_slot(_env: sys::napi_env, _data: *mut c_void, hin
 /// A block of host or GPU memory from `GAMAMemoryManager.allocate`.
 /// Reference-counted: `retain()` adds a holder, `release()` drops one, and
 /// the memory returns to its pool when the count reaches zero.
+// Its members are JS (`fast_path.js`) and are declared in `types.d.ts`
+// (merged with this class): a native instance per block would cost more
+// than the pool.
 #[napi]
-pub struct MemoryBlock {
-    lease: Option<Lease>,
-    ref_count: u32,
+pub struct MemoryBlock {}
+
+/// One live block: its memory and the ArrayBuffer its views share.
+struct Held {
+    lease: Lease,
     bytes: u64,
-    device: Device,
-    operation: String,
-    tag: Option<String>,
     view: Option<HostView>,
+}
+
+/// A slot of the table; `generation` tells a key of an earlier block in
+/// this slot from the current one.
+struct Slot {
+    generation: u32,
+    held: Option<Held>,
+}
+
+/// Keys are `generation * 2^32 + index`; generations wrap below 2^20 so a
+/// key stays an exact JS number.
+const GENERATIONS: u32 = 1 << 20;
+
+/// The live blocks of one manager, on the JS thread: JS holds each block's
+/// key and reference count, this table holds its lease. A key is valid
+/// from `insert` until `release` or `collect`; any other number is refused.
+pub(super) struct Blocks {
     manager: Arc<MemoryManager>,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+}
+
+impl Blocks {
+    /// An empty table for `manager`'s leases.
+    pub(super) fn new(manager: Arc<MemoryManager>) -> Self {
+        Blocks {
+            manager,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The manager the leases come from.
+    pub(super) fn manager(&self) -> &Arc<MemoryManager> {
+        &self.manager
+    }
+
+    /// Keeps `lease` of `bytes`; returns its key.
+    pub(super) fn insert(&self, lease: Lease, bytes: u64) -> f64 {
+        let mut slots = self.slots.borrow_mut();
+        let held = Some(Held {
+            lease,
+            bytes,
+            view: None,
+        });
+        let index = match self.free.borrow_mut().pop() {
+            Some(index) => {
+                slots[index as usize].held = held;
+                index
+            }
+            None => {
+                slots.push(Slot {
+                    generation: 0,
+                    held,
+                });
+                (slots.len() - 1) as u32
+            }
+        };
+        let generation = slots[index as usize].generation;
+        f64::from(generation) * 4_294_967_296.0 + f64::from(index)
+    }
+
+    /// The slot index of `key` when it names a live block.
+    fn index(&self, key: f64) -> Option<usize> {
+        if !(key >= 0.0 && key.fract() == 0.0 && key < f64::from(GENERATIONS) * 4_294_967_296.0) {
+            return None;
+        }
+        let key = key as u64;
+        let (generation, index) = ((key >> 32) as u32, (key & 0xffff_ffff) as usize);
+        let slots = self.slots.borrow();
+        let slot = slots.get(index)?;
+        (slot.generation == generation && slot.held.is_some()).then_some(index)
+    }
+
+    /// Takes the block of `key` out of the table, freeing its slot.
+    fn take(&self, key: f64) -> Option<Held> {
+        let index = self.index(key)?;
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[index];
+        slot.generation = (slot.generation + 1) % GENERATIONS;
+        let held = slot.held.take();
+        self.free.borrow_mut().push(index as u32);
+        held
+    }
+
+    /// The last release of `key`: detaches its view, then returns its
+    /// memory to the pool. False when `key` names no live block.
+    pub(super) fn release(&self, key: f64) -> bool {
+        let Some(held) = self.take(key) else {
+            return false;
+        };
+        if let Some(view) = held.view {
+            view.detach();
+        }
+        drop(held.lease);
+        true
+    }
+
+    /// `key`'s block was collected without its last release: counts a leak
+    /// and returns the memory, unless a view still reaches it.
+    pub(super) fn collect(&self, key: f64) {
+        if let Some(held) = self.take(key) {
+            self.manager.record_leak(held.bytes);
+            if let Some(view) = held.view {
+                view.forget();
+            }
+        }
+    }
+
+    /// Runs `f` on the live block of `key`; E_RELEASED otherwise.
+    fn with<T>(
+        &self,
+        env: &Env,
+        key: f64,
+        what: &str,
+        f: impl FnOnce(&mut Held) -> Result<T>,
+    ) -> Result<T> {
+        let index = self.index(key).ok_or_else(|| {
+            coded_error(
+                env,
+                RELEASED,
+                format!("{what}: the block was released (refCount is 0)"),
+            )
+        })?;
+        let mut slots = self.slots.borrow_mut();
+        f(slots[index]
+            .held
+            .as_mut()
+            .expect("index() checked it is live"))
+    }
+}
+
+impl Drop for Blocks {
+    /// The table goes when neither its manager nor any block can be reached
+    /// (or the environment ends): blocks still held are leaks.
+    fn drop(&mut self) {
+        for slot in self.slots.get_mut().drain(..) {
+            if let Some(held) = slot.held {
+                self.manager.record_leak(held.bytes);
+                if let Some(view) = held.view {
+                    view.forget();
+                }
+            }
+        }
+    }
 }
 
 /// Element type of `MemoryBlock.view`.
@@ -130,41 +279,6 @@ impl ViewType {
             ViewType::Int32 => (T::int32_array, 4),
             ViewType::Uint8 => (T::uint8_array, 1),
         }
-    }
-}
-
-impl MemoryBlock {
-    pub(super) fn new(
-        lease: Lease,
-        bytes: u64,
-        operation: String,
-        tag: Option<String>,
-        manager: Arc<MemoryManager>,
-    ) -> Self {
-        let device = match lease {
-            Lease::Host(_) => Device::Host,
-            Lease::Gpu(_) => Device::Gpu,
-        };
-        MemoryBlock {
-            lease: Some(lease),
-            ref_count: 1,
-            bytes,
-            device,
-            operation,
-            tag,
-            view: None,
-            manager,
-        }
-    }
-
-    fn live(&self, env: &Env, what: &str) -> Result<&Lease> {
-        self.lease.as_ref().ok_or_else(|| {
-            coded_error(
-                env,
-                RELEASED,
-                format!("{what}: the block was released (refCount is 0)"),
-            )
-        })
     }
 }
 
@@ -234,203 +348,135 @@ fn copy_range(env: &Env, block_bytes: u64, offset: Option<f64>, len: usize) -> R
     }
 }
 
-fn gpu_error(env: &Env, err: MemoryError) -> napi::Error {
-    coded(env, &err)
-}
-
-#[napi]
-impl MemoryBlock {
-    /// Bytes requested.
-    #[napi(catch_unwind, getter)]
-    pub fn bytes(&self) -> f64 {
-        self.bytes as f64
-    }
-
-    /// 'host' or 'gpu'.
-    #[napi(catch_unwind, getter, ts_return_type = "'host' | 'gpu'")]
-    pub fn device(&self) -> &'static str {
-        self.device.name()
-    }
-
-    /// The operation it was allocated for.
-    #[napi(catch_unwind, getter)]
-    pub fn operation(&self) -> String {
-        self.operation.clone()
-    }
-
-    /// The tag given to `allocate`, if any.
-    #[napi(catch_unwind, getter)]
-    pub fn tag(&self) -> Option<String> {
-        self.tag.clone()
-    }
-
-    /// Holders left; 0 once released.
-    #[napi(catch_unwind, getter)]
-    pub fn ref_count(&self) -> u32 {
-        self.ref_count
-    }
-
-    /// Whether the last reference was released.
-    #[napi(catch_unwind, getter)]
-    pub fn released(&self) -> bool {
-        self.lease.is_none()
-    }
-
-    /// Adds a holder; returns the new count. Throws E_RELEASED after the last release.
-    #[napi(catch_unwind)]
-    pub fn retain(&mut self, env: Env) -> Result<u32> {
-        self.live(&env, "retain")?;
-        self.ref_count += 1;
-        Ok(self.ref_count)
-    }
-
-    /// Drops a holder; at zero the view is detached and the memory returns
-    /// to the pool. Returns the count left. Throws E_RELEASED when already 0.
-    #[napi(catch_unwind)]
-    pub fn release(&mut self, env: Env) -> Result<u32> {
-        self.live(&env, "release")?;
-        self.ref_count -= 1;
-        if self.ref_count == 0 {
-            if let Some(view) = self.view.take() {
-                view.detach();
-            }
-            self.lease = None;
-        }
-        Ok(self.ref_count)
-    }
-
-    /// A typed array over the block's own memory (no copy), host blocks only.
-    /// Every call views the same memory; all views go dead at the last release.
-    #[napi(
-        catch_unwind,
-        ts_args_type = "type?: 'float32' | 'float64' | 'int16' | 'int32' | 'uint8'",
-        ts_return_type = "Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array"
-    )]
-    pub fn view(&mut self, env: Env, kind: Option<Unknown>) -> Result<RawValue> {
-        let kind = match kind {
-            Some(k) if !matches!(k.get_type()?, napi::ValueType::Undefined) => {
-                Some(crate::js::fields::string_value(&env, "type", &k)?)
-            }
-            _ => None,
+impl Blocks {
+    /// `view(type)` of `key`'s block: a typed array over its memory (no
+    /// copy), host blocks only. Every call views the same ArrayBuffer.
+    pub(super) fn view(&self, env: &Env, key: f64, kind: Unknown) -> Result<RawValue> {
+        let kind = match kind.get_type()? {
+            napi::ValueType::Undefined => None,
+            _ => Some(crate::js::fields::string_value(env, "type", &kind)?),
         };
-        let kind = ViewType::parse(&env, kind.as_deref())?;
-        let host = match self.live(&env, "view")? {
-            Lease::Host(lease) => lease.clone(),
-            Lease::Gpu(_) => {
-                return Err(coded_error(
-                    &env,
-                    WRONG_DEVICE,
-                    "view: a GPU block has no host view; use copyTo(typedArray)",
-                ))
-            }
-        };
-        let (kind, element) = kind.layout();
+        let (kind, element) = ViewType::parse(env, kind.as_deref())?.layout();
         let raw_env = env.raw();
-        // SAFETY: raw N-API calls on the JS thread with live handles. The
-        // external ArrayBuffer's memory is kept alive by the Arc in its slot
-        // until it is detached (`release`) or collected (finalizer).
-        unsafe {
-            if self.view.is_none() {
-                let slot = Arc::new(Mutex::new(Some(host.clone())));
-                let hint = Box::into_raw(Box::new(slot.clone()));
-                let mut buffer = ptr::null_mut();
-                let status = sys::napi_create_external_arraybuffer(
-                    raw_env,
-                    host.as_ptr().cast(),
-                    host.len(),
-                    Some(drop_view_slot),
-                    hint.cast(),
-                    &mut buffer,
-                );
-                if status != sys::Status::napi_ok {
-                    drop(Box::from_raw(hint));
-                    check_status(status, "napi_create_external_arraybuffer")?;
+        self.with(env, key, "view", |held| {
+            let host = match &held.lease {
+                Lease::Host(lease) => lease.clone(),
+                Lease::Gpu(_) => {
+                    return Err(coded_error(
+                        env,
+                        WRONG_DEVICE,
+                        "view: a GPU block has no host view; use copyTo(typedArray)",
+                    ))
                 }
-                let mut reference = ptr::null_mut();
+            };
+            // SAFETY: raw N-API calls on the JS thread with live handles;
+            // none runs JS, so the table stays borrowed by this call only.
+            // The external ArrayBuffer's memory is kept alive by the Arc in
+            // its slot until it is detached (`release`) or collected
+            // (finalizer).
+            unsafe {
+                if held.view.is_none() {
+                    let slot = Arc::new(Mutex::new(Some(host.clone())));
+                    let hint = Box::into_raw(Box::new(slot.clone()));
+                    let mut buffer = ptr::null_mut();
+                    let status = sys::napi_create_external_arraybuffer(
+                        raw_env,
+                        host.as_ptr().cast(),
+                        host.len(),
+                        Some(drop_view_slot),
+                        hint.cast(),
+                        &mut buffer,
+                    );
+                    if status != sys::Status::napi_ok {
+                        drop(Box::from_raw(hint));
+                        check_status(status, "napi_create_external_arraybuffer")?;
+                    }
+                    let mut reference = ptr::null_mut();
+                    check_status(
+                        sys::napi_create_reference(raw_env, buffer, 1, &mut reference),
+                        "napi_create_reference",
+                    )?;
+                    held.view = Some(HostView {
+                        env: raw_env,
+                        buffer: reference,
+                        slot,
+                    });
+                }
+                let view = held.view.as_ref().expect("created above");
+                let mut buffer = ptr::null_mut();
                 check_status(
-                    sys::napi_create_reference(raw_env, buffer, 1, &mut reference),
-                    "napi_create_reference",
+                    sys::napi_get_reference_value(raw_env, view.buffer, &mut buffer),
+                    "napi_get_reference_value",
                 )?;
-                self.view = Some(HostView {
-                    env: raw_env,
-                    buffer: reference,
-                    slot,
-                });
+                let mut array = ptr::null_mut();
+                check_status(
+                    sys::napi_create_typedarray(
+                        raw_env,
+                        kind,
+                        host.len() / element,
+                        buffer,
+                        0,
+                        &mut array,
+                    ),
+                    "napi_create_typedarray",
+                )?;
+                Ok(RawValue(array))
             }
-            let view = self.view.as_ref().expect("created above");
-            let mut buffer = ptr::null_mut();
-            check_status(
-                sys::napi_get_reference_value(raw_env, view.buffer, &mut buffer),
-                "napi_get_reference_value",
-            )?;
-            let mut array = ptr::null_mut();
-            check_status(
-                sys::napi_create_typedarray(
-                    raw_env,
-                    kind,
-                    host.len() / element,
-                    buffer,
-                    0,
-                    &mut array,
-                ),
-                "napi_create_typedarray",
-            )?;
-            Ok(RawValue(array))
-        }
+        })
     }
 
-    /// Copies a typed array's bytes into the block at `offset` bytes (host or GPU).
-    #[napi(
-        catch_unwind,
-        ts_args_type = "source: ArrayBufferView, offset?: number"
-    )]
-    pub fn copy_from(&self, env: Env, source: Unknown, offset: Option<Unknown>) -> Result<()> {
-        let offset = offset_arg(&env, offset)?;
-        let view = typed_array_arg(&env, &source, "source")?;
+    /// `copyFrom(source, offset)` of `key`'s block: a typed array's bytes
+    /// into the block at `offset` bytes (host or GPU).
+    pub(super) fn copy_from(
+        &self,
+        env: &Env,
+        key: f64,
+        source: Unknown,
+        offset: Unknown,
+    ) -> Result<()> {
+        let offset = offset_arg(env, Some(offset))?;
+        let view = typed_array_arg(env, &source, "source")?;
         let bytes = view.bytes();
         let len = bytes.len();
-        let offset = copy_range(&env, self.bytes, offset, len)?;
-        match self.live(&env, "copyFrom")? {
-            Lease::Host(lease) => {
-                // SAFETY: inside the block (checked above); the JS thread is
-                // the only one touching a host block's memory.
-                unsafe { ptr::copy(bytes.as_ptr(), lease.as_ptr().add(offset as usize), len) };
-                Ok(())
+        self.with(env, key, "copyFrom", |held| {
+            let offset = copy_range(env, held.bytes, offset, len)?;
+            match &held.lease {
+                Lease::Host(lease) => {
+                    // SAFETY: inside the block (checked above); the JS thread
+                    // is the only one touching a host block's memory.
+                    unsafe { ptr::copy(bytes.as_ptr(), lease.as_ptr().add(offset as usize), len) };
+                    Ok(())
+                }
+                Lease::Gpu(lease) => lease.copy_in(offset, bytes).map_err(|e| coded(env, &e)),
             }
-            Lease::Gpu(lease) => lease.copy_in(offset, bytes).map_err(|e| gpu_error(&env, e)),
-        }
+        })
     }
 
-    /// Copies bytes of the block from `offset` into a typed array, filling it.
-    #[napi(
-        catch_unwind,
-        ts_args_type = "target: ArrayBufferView, offset?: number"
-    )]
-    pub fn copy_to(&self, env: Env, target: Unknown, offset: Option<Unknown>) -> Result<()> {
-        let offset = offset_arg(&env, offset)?;
-        let mut view = typed_array_arg(&env, &target, "target")?;
+    /// `copyTo(target, offset)` of `key`'s block: its bytes from `offset`
+    /// into a typed array, filling it.
+    pub(super) fn copy_to(
+        &self,
+        env: &Env,
+        key: f64,
+        target: Unknown,
+        offset: Unknown,
+    ) -> Result<()> {
+        let offset = offset_arg(env, Some(offset))?;
+        let mut view = typed_array_arg(env, &target, "target")?;
         let out = view.bytes_mut();
         let len = out.len();
-        let offset = copy_range(&env, self.bytes, offset, len)?;
-        match self.live(&env, "copyTo")? {
-            Lease::Host(lease) => {
-                // SAFETY: as in `copy_from`.
-                unsafe { ptr::copy(lease.as_ptr().add(offset as usize), out.as_mut_ptr(), len) };
-                Ok(())
+        self.with(env, key, "copyTo", |held| {
+            let offset = copy_range(env, held.bytes, offset, len)?;
+            match &held.lease {
+                Lease::Host(lease) => {
+                    // SAFETY: as in `copy_from`.
+                    unsafe {
+                        ptr::copy(lease.as_ptr().add(offset as usize), out.as_mut_ptr(), len)
+                    };
+                    Ok(())
+                }
+                Lease::Gpu(lease) => lease.copy_out(offset, out).map_err(|e| coded(env, &e)),
             }
-            Lease::Gpu(lease) => lease.copy_out(offset, out).map_err(|e| gpu_error(&env, e)),
-        }
-    }
-}
-
-impl Drop for MemoryBlock {
-    /// Runs when the garbage collector reclaims the block object.
-    fn drop(&mut self) {
-        if self.lease.take().is_some() {
-            self.manager.record_leak(self.bytes);
-        }
-        if let Some(view) = self.view.take() {
-            view.forget();
-        }
+        })
     }
 }

@@ -2,24 +2,30 @@
 //! of snapshots into plain objects, and error mapping around `MemoryManager`.
 
 mod block;
+mod fast_path;
 mod types;
 
 pub use block::MemoryBlock;
 pub use types::*;
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, Null, Unknown};
+use napi::bindgen_prelude::{Function, Null, This, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Either, Env, Result, Status};
+use napi::{Either, Env, JsValue, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
 use crate::js::errors::{coded, range_error, INVALID_ARG_VALUE, OUT_OF_RANGE};
 use crate::js::fields::{size_value, Fields};
+use crate::js::module::Scripts;
+use crate::js::napi::Js;
 use crate::js::options::function_arg;
-use block::Lease;
+use crate::js::value::RawValue;
+use block::{Blocks, Lease};
+pub use fast_path::install;
 use gama_core::memory::advice::opportunities;
 use gama_core::memory::manager::ManagerConfig;
 use gama_core::memory::suballoc::Strategy;
@@ -39,6 +45,7 @@ struct Listeners {
 pub struct GAMAMemoryManager {
     manager: Arc<MemoryManager>,
     listeners: Arc<Listeners>,
+    blocks: Rc<Blocks>,
 }
 
 impl GAMAMemoryManager {
@@ -206,15 +213,24 @@ impl GAMAMemoryManager {
                 );
             }
         })));
-        Ok(GAMAMemoryManager { manager, listeners })
+        let blocks = Rc::new(Blocks::new(manager.clone()));
+        Ok(GAMAMemoryManager {
+            manager,
+            listeners,
+            blocks,
+        })
     }
 
+    /// Checks `size` and `options`, then allocates; the block is made by
+    /// `fast_path.js` (which calls this only for arguments it does not
+    /// take itself: sizes as strings, unusual options and every bad input).
     fn allocate_block(
         &self,
         env: &Env,
+        this: &This,
         size: &Unknown,
         options: Option<Unknown>,
-    ) -> Result<std::result::Result<MemoryBlock, MemoryError>> {
+    ) -> Result<std::result::Result<RawValue, MemoryError>> {
         let bytes = size_value(env, "size", size)?;
         if bytes == 0 {
             return Err(range_error(
@@ -236,7 +252,33 @@ impl GAMAMemoryManager {
                 .map(|l| Lease::Host(Arc::new(l))),
             Device::Gpu => self.manager.allocate_gpu(bytes, &operation).map(Lease::Gpu),
         };
-        Ok(lease.map(|lease| MemoryBlock::new(lease, bytes, operation, tag, self.manager.clone())))
+        let lease = match lease {
+            Ok(lease) => lease,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = self.blocks.insert(lease, bytes);
+        let js = Js::new(env);
+        let made = (|| {
+            let args = [
+                this.raw(),
+                js.number(key)?,
+                js.number(bytes as f64)?,
+                js.boolean(device == Device::Gpu)?,
+                js.string(&operation)?,
+                match &tag {
+                    Some(tag) => js.string(tag)?,
+                    None => js.null()?,
+                },
+            ];
+            let adopt = Scripts::of(env).ok_or_else(|| {
+                napi::Error::from_reason("gama-native's scripts are not installed")
+            })?;
+            js.call(js.undefined()?, adopt.blocks.get(env), &args)
+        })();
+        if made.is_err() {
+            self.blocks.release(key);
+        }
+        Ok(Ok(RawValue(made?)))
     }
 
     /// A block of `size` bytes (a number or a string such as "4MB"). Over
@@ -244,32 +286,36 @@ impl GAMAMemoryManager {
     /// with code E_BUDGET naming the request and what is free.
     #[napi(
         catch_unwind,
-        ts_args_type = "size: number | string, options?: AllocateOptions"
+        ts_args_type = "size: number | string, options?: AllocateOptions",
+        ts_return_type = "MemoryBlock"
     )]
     pub fn allocate(
         &self,
         env: Env,
+        this: This,
         size: Unknown,
         options: Option<Unknown>,
-    ) -> Result<MemoryBlock> {
-        self.allocate_block(&env, &size, options)?
+    ) -> Result<RawValue> {
+        self.allocate_block(&env, &this, &size, options)?
             .map_err(|e| memory_error(&env, e))
     }
 
     /// Like `allocate`, but returns null when the budget has no room.
     #[napi(
         catch_unwind,
-        ts_args_type = "size: number | string, options?: AllocateOptions"
+        ts_args_type = "size: number | string, options?: AllocateOptions",
+        ts_return_type = "MemoryBlock | null"
     )]
     pub fn try_allocate(
         &self,
         env: Env,
+        this: This,
         size: Unknown,
         options: Option<Unknown>,
-    ) -> Result<Option<MemoryBlock>> {
-        match self.allocate_block(&env, &size, options)? {
-            Ok(block) => Ok(Some(block)),
-            Err(e) if e.is_over_budget() => Ok(None),
+    ) -> Result<RawValue> {
+        match self.allocate_block(&env, &this, &size, options)? {
+            Ok(block) => Ok(block),
+            Err(e) if e.is_over_budget() => Ok(RawValue(Js::new(&env).null()?)),
             Err(e) => Err(memory_error(&env, e)),
         }
     }

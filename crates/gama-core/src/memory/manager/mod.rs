@@ -322,11 +322,10 @@ impl MemoryManager {
         let mut buffer = self.pool.acquire(size as usize);
         let ptr = buffer.as_mut_slice().as_mut_ptr();
         self.counters.allocations.fetch_add(1, Ordering::Relaxed);
-        let elapsed = started.elapsed();
+        let elapsed = ALLOCATE_HOST.record_since(started);
         self.counters
             .host_allocation_ns
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-        ALLOCATE_HOST.record(elapsed);
         self.notify(Device::Host, change);
         Ok(HostLease {
             manager: self.arc(),
@@ -364,7 +363,7 @@ impl MemoryManager {
             }
         };
         self.counters.allocations.fetch_add(1, Ordering::Relaxed);
-        ALLOCATE_GPU.record(started.elapsed());
+        ALLOCATE_GPU.record_since(started);
         self.notify(Device::Gpu, change);
         Ok(GpuLease {
             manager: self.arc(),
