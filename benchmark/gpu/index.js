@@ -2,8 +2,9 @@
 // torchaudio on the same GPU in the same run (benchmark/gpu/torchaudio_gpu.py),
 // for 64 x 1 s, 1,024 x 1 s and 16 x 60 s: with the copies in and out (what
 // a caller waits for) and on the device alone (CUDA event times, `gpuTime`);
-// and against the CPU path on one core and on all cores. Without a GPU it
-// prints one line saying why and measures nothing.
+// and against the CPU path on one core and on all cores; and a pooled GPU
+// block allocated and released from JS against cuMemAlloc + cuMemFree.
+// Without a GPU it prints one line saying why and measures nothing.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -115,7 +116,36 @@ async function run() {
     results.crossover = [...(results.crossover ?? []), { count, gpu: gpu.wall, cpu: cpu.wall }];
   }
   line(`where 'auto' should switch (wall time per batch): ${crossover.join(' | ')}`);
+  results.blocks = await gpuBlocks(line);
   return results;
+}
+
+/**
+ * A pooled 1 MiB GPU block allocated and released from JS against
+ * cuMemAlloc + cuMemFree from Python through ctypes (cuda_raw.py), both
+ * per pair; the JS loop yields every 1,024 pairs so the registry that
+ * counts leaked blocks does its work inside the timing.
+ */
+async function gpuBlocks(line) {
+  const bytes = 1 << 20;
+  const pairs = 100_000;
+  const mm = new g.GAMAMemoryManager({ device: 'cuda' });
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  let best = Infinity;
+  for (let round = 0; round < 4; round++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < pairs; i++) {
+      mm.allocate(bytes, { device: 'gpu' }).release();
+      if ((i & 1023) === 1023) await tick();
+    }
+    await tick();
+    if (round > 0) best = Math.min(best, Number(process.hrtime.bigint() - started) / pairs);
+  }
+  const raw = spawnSync('python3', [path.join(__dirname, 'cuda_raw.py'), String(bytes), '20000'], { encoding: 'utf8' });
+  const rawNs = raw.status === 0 ? JSON.parse(raw.stdout).pairNs : null;
+  const peer = rawNs ? ` | cuMemAlloc + cuMemFree (Python ctypes) ${rawNs.toFixed(0)} ns | ratio ${(rawNs / best).toFixed(1)}x (goal >= 5x)` : ` | cuMemAlloc peer not run: ${(raw.stderr || raw.error?.message || '').trim().split('\n').pop()}`;
+  line(`GPU block 1 MiB allocate + release from JS: gama-native ${best.toFixed(0)} ns${peer}`);
+  return { bytes, jsPairNs: best, rawPairNs: rawNs };
 }
 
 module.exports = { run };
