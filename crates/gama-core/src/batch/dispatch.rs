@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::item::{
     Event, Input, Item, ItemError, ItemErrorKind, ItemId, Output, ResourceStrategy, Stage,
+    EXTRACT_FEATURES,
 };
 use super::native::{self, Control};
 use super::processor::{Engine, Ledger, RunningJs};
@@ -110,9 +111,14 @@ impl Engine {
                 self.config.max_wait
             };
             let js_ops = &state.js_ops;
-            let batch = state
+            let mut batch = state
                 .queue
                 .next_batch(size, now, max_wait, |op| js_ops.contains(op) || native_ok)?;
+            if let Some(room) = self.gpu_room(state, &batch) {
+                for item in batch.split_off(room) {
+                    state.queue.push(item);
+                }
+            }
             match self.admit(state, batch) {
                 Admission::Go(batch, reservation) if !batch.is_empty() => {
                     if let Some(native) = self.start(state, batch, reservation) {
@@ -168,6 +174,22 @@ impl Engine {
     fn uses_gpu(&self) -> bool {
         self.config.feature_device != FeatureDevice::Cpu
             && self.memory.as_ref().is_some_and(|m| m.has_gpu())
+    }
+
+    /// How many items of `batch` to run when its features go to the GPU:
+    /// what the GPU budget has room for below its threshold
+    /// (`recommend_batch_size` on the GPU, at the largest item's estimate),
+    /// at least 1. `None` for batches that do not use the GPU.
+    fn gpu_room(&self, state: &Ledger, batch: &[Item]) -> Option<usize> {
+        let first = batch.first()?;
+        if &*first.op != EXTRACT_FEATURES || state.js_ops.contains(&first.op) || !self.uses_gpu() {
+            return None;
+        }
+        let memory = self.memory.as_ref()?;
+        let per_item = batch.iter().map(|i| i.estimate).max()?;
+        let room =
+            memory.recommend_batch_size(Device::Gpu, &first.op, per_item, 1, batch.len() as u64);
+        Some(room as usize)
     }
 
     /// The batch size now: the maximum below the memory threshold, halved

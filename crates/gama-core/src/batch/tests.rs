@@ -672,3 +672,28 @@ fn a_batch_too_large_for_the_gpu_budget_runs_on_the_workers() {
     assert_eq!(stats.gpu_batches, 0);
     assert!(stats.gpu_fallbacks >= 1, "{stats:?}");
 }
+
+#[test]
+fn gpu_batches_are_sized_by_the_room_below_the_gpu_budgets_threshold() {
+    let items: Vec<Item> = (1..=12)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(16_000)))
+        .collect();
+    // A GPU budget whose threshold has room for three items' estimates.
+    let threshold = ManagerConfig::default().threshold_percent;
+    let gpu_bytes = (items[0].estimate as f64 * 3.5 * 100.0 / threshold).ceil() as u64;
+    let Some((p, rx)) = gpu_processor(FeatureDevice::Cuda, gpu_bytes) else {
+        return;
+    };
+    p.submit(items).unwrap();
+    let results = done(&rx, 12);
+    assert!(
+        results.iter().all(|(_, r)| r.is_ok()),
+        "every item succeeds"
+    );
+    let stats = p.stats();
+    assert!(
+        stats.batches >= 4,
+        "12 items, at most 3 per batch: {stats:?}"
+    );
+    assert!(stats.average_batch_size <= 3.0, "{stats:?}");
+}
