@@ -225,14 +225,14 @@ pub(crate) fn audio_into(
     into: &mut Vec<f32>,
 ) -> Result<std::ops::Range<usize>> {
     let view = TypedArrayView::of(Js::new(env), value.raw())?;
-    view_into(env, path, value, view, into)
+    view_into(env, &|| path.to_string(), value, view, into)
 }
 
 /// `audio_into` for a `value` already looked at: `view` is the typed array
-/// it is, if any.
+/// it is, if any; `path` makes its name, for errors only.
 pub(crate) fn view_into(
     env: &Env,
-    path: &str,
+    path: &dyn Fn() -> String,
     value: &Unknown,
     view: Option<TypedArrayView>,
     into: &mut Vec<f32>,
@@ -247,7 +247,8 @@ pub(crate) fn view_into(
             env,
             INVALID_ARG_TYPE,
             format!(
-                "{path} must be a Float32Array; got {}",
+                "{} must be a Float32Array; got {}",
+                path(),
                 describe(env, value)
             ),
         )),

@@ -115,10 +115,20 @@ pub fn native_input(
     env: &Env,
     op: &str,
     data: &Unknown,
-    path: &str,
+    path: &dyn Fn() -> String,
     defaults: &Defaults,
     into: &mut Vec<f32>,
 ) -> Result<NativeInput> {
+    let view = TypedArrayView::of(Js::new(env), data.raw())?;
+    if view.is_some() {
+        return Ok(NativeInput {
+            samples: view_into(env, path, data, view, into)?,
+            options: defaults.options.clone(),
+            hash: defaults.hash,
+            key: defaults.key.clone(),
+        });
+    }
+    let path = &path();
     let shape = || {
         type_error(
             env,
@@ -129,15 +139,6 @@ pub fn native_input(
             ),
         )
     };
-    let view = TypedArrayView::of(Js::new(env), data.raw())?;
-    if view.is_some() {
-        return Ok(NativeInput {
-            samples: view_into(env, path, data, view, into)?,
-            options: defaults.options.clone(),
-            hash: defaults.hash,
-            key: defaults.key.clone(),
-        });
-    }
     if data.get_type()? != ValueType::Object || is_array(env, data)? {
         return Err(shape());
     }

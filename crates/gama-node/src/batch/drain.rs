@@ -93,7 +93,7 @@ pub fn report_progress(env: &Env, state: &StateCell, id: ItemId, stage: Stage, f
         let s = state.borrow();
         s.pending
             .get(&id)
-            .and_then(|p| p.on_progress.as_ref())
+            .and_then(|p| p.extras.as_ref()?.on_progress.as_ref())
             .map(|c| c.get(env))
     };
     if let Some(callback) = callback {

@@ -10,7 +10,7 @@ use napi::{sys, Env, JsValue, Result, ValueType};
 
 use super::convert::{self, byte_length, cache_key, native_input, priority};
 use super::signals;
-use super::state::{reject_now, Pending, Settle, StateCell};
+use super::state::{reject_now, Extras, Pending, Settle, StateCell};
 use super::BatchProcessor;
 use crate::js::errors::{coded_value, type_error, INVALID_ARG_TYPE};
 use crate::js::fields::{describe, Fields};
@@ -102,13 +102,13 @@ impl BatchProcessor {
     }
 
     /// Builds one item (no promise yet) into `intake`; `data` is the
-    /// caller's value.
+    /// caller's value, `path` makes its name for errors.
     pub(super) fn build_item(
         &self,
         env: &Env,
         (op, is_js): (&OpName, bool),
         data: &Unknown,
-        path: &str,
+        path: &dyn Fn() -> String,
         o: &ItemOptions,
         intake: &mut Intake,
     ) -> Result<(Item, Option<Persistent>)> {
@@ -160,7 +160,7 @@ impl BatchProcessor {
                 input,
                 wants_progress: o.on_progress.is_some(),
                 stop: Arc::default(),
-                enqueued: Instant::now(),
+                enqueued: intake.started,
                 seq: 0,
             },
             kept,
@@ -191,20 +191,24 @@ impl BatchProcessor {
             _ => None,
         };
         let user_id = if with_user_id { o.id.clone() } else { None };
+        let extras = Extras {
+            on_progress: keep(o.on_progress)?,
+            data: kept,
+            metadata: keep(o.metadata)?,
+            signal,
+            user_id,
+        }
+        .boxed();
         let mut s = self.state.borrow_mut();
-        if let Some(u) = &user_id {
+        if let Some(u) = extras.as_ref().and_then(|e| e.user_id.as_ref()) {
             s.user_ids.insert(u.clone(), item.id);
         }
         s.pending.insert(
             item.id,
             Pending {
                 settle,
-                on_progress: keep(o.on_progress)?,
-                data: kept,
-                metadata: keep(o.metadata)?,
-                signal,
-                user_id,
                 priority: item.priority,
+                extras,
             },
         );
         Ok(())
@@ -266,13 +270,11 @@ impl BatchProcessor {
         let core = self.core();
         for id in ids {
             let pending = self.state.borrow_mut().pending.remove(id);
-            if let Some(p) = pending {
-                for r in [p.on_progress, p.data, p.metadata].into_iter().flatten() {
-                    r.delete(env);
-                }
-                if let Some(key) = p.signal {
+            if let Some(extras) = pending.and_then(|p| p.extras) {
+                if let Some(key) = extras.signal {
                     signals::unwatch_signal(env, &self.state, key, *id);
                 }
+                extras.delete(env);
             }
             core.cancel(*id);
         }
@@ -300,8 +302,9 @@ const INTAKE_FLOATS: usize = 1 << 18;
 
 /// The samples of the native items being taken in, copied into one buffer
 /// that the items of a chunk share once it goes to the workers.
-#[derive(Default)]
 pub(super) struct Intake {
+    /// When the call came: the items' time of queueing (one clock read per call).
+    started: Instant,
     samples: Vec<f32>,
     /// Each native item's range of `samples`, in the order taken in.
     ranges: Vec<Range<usize>>,
@@ -312,11 +315,22 @@ pub(super) struct Intake {
 }
 
 impl Intake {
+    /// An intake for one item.
+    pub(super) fn single() -> Self {
+        Intake {
+            started: Instant::now(),
+            samples: Vec::new(),
+            ranges: Vec::new(),
+            chunked: false,
+            last: 0,
+        }
+    }
+
     /// An intake for many items, handed over in chunks.
     pub(super) fn chunked() -> Self {
         Intake {
             chunked: true,
-            ..Intake::default()
+            ..Intake::single()
         }
     }
 

@@ -40,13 +40,14 @@ pub fn run_js_batch(
             let carried: Vec<_> = ids
                 .iter()
                 .map(|id| {
-                    s.pending.get(id).map(|p| {
-                        (
-                            p.user_id.clone(),
-                            get(&p.data),
-                            get(&p.metadata),
-                            p.signal.and_then(|key| s.signal_value(env, key)),
-                        )
+                    s.pending.get(id).map(|p| match p.extras.as_deref() {
+                        Some(e) => (
+                            e.user_id.clone(),
+                            get(&e.data),
+                            get(&e.metadata),
+                            e.signal.and_then(|key| s.signal_value(env, key)),
+                        ),
+                        None => (None, None, None, None),
                     })
                 })
                 .collect();

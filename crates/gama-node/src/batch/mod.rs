@@ -198,8 +198,9 @@ impl BatchProcessor {
                 ));
             }
         }
-        let mut intake = Intake::default();
-        let (item, kept) = self.build_item(&env, (&op, is_js), &data, "data", &o, &mut intake)?;
+        let mut intake = Intake::single();
+        let path = || "data".to_string();
+        let (item, kept) = self.build_item(&env, (&op, is_js), &data, &path, &o, &mut intake)?;
         let mut items = vec![item];
         intake.take(&mut items);
         let (deferred, promise) = Deferred::new(&env)?;
@@ -269,7 +270,7 @@ impl BatchProcessor {
             });
             let built = element
                 .and_then(|element| {
-                    let path = format!("data[{i}]");
+                    let path = || format!("data[{i}]");
                     self.build_item(&env, (&op, is_js), &element, &path, &o, &mut intake)
                 })
                 .and_then(|(item, kept)| {
@@ -310,7 +311,7 @@ impl BatchProcessor {
                         let mut s = self.state.borrow_mut();
                         for id in &live {
                             if let Some(p) = s.pending.get_mut(id) {
-                                p.signal = Some(key);
+                                p.extras.get_or_insert_with(Box::default).signal = Some(key);
                             }
                         }
                     }

@@ -33,10 +33,20 @@ pub enum Settle {
     Member { group: u64, index: u32 },
 }
 
-/// What the JS side keeps for an item until it settles.
+/// What the JS side keeps for an item until it settles: small, since a
+/// large `addItems` call keeps one per item.
 pub struct Pending {
     /// Where the outcome goes.
     pub settle: Settle,
+    /// The item's priority: outcomes of urgent items settle first.
+    pub priority: u8,
+    /// What only some items carry.
+    pub extras: Option<Box<Extras>>,
+}
+
+/// What an item carries besides its settling, when it has any of it.
+#[derive(Default)]
+pub struct Extras {
     /// `onProgress` of the item.
     pub on_progress: Option<Persistent>,
     /// The JS value given as data (JS processors only).
@@ -47,8 +57,28 @@ pub struct Pending {
     pub signal: Option<u64>,
     /// The `id` the user gave, for `cancel(id)`.
     pub user_id: Option<String>,
-    /// The item's priority: outcomes of urgent items settle first.
-    pub priority: u8,
+}
+
+impl Extras {
+    /// `Some` when the item carries anything.
+    pub fn boxed(self) -> Option<Box<Extras>> {
+        let empty = self.on_progress.is_none()
+            && self.data.is_none()
+            && self.metadata.is_none()
+            && self.signal.is_none()
+            && self.user_id.is_none();
+        (!empty).then(|| Box::new(self))
+    }
+
+    /// Lets go of the JS values kept.
+    pub fn delete(self, env: &Env) {
+        for r in [self.on_progress, self.data, self.metadata]
+            .into_iter()
+            .flatten()
+        {
+            r.delete(env);
+        }
+    }
 }
 
 struct Group {
@@ -200,7 +230,7 @@ pub fn settle(
         let Some(pending) = s.pending.remove(&id) else {
             return false;
         };
-        if let Some(user_id) = &pending.user_id {
+        if let Some(user_id) = pending.extras.as_ref().and_then(|e| e.user_id.as_ref()) {
             s.user_ids.remove(user_id);
         }
         let (mut group_done, mut slot, mut reject_group) = (None, None, None);
@@ -240,15 +270,15 @@ pub fn settle(
                 Err(error) => deferred.reject(env, error),
             }
         }
-        if let Some(key) = pending.signal {
-            unwatch_signal(env, state, key, id);
-        }
-        if let Some(callback) = pending.on_progress {
-            let _ = call_progress(env, callback.get(env), Stage::Done, 1.0);
-            callback.delete(env);
-        }
-        for r in [pending.data, pending.metadata].into_iter().flatten() {
-            r.delete(env);
+        if let Some(mut extras) = pending.extras {
+            if let Some(key) = extras.signal {
+                unwatch_signal(env, state, key, id);
+            }
+            if let Some(callback) = extras.on_progress.take() {
+                let _ = call_progress(env, callback.get(env), Stage::Done, 1.0);
+                callback.delete(env);
+            }
+            extras.delete(env);
         }
     }
     true
