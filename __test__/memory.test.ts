@@ -267,6 +267,10 @@ test('blocks from plain arguments and from checked ones (sizes as strings) are a
   assert.equal(codeOf(() => mm.allocate(2 * 1024 * 1024, { operation: 'big' })), 'E_BUDGET');
   assert.equal(mm.tryAllocate(2 * 1024 * 1024), null);
   assert.equal(mm.getStats().failures, 2);
+  const after = mm.allocate(64);
+  const usage = mm.getMemoryUsage().byOperation;
+  assert.ok(usage.general.current > 0 && !usage.big?.current, 'a refused operation does not carry over to the next allocate');
+  after.release();
 
   // The members refuse anything that is not a block.
   const bytes = Object.getOwnPropertyDescriptor(MemoryBlock.prototype, 'bytes')!.get!;

@@ -153,8 +153,10 @@
       else if (t != null) return undefined;
     }
     const state = states.get(manager) || attach(manager);
-    const key = allocate(state.handle, size, gpu, operation === state.operation ? undefined : operation, orNull);
+    // Native code keeps a string passed before anything can fail.
+    const passed = operation === state.operation ? undefined : operation;
     state.operation = operation;
+    const key = allocate(state.handle, size, gpu, passed, orNull);
     return key < 0 ? null : new Block(state, key, size, gpu, operation, tag);
   }
 

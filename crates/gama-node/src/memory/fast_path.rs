@@ -15,7 +15,7 @@ use super::{memory_error, GAMAMemoryManager};
 use crate::js::callback::{
     guarded, handle, make_handle, native_function, throw_type_error, Handle,
 };
-use crate::js::errors::{range_error, OUT_OF_RANGE};
+use crate::js::errors::{range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
 use crate::js::fields::string_value;
 use crate::js::napi::{unknown, Js};
 use crate::js::raw::Persistent;
@@ -36,13 +36,12 @@ unsafe impl Handle for BlocksHandle {
     };
 }
 
-/// The table behind the handle argument `value`, or a thrown TypeError.
-fn blocks<'js>(js: Js<'js>, value: sys::napi_value) -> Result<Option<&'js BlocksHandle>> {
-    let found = handle::<BlocksHandle>(js, value)?;
-    if found.is_none() {
-        throw_type_error(js, c"invalid memory manager handle")?;
-    }
-    Ok(found)
+/// The handle argument `value`; a TypeError when it is not one.
+fn blocks<'js>(js: Js<'js>, value: sys::napi_value) -> Result<&'js BlocksHandle> {
+    handle::<BlocksHandle>(js, value)?.ok_or_else(|| {
+        let env = Env::from_raw(js.raw());
+        type_error(&env, INVALID_ARG_TYPE, "invalid memory manager handle")
+    })
 }
 
 /// Defines a raw callback `$name` taking `$n` arguments that runs `$body`
@@ -90,19 +89,18 @@ callback!(
     /// here); `operation` a string, or undefined for the last one given.
     allocate, 5, |js, args| {
         let [handle_value, bytes, gpu, operation, or_null] = args;
-        let Some(handle) = blocks(js, handle_value)? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let handle = blocks(js, handle_value)?;
         let env = Env::from_raw(js.raw());
+        // Kept first, whatever fails next: JS counts on native code having it.
+        if js.type_of(operation)? != sys::ValueType::napi_undefined {
+            let operation = string_value(&env, "options.operation", &unknown(&env, operation))?;
+            *handle.operation.borrow_mut() = operation;
+        }
         let bytes = js.number_value(bytes)?;
         if !(bytes >= 1.0 && bytes <= MAX_SIZE as f64 && bytes.fract() == 0.0) {
             return Err(range_error(&env, OUT_OF_RANGE, "size must be a whole number of bytes from 1 to 2^53"));
         }
         let bytes = bytes as u64;
-        if js.type_of(operation)? != sys::ValueType::napi_undefined {
-            let operation = string_value(&env, "options.operation", &unknown(&env, operation))?;
-            *handle.operation.borrow_mut() = operation;
-        }
         let operation = handle.operation.borrow();
         let (blocks, operation) = (&handle.blocks, operation.as_str());
         let manager = blocks.manager();
@@ -122,9 +120,7 @@ callback!(
 callback!(
     /// `release(handle, key)`: the block's last release.
     release, 2, |js, args| {
-        let Some(BlocksHandle { blocks, .. }) = blocks(js, args[0])? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let blocks = &blocks(js, args[0])?.blocks;
         blocks.release(js.number_value(args[1])?);
         js.undefined()
     }
@@ -133,9 +129,7 @@ callback!(
 callback!(
     /// `collect(handle, key)`: the block was collected without its last release.
     collect, 2, |js, args| {
-        let Some(BlocksHandle { blocks, .. }) = blocks(js, args[0])? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let blocks = &blocks(js, args[0])?.blocks;
         blocks.collect(js.number_value(args[1])?);
         js.undefined()
     }
@@ -144,9 +138,7 @@ callback!(
 callback!(
     /// `view(handle, key, type)`: see `Blocks::view`.
     view, 3, |js, args| {
-        let Some(BlocksHandle { blocks, .. }) = blocks(js, args[0])? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let blocks = &blocks(js, args[0])?.blocks;
         let env = Env::from_raw(js.raw());
         let key = js.number_value(args[1])?;
         Ok(blocks.view(&env, key, unknown(&env, args[2]))?.0)
@@ -156,9 +148,7 @@ callback!(
 callback!(
     /// `copyFrom(handle, key, source, offset)`: see `Blocks::copy_from`.
     copy_from, 4, |js, args| {
-        let Some(BlocksHandle { blocks, .. }) = blocks(js, args[0])? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let blocks = &blocks(js, args[0])?.blocks;
         let env = Env::from_raw(js.raw());
         let key = js.number_value(args[1])?;
         blocks.copy_from(&env, key, unknown(&env, args[2]), unknown(&env, args[3]))?;
@@ -169,9 +159,7 @@ callback!(
 callback!(
     /// `copyTo(handle, key, target, offset)`: see `Blocks::copy_to`.
     copy_to, 4, |js, args| {
-        let Some(BlocksHandle { blocks, .. }) = blocks(js, args[0])? else {
-            return Ok(std::ptr::null_mut());
-        };
+        let blocks = &blocks(js, args[0])?.blocks;
         let env = Env::from_raw(js.raw());
         let key = js.number_value(args[1])?;
         blocks.copy_to(&env, key, unknown(&env, args[2]), unknown(&env, args[3]))?;
