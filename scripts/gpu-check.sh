@@ -6,13 +6,13 @@
 #   bash scripts/gpu-check.sh run [scaling]   # there, from the repository root
 #
 # `prepare` builds the release addon, the Rust test binaries of gama-core
-# (stripped), the GPU test compiled to JavaScript, and an xz-compressed copy
+# (stripped), the GPU and memory tests compiled to JavaScript, and an xz-compressed copy
 # of this machine's Node binary (kept between runs). Carry `.gpu-check` and
 # `gama-native.linux-x64-gnu.node` with the working tree (about 45 MB).
 #
 # `run` unpacks Node, runs the GPU tests of the core (kernels against the
-# CPU path, the librosa fixtures), the JS GPU tests and `npm run bench --
-# gpu`; with `scaling` also the scaling bench (issue 13's 16-core table).
+# CPU path, the librosa fixtures), the JS GPU and memory tests (GPU blocks
+# included) and `npm run bench -- gpu`; with `scaling` also the scaling bench (issue 13's 16-core table).
 # Logs and the benchmark results go to $OUT (or .gpu-check/out). About 3 to
 # 5 minutes.
 set -euo pipefail
@@ -33,7 +33,9 @@ prepare() {
     done
   # The fixtures are read from the path the tests were compiled at.
   echo "$root" > "$dir/built-at"
-  node_modules/.bin/esbuild __test__/gpu.test.ts --outfile="$dir/gpu.test.js" --format=cjs --platform=node --log-level=warning
+  for name in gpu memory; do
+    node_modules/.bin/esbuild "__test__/$name.test.ts" --outfile="$dir/$name.test.js" --format=cjs --platform=node --log-level=warning
+  done
   cp -r __test__/fixtures "$dir/"
   cp -r node_modules/p-queue "$dir/node_modules/"
   if [ ! -s "$dir/node.xz" ]; then xz -9e -T0 -c "$(command -v node)" > "$dir/node.xz"; fi
@@ -58,7 +60,7 @@ run() {
   "$dir/core-tests" --test-threads=1 --nocapture gpu memory 2>&1 | tee "$out/core-tests.log" || status=1
   "$dir/librosa-tests" --nocapture 2>&1 | tee "$out/librosa-tests.log" || status=1
   # The JS test file's fixtures path is relative to its own folder.
-  node --expose-gc --test "$dir/gpu.test.js" 2>&1 | tee "$out/gpu-test.log" || status=1
+  GAMA_TEST_GPU=1 node --expose-gc --test "$dir/gpu.test.js" "$dir/memory.test.js" 2>&1 | tee "$out/gpu-test.log" || status=1
   node benchmark/run.js gpu 2>&1 | tee "$out/bench-gpu.log" || status=1
   if [ "${1:-}" = scaling ]; then
     node benchmark/run.js scaling 2>&1 | tee "$out/bench-scaling.log" || status=1
