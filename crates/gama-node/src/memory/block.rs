@@ -480,3 +480,76 @@ impl Blocks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gama_core::memory::manager::ManagerConfig;
+    use gama_core::memory::DeviceChoice;
+
+    fn table() -> Blocks {
+        let manager = MemoryManager::new(ManagerConfig {
+            device: DeviceChoice::Cpu,
+            max_memory: 64 << 20,
+            reserved_memory: 0,
+            ..ManagerConfig::default()
+        })
+        .unwrap();
+        Blocks::new(manager)
+    }
+
+    fn host(blocks: &Blocks, bytes: u64) -> f64 {
+        let lease = blocks.manager().allocate_host(bytes, "test").unwrap();
+        blocks.insert(Lease::Host(Arc::new(lease)), bytes)
+    }
+
+    #[test]
+    fn a_key_is_released_once_and_a_reused_slot_refuses_the_old_key() {
+        let blocks = table();
+        let first = host(&blocks, 4096);
+        assert!(blocks.release(first));
+        assert!(
+            !blocks.release(first),
+            "a second release of a key does nothing"
+        );
+        let second = host(&blocks, 4096);
+        assert_ne!(first, second, "the slot is reused under a new generation");
+        assert!(blocks.index(first).is_none());
+        for bad in [
+            -1.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            2f64.powi(60),
+            second + 1.0,
+        ] {
+            assert!(blocks.index(bad).is_none(), "{bad} names no block");
+        }
+        assert!(blocks.release(second));
+        assert_eq!(blocks.manager().usage().host.used, 0);
+        assert_eq!(blocks.manager().stats().leaks, 0);
+    }
+
+    #[test]
+    fn collected_and_dropped_blocks_are_leaks_and_return_their_memory() {
+        let blocks = table();
+        let kept = host(&blocks, 8192);
+        let collected = host(&blocks, 4096);
+        blocks.collect(collected);
+        blocks.collect(collected);
+        let manager = blocks.manager().clone();
+        assert_eq!(
+            (manager.stats().leaks, manager.stats().leaked_bytes),
+            (1, 4096)
+        );
+        assert!(blocks.release(kept));
+        let held = host(&blocks, 1024);
+        assert!(blocks.index(held).is_some());
+        drop(blocks);
+        assert_eq!(
+            (manager.stats().leaks, manager.stats().leaked_bytes),
+            (2, 5120)
+        );
+        assert_eq!(manager.usage().host.used, 0, "every lease went back");
+    }
+}
