@@ -235,7 +235,7 @@ impl NumberObjects {
 
     /// The maker of `env`, when installed.
     pub fn of(env: &Env) -> Option<&'static NumberObjects> {
-        crate::js::module::Scripts::of(env).map(|s| &s.numbers)
+        crate::js::module::Scripts::of(env).ok().map(|s| &s.numbers)
     }
 
     /// The objects of the ANALYZE and MEASURE results among `events`, one

@@ -23,12 +23,13 @@ pub struct Scripts {
 }
 
 impl Scripts {
-    /// The scripts of `env`, once installed.
-    pub fn of(env: &Env) -> Option<&'static Scripts> {
+    /// The scripts of `env`; an error before they are installed.
+    pub fn of(env: &Env) -> Result<&'static Scripts> {
         env.get_instance_data::<Scripts>()
             .ok()
             .flatten()
             .map(|s| &*s)
+            .ok_or_else(|| napi::Error::from_reason("gama-native's scripts are not installed"))
     }
 }
 

@@ -270,10 +270,8 @@ impl GAMAMemoryManager {
                     None => js.null()?,
                 },
             ];
-            let adopt = Scripts::of(env).ok_or_else(|| {
-                napi::Error::from_reason("gama-native's scripts are not installed")
-            })?;
-            js.call(js.undefined()?, adopt.blocks.get(env), &args)
+            let adopt = Scripts::of(env)?.blocks.get(env);
+            js.call(js.undefined()?, adopt, &args)
         })();
         if made.is_err() {
             self.blocks.release(key);

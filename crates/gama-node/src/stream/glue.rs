@@ -48,9 +48,7 @@ impl StreamGlue {
 
     /// The glue of `env`.
     pub fn of(env: &Env) -> Result<&'static StreamGlue> {
-        Scripts::of(env)
-            .map(|s| &s.streams)
-            .ok_or_else(|| napi::Error::from_reason("gama-native's scripts are not installed"))
+        Scripts::of(env).map(|s| &s.streams)
     }
 
     /// Sets up a new stream object's JS state: `[stream, utteranceId,
