@@ -92,6 +92,20 @@ test('JS processors get batches of similar items with metadata and a resource st
   assert.equal(stats.completed, 6);
   assert.ok(stats.averageBatchSize > 1);
   assert.ok(stats.waitLatency.p99 >= stats.waitLatency.p50);
+
+  // Items of one addItems call carry its metadata and signal to the processor.
+  const controller = new AbortController();
+  const grouped: BatchItem[] = [];
+  bp.registerProcessor('GROUPED', (items) => {
+    grouped.push(...items);
+    return items.map((item) => item.data);
+  });
+  assert.deepEqual(await bp.addItems('GROUPED', [1, 2, 3], { metadata: 'call', signal: controller.signal }), [1, 2, 3]);
+  assert.equal(grouped.length, 3);
+  for (const item of grouped) {
+    assert.equal(item.metadata, 'call');
+    assert.equal(item.signal, controller.signal);
+  }
   await bp.close();
 });
 

@@ -44,9 +44,7 @@ pub fn drain(env: &Env, state: &StateCell) {
     };
     let events = {
         let s = state.borrow();
-        settle_order(events, |id| {
-            s.pending.get(&id).map_or(u8::MAX, |p| p.priority)
-        })
+        settle_order(events, |id| s.priority_of(id).unwrap_or(u8::MAX))
     };
     let handled = !events.is_empty();
     // MEASURE and ANALYZE results are made in one JS call per kind.
@@ -121,7 +119,7 @@ pub fn after_change(env: &Env, state: &StateCell, changed: bool) {
         }
     }
     let mut s = state.borrow_mut();
-    if s.pending.is_empty() {
+    if s.is_idle() {
         let waiters = std::mem::take(&mut s.idle_waiters);
         s.update_hold(env);
         drop(s);

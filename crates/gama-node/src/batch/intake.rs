@@ -101,22 +101,19 @@ impl BatchProcessor {
         self.state.borrow().core()
     }
 
-    /// Builds one item (no promise yet) into `intake`; `data` is the
+    /// Builds item `id` (no promise yet) into `intake`; `data` is the
     /// caller's value, `path` makes its name for errors.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn build_item(
         &self,
         env: &Env,
+        id: ItemId,
         (op, is_js): (&OpName, bool),
         data: &Unknown,
         path: &dyn Fn() -> String,
         o: &ItemOptions,
         intake: &mut Intake,
     ) -> Result<(Item, Option<Persistent>)> {
-        let id = {
-            let mut s = self.state.borrow_mut();
-            s.next_id += 1;
-            s.next_id
-        };
         let (input, estimate, group_id, kept) = if is_js {
             let bytes = byte_length(env, data);
             let kept = Persistent::new(env, data.raw())?;
@@ -200,6 +197,11 @@ impl BatchProcessor {
         }
         .boxed();
         let mut s = self.state.borrow_mut();
+        if let (None, Settle::Member { group, index }) = (&extras, &settle) {
+            // A member that carries nothing else costs one bit of its group.
+            s.hold_plain(*group, *index);
+            return Ok(());
+        }
         if let Some(u) = extras.as_ref().and_then(|e| e.user_id.as_ref()) {
             s.user_ids.insert(u.clone(), item.id);
         }
@@ -264,21 +266,24 @@ impl BatchProcessor {
         Ok(RawValue(promise))
     }
 
-    /// Takes back the items of an `addItems` call that failed part-way
-    /// (its promise was never returned, so nothing settles).
-    pub(super) fn abandon(&self, env: &Env, group: u64, ids: &[ItemId]) {
+    /// Takes back the items (`ids`) of the `addItems` call of group
+    /// `group` that failed part-way (its promise was never returned, so
+    /// nothing settles).
+    pub(super) fn abandon(&self, env: &Env, group: ItemId, ids: Range<ItemId>) {
         let core = self.core();
+        // Its members settle with no group now: the core's cancel events
+        // find nothing pending.
+        self.state.borrow_mut().discard_group(env, group);
         for id in ids {
-            let pending = self.state.borrow_mut().pending.remove(id);
+            let pending = self.state.borrow_mut().pending.remove(&id);
             if let Some(extras) = pending.and_then(|p| p.extras) {
                 if let Some(key) = extras.signal {
-                    signals::unwatch_signal(env, &self.state, key, *id);
+                    signals::unwatch_signal(env, &self.state, key, id);
                 }
                 extras.delete(env);
             }
-            core.cancel(*id);
+            core.cancel(id);
         }
-        self.state.borrow_mut().discard_group(env, group);
         self.state.borrow_mut().update_hold(env);
     }
 

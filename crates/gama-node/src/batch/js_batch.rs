@@ -45,7 +45,9 @@ pub fn run_js_batch(
                             e.user_id.clone(),
                             get(&e.data),
                             get(&e.metadata),
-                            e.signal.and_then(|key| s.signal_value(env, key)),
+                            e.signal
+                                .or_else(|| s.group_signal(*id))
+                                .and_then(|key| s.signal_value(env, key)),
                         ),
                         None => (None, None, None, None),
                     })

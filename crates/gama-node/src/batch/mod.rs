@@ -200,7 +200,13 @@ impl BatchProcessor {
         }
         let mut intake = Intake::single();
         let path = || "data".to_string();
-        let (item, kept) = self.build_item(&env, (&op, is_js), &data, &path, &o, &mut intake)?;
+        let id = {
+            let mut s = self.state.borrow_mut();
+            s.next_id += 1;
+            s.next_id
+        };
+        let (item, kept) =
+            self.build_item(&env, id, (&op, is_js), &data, &path, &o, &mut intake)?;
         let mut items = vec![item];
         intake.take(&mut items);
         let (deferred, promise) = Deferred::new(&env)?;
@@ -245,14 +251,14 @@ impl BatchProcessor {
             Err(rejected) => return Ok(rejected),
         };
         let len = js.array_length(data.raw())?;
-        let (group_id, promise) = self.state.borrow_mut().new_group(&env, len as usize)?;
+        let (first, promise) = self.state.borrow_mut().new_group(&env, len, o.priority)?;
         if len == 0 {
-            self.state.borrow_mut().resolve_empty_group(&env, group_id);
+            self.state.borrow_mut().resolve_empty_group(&env, first);
             return Ok(RawValue(promise));
         }
         // Items go to the workers in chunks while the rest are still being
         // read, so a large call keeps the pool busy from its first chunk.
-        let mut ids = Vec::new();
+        // Member `i` has the id `first + i`.
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
         let mut intake = Intake::chunked();
         for i in 0..len {
@@ -271,11 +277,12 @@ impl BatchProcessor {
             let built = element
                 .and_then(|element| {
                     let path = || format!("data[{i}]");
-                    self.build_item(&env, (&op, is_js), &element, &path, &o, &mut intake)
+                    let id = first + u64::from(i);
+                    self.build_item(&env, id, (&op, is_js), &element, &path, &o, &mut intake)
                 })
                 .and_then(|(item, kept)| {
                     let settle = Settle::Member {
-                        group: group_id,
+                        group: first,
                         index: i,
                     };
                     self.track(&env, &item, settle, kept, &o, false)?;
@@ -283,7 +290,6 @@ impl BatchProcessor {
                 });
             match built {
                 Ok(item) => {
-                    ids.push(item.id);
                     chunk.push(item);
                     if chunk.len() == INTAKE_CHUNK || intake.is_full() {
                         intake.take(&mut chunk);
@@ -291,32 +297,23 @@ impl BatchProcessor {
                     }
                 }
                 Err(e) => {
-                    self.abandon(&env, group_id, &ids);
+                    self.abandon(&env, first, first..first + u64::from(i));
                     return Err(e);
                 }
             }
         }
+        let ids = first..first + u64::from(len);
         if let Some(signal) = o.signal {
             // Items refused at submission already settled: watch the rest.
             let live: Vec<ItemId> = {
                 let s = self.state.borrow();
-                ids.iter()
-                    .copied()
-                    .filter(|id| s.pending.contains_key(id))
-                    .collect()
+                ids.clone().filter(|id| s.is_pending(*id)).collect()
             };
             if !live.is_empty() {
                 match signals::watch_signal(&env, &self.state, signal, &live, cancel_item) {
-                    Ok(key) => {
-                        let mut s = self.state.borrow_mut();
-                        for id in &live {
-                            if let Some(p) = s.pending.get_mut(id) {
-                                p.extras.get_or_insert_with(Box::default).signal = Some(key);
-                            }
-                        }
-                    }
+                    Ok(key) => self.state.borrow_mut().watch_group(first, key),
                     Err(e) => {
-                        self.abandon(&env, group_id, &ids);
+                        self.abandon(&env, first, ids);
                         return Err(e);
                     }
                 }

@@ -5,11 +5,14 @@
 //! Rule: no `RefCell` borrow of the state is held while JS code runs
 //! (callbacks may call back into the processor).
 //!
-//! Invariant: every id in `pending` belongs to an accepted item whose
-//! promise (or group promise) has not settled; it leaves `pending` exactly
-//! once, when it settles.
+//! Invariant: every accepted item whose promise (or group promise) has not
+//! settled is either in `pending` or a plain member of its group (a set bit
+//! of `Group::plain`), never both; it leaves exactly once, when it settles.
+//! An `addItems` call's members have the ids `first + index`, so a plain
+//! member costs one bit, not a map entry.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -81,10 +84,37 @@ impl Extras {
     }
 }
 
+/// The promise of an `addItems` call, kept under the id of its first
+/// member: members have the ids `first + index`, `index < len`.
 struct Group {
     deferred: Option<Deferred>,
     results: Persistent,
     remaining: usize,
+    len: u64,
+    /// Priority of every member.
+    priority: u8,
+    /// The call's AbortSignal watch, if it gave one.
+    signal: Option<u64>,
+    /// Members that carry nothing else (not in `pending`), not yet settled:
+    /// one bit per index, grown as members are taken in.
+    plain: Vec<u64>,
+}
+
+impl Group {
+    /// Marks member `index` as a plain pending member.
+    fn hold(&mut self, index: u64) {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        if self.plain.len() <= word {
+            self.plain.resize(word + 1, 0);
+        }
+        self.plain[word] |= 1 << bit;
+    }
+
+    /// Whether member `index` is a plain pending member.
+    fn holds(&self, index: u64) -> bool {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        self.plain.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
 }
 
 /// The one abort listener of an AbortSignal, shared by every pending item
@@ -100,7 +130,8 @@ pub struct SignalWatch {
 pub struct JsState {
     pub core: Option<Arc<Processor>>,
     pub pending: HashMap<ItemId, Pending>,
-    groups: HashMap<u64, Group>,
+    /// `addItems` calls not yet settled, by the id of their first member.
+    groups: BTreeMap<ItemId, Group>,
     pub(super) signals: HashMap<u64, SignalWatch>,
     pub(super) next_signal: u64,
     pub user_ids: HashMap<String, ItemId>,
@@ -109,7 +140,6 @@ pub struct JsState {
     pub processors: HashMap<OpName, Persistent>,
     pub next_id: ItemId,
     pub next_listener: u64,
-    pub(super) next_group: u64,
     /// The drain's threadsafe function, referenced while items are pending.
     pub tsfn: sys::napi_threadsafe_function,
     /// A reference to the processor object, strong while items are pending.
@@ -127,7 +157,7 @@ impl JsState {
         JsState {
             core: None,
             pending: HashMap::new(),
-            groups: HashMap::new(),
+            groups: BTreeMap::new(),
             signals: HashMap::new(),
             next_signal: 0,
             user_ids: HashMap::new(),
@@ -136,7 +166,6 @@ impl JsState {
             processors: HashMap::new(),
             next_id: 0,
             next_listener: 0,
-            next_group: 0,
             tsfn: ptr::null_mut(),
             this: None,
             held: false,
@@ -149,23 +178,85 @@ impl JsState {
         self.core.clone().expect("set at construction")
     }
 
-    /// A new group promise for `len` results.
-    pub fn new_group(&mut self, env: &Env, len: usize) -> Result<(u64, sys::napi_value)> {
+    /// A new group promise for `len` results of `priority`; its members
+    /// get the ids `first + index`, returned as `first` (the group's key).
+    pub fn new_group(
+        &mut self,
+        env: &Env,
+        len: u32,
+        priority: u8,
+    ) -> Result<(ItemId, sys::napi_value)> {
         let (deferred, promise) = Deferred::new(env)?;
         // Sized up front only up to a bound: a declared length is not trusted
         // (a larger array grows as results arrive).
-        let array = env.create_array(len.min(1 << 24) as u32)?;
+        let array = env.create_array(len.min(1 << 24))?;
         let results = Persistent::new(env, array.raw())?;
-        self.next_group += 1;
+        let first = self.next_id + 1;
+        self.next_id += u64::from(len).max(1);
         self.groups.insert(
-            self.next_group,
+            first,
             Group {
                 deferred: Some(deferred),
                 results,
-                remaining: len,
+                remaining: len as usize,
+                len: u64::from(len),
+                priority,
+                signal: None,
+                plain: Vec::new(),
             },
         );
-        Ok((self.next_group, promise))
+        Ok((first, promise))
+    }
+
+    /// The group member `id` belongs to, with its index.
+    fn member(&mut self, id: ItemId) -> Option<(&mut Group, u64)> {
+        let (first, group) = self.groups.range_mut(..=id).next_back()?;
+        let index = id - first;
+        (index < group.len).then_some((group, index))
+    }
+
+    /// Records member `index` of group `first` as a plain pending member
+    /// (one that carries nothing but its slot).
+    pub fn hold_plain(&mut self, first: ItemId, index: u32) {
+        if let Some(g) = self.groups.get_mut(&first) {
+            g.hold(u64::from(index));
+        }
+    }
+
+    /// Gives group `first` the AbortSignal watch `key` of its call.
+    pub fn watch_group(&mut self, first: ItemId, key: u64) {
+        if let Some(g) = self.groups.get_mut(&first) {
+            g.signal = Some(key);
+        }
+    }
+
+    /// Whether item `id` is pending (in `pending` or a plain member).
+    pub fn is_pending(&self, id: ItemId) -> bool {
+        self.pending.contains_key(&id) || self.plain_priority(id).is_some()
+    }
+
+    /// The priority of pending item `id`.
+    pub fn priority_of(&self, id: ItemId) -> Option<u8> {
+        match self.pending.get(&id) {
+            Some(p) => Some(p.priority),
+            None => self.plain_priority(id),
+        }
+    }
+
+    fn plain_priority(&self, id: ItemId) -> Option<u8> {
+        let (first, group) = self.groups.range(..=id).next_back()?;
+        group.holds(id - first).then_some(group.priority)
+    }
+
+    /// The AbortSignal watch of the `addItems` call item `id` came in.
+    pub fn group_signal(&self, id: ItemId) -> Option<u64> {
+        let (first, group) = self.groups.range(..=id).next_back()?;
+        (id - first < group.len).then_some(group.signal?)
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.groups.is_empty()
     }
 
     /// Drops a group whose promise was never handed out.
@@ -196,7 +287,7 @@ impl JsState {
 
     /// Holds the event loop and the processor object while work is pending.
     pub fn update_hold(&mut self, env: &Env) {
-        let busy = !self.pending.is_empty();
+        let busy = !self.is_idle();
         if busy == self.held {
             return;
         }
@@ -211,7 +302,8 @@ impl JsState {
 
     /// A promise that resolves once nothing is pending.
     pub fn idle_promise(&mut self, env: &Env) -> Result<sys::napi_value> {
-        resolved_when(env, self.pending.is_empty(), &mut self.idle_waiters)
+        let idle = self.is_idle();
+        resolved_when(env, idle, &mut self.idle_waiters)
     }
 }
 
@@ -225,18 +317,34 @@ pub fn settle(
 ) -> bool {
     // Everything is taken out under the borrow; JS (setters on arrays,
     // promise settling) runs only after it is released.
-    let (pending, group_done, slot, reject_group) = {
+    let (pending, group_done, slot, reject_group, group_signal) = {
         let mut s = state.borrow_mut();
-        let Some(pending) = s.pending.remove(&id) else {
-            return false;
+        let pending = match s.pending.remove(&id) {
+            Some(pending) => pending,
+            None => {
+                let Some((g, index)) = s.member(id).filter(|(g, i)| g.holds(*i)) else {
+                    return false;
+                };
+                g.plain[(index / 64) as usize] &= !(1 << (index % 64));
+                Pending {
+                    settle: Settle::Member {
+                        group: id - index,
+                        index: index as u32,
+                    },
+                    priority: g.priority,
+                    extras: None,
+                }
+            }
         };
         if let Some(user_id) = pending.extras.as_ref().and_then(|e| e.user_id.as_ref()) {
             s.user_ids.remove(user_id);
         }
-        let (mut group_done, mut slot, mut reject_group) = (None, None, None);
+        let (mut group_done, mut slot, mut reject_group, mut group_signal) =
+            (None, None, None, None);
         if let Settle::Member { group, index } = &pending.settle {
             if let Some(g) = s.groups.get_mut(group) {
                 g.remaining -= 1;
+                group_signal = g.signal;
                 match outcome {
                     Ok(_) => slot = Some((g.results.get(env), *index)),
                     Err(_) => reject_group = g.deferred.take(),
@@ -246,7 +354,7 @@ pub fn settle(
                 }
             }
         }
-        (pending, group_done, slot, reject_group)
+        (pending, group_done, slot, reject_group, group_signal)
     };
     if let (Some((array, index)), Ok(value)) = (slot, outcome) {
         // A setter on the results array may throw: the drain goes on.
@@ -269,6 +377,9 @@ pub fn settle(
                 Ok(value) => deferred.resolve(env, value),
                 Err(error) => deferred.reject(env, error),
             }
+        }
+        if let Some(key) = group_signal {
+            unwatch_signal(env, state, key, id);
         }
         if let Some(mut extras) = pending.extras {
             if let Some(key) = extras.signal {
