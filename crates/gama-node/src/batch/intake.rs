@@ -19,7 +19,8 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
-    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, Samples, SubmitError,
+    similarity_group, BufferPool, Input, Item, ItemError, ItemId, OpName, Processor, Samples,
+    SharedBuffer, SubmitError,
 };
 use gama_core::error::Coded;
 
@@ -302,8 +303,13 @@ impl BatchProcessor {
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 pub(super) const INTAKE_CHUNK: usize = 64;
 
-/// Samples a chunk's buffer is sized for at first (1 MiB).
-const INTAKE_FLOATS: usize = 1 << 18;
+/// Samples a chunk's buffer is sized for at first (6 MiB: whatever its
+/// alignment, at least 4 MiB of it are whole 2 MiB pages, room for a chunk
+/// of 64 one-second clips at 16 kHz).
+const INTAKE_FLOATS: usize = 3 << 19;
+
+/// Samples of the chunk buffers a processor keeps for reuse (32 MiB).
+pub(super) const POOLED_FLOATS: usize = 32 << 18;
 
 /// The samples of the native items being taken in, copied into one buffer
 /// that the items of a chunk share once it goes to the workers.
@@ -313,8 +319,9 @@ pub(super) struct Intake {
     samples: Vec<f32>,
     /// Each native item's range of `samples`, in the order taken in.
     ranges: Vec<Range<usize>>,
-    /// Whether buffers are sized for a chunk of many items.
-    chunked: bool,
+    /// Where buffers for a chunk of many items come from and go back to
+    /// (`None`: buffers sized for one item).
+    pool: Option<Arc<BufferPool>>,
     /// Samples of the last item taken in (what the next one likely needs).
     last: usize,
 }
@@ -326,23 +333,24 @@ impl Intake {
             started: Instant::now(),
             samples: Vec::new(),
             ranges: Vec::new(),
-            chunked: false,
+            pool: None,
             last: 0,
         }
     }
 
-    /// An intake for many items, handed over in chunks.
-    pub(super) fn chunked() -> Self {
+    /// An intake for many items, handed over in chunks whose buffers come
+    /// from `pool`.
+    pub(super) fn chunked(pool: &Arc<BufferPool>) -> Self {
         Intake {
-            chunked: true,
+            pool: Some(pool.clone()),
             ..Intake::single()
         }
     }
 
     /// The buffer to copy the next item's samples into.
     fn buffer(&mut self) -> &mut Vec<f32> {
-        if self.chunked && self.samples.capacity() == 0 {
-            self.samples.reserve(INTAKE_FLOATS);
+        if let (Some(pool), 0) = (&self.pool, self.samples.capacity()) {
+            self.samples = pool.take(INTAKE_FLOATS);
         }
         &mut self.samples
     }
@@ -365,7 +373,7 @@ impl Intake {
         if self.ranges.is_empty() {
             return;
         }
-        let buffer = Arc::new(std::mem::take(&mut self.samples));
+        let buffer = SharedBuffer::new(std::mem::take(&mut self.samples), self.pool.clone());
         let mut ranges = self.ranges.drain(..);
         for item in items {
             if let Input::Audio { samples, .. } = &mut item.input {
