@@ -11,6 +11,13 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+/// Samples of an intake buffer (6 MiB: whatever its alignment, at least
+/// 4 MiB of it are whole 2 MiB pages, room for 64 one-second clips at 16 kHz).
+pub const CHUNK_SAMPLES: usize = 3 << 19;
+
+/// Samples a pool of intake buffers keeps for reuse (32 MiB).
+pub const POOL_SAMPLES: usize = 32 << 18;
+
 /// Intake buffers kept for reuse, up to a total capacity.
 #[derive(Debug)]
 pub struct BufferPool {

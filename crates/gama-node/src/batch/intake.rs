@@ -20,7 +20,7 @@ use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
     similarity_group, BufferPool, Input, Item, ItemError, ItemId, OpName, Processor, Samples,
-    SharedBuffer, SubmitError,
+    SharedBuffer, SubmitError, CHUNK_SAMPLES,
 };
 use gama_core::error::Coded;
 
@@ -303,14 +303,6 @@ impl BatchProcessor {
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 pub(super) const INTAKE_CHUNK: usize = 64;
 
-/// Samples a chunk's buffer is sized for at first (6 MiB: whatever its
-/// alignment, at least 4 MiB of it are whole 2 MiB pages, room for a chunk
-/// of 64 one-second clips at 16 kHz).
-const INTAKE_FLOATS: usize = 3 << 19;
-
-/// Samples of the chunk buffers a processor keeps for reuse (32 MiB).
-pub(super) const POOLED_FLOATS: usize = 32 << 18;
-
 /// The samples of the native items being taken in, copied into one buffer
 /// that the items of a chunk share once it goes to the workers.
 pub(super) struct Intake {
@@ -350,7 +342,7 @@ impl Intake {
     /// The buffer to copy the next item's samples into.
     fn buffer(&mut self) -> &mut Vec<f32> {
         if let (Some(pool), 0) = (&self.pool, self.samples.capacity()) {
-            self.samples = pool.take(INTAKE_FLOATS);
+            self.samples = pool.take(CHUNK_SAMPLES);
         }
         &mut self.samples
     }

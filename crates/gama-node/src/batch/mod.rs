@@ -36,7 +36,7 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
-use gama_core::batch::{BufferPool, Config, Event, ItemId, OpName, Processor};
+use gama_core::batch::{BufferPool, Config, Event, ItemId, OpName, Processor, POOL_SAMPLES};
 use gama_core::features::gpu::{gpu_status, FeatureDevice};
 use gama_core::features::ExtractParams;
 
@@ -140,7 +140,7 @@ impl BatchProcessor {
             state,
             defaults,
             with_cache,
-            intake_pool: BufferPool::new(intake::POOLED_FLOATS),
+            intake_pool: BufferPool::new(POOL_SAMPLES),
         })
     }
 
