@@ -23,5 +23,5 @@ pub use item::{
 pub use native::{analyze, estimate, is_native, measure};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
-pub use samples::{BufferPool, Samples, SharedBuffer, CHUNK_SAMPLES, POOL_SAMPLES};
+pub use samples::Samples;
 pub use stats::Snapshot;

@@ -19,8 +19,7 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
-    similarity_group, BufferPool, Input, Item, ItemError, ItemId, OpName, Processor, Samples,
-    SharedBuffer, SubmitError, CHUNK_SAMPLES,
+    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, Samples, SubmitError,
 };
 use gama_core::error::Coded;
 
@@ -303,6 +302,9 @@ impl BatchProcessor {
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 pub(super) const INTAKE_CHUNK: usize = 64;
 
+/// Samples a chunk's buffer is sized for at first (1 MiB).
+const INTAKE_FLOATS: usize = 1 << 18;
+
 /// The samples of the native items being taken in, copied into one buffer
 /// that the items of a chunk share once it goes to the workers.
 pub(super) struct Intake {
@@ -311,9 +313,8 @@ pub(super) struct Intake {
     samples: Vec<f32>,
     /// Each native item's range of `samples`, in the order taken in.
     ranges: Vec<Range<usize>>,
-    /// Where buffers for a chunk of many items come from and go back to
-    /// (`None`: buffers sized for one item).
-    pool: Option<Arc<BufferPool>>,
+    /// Whether buffers are sized for a chunk of many items.
+    chunked: bool,
     /// Samples of the last item taken in (what the next one likely needs).
     last: usize,
 }
@@ -325,24 +326,23 @@ impl Intake {
             started: Instant::now(),
             samples: Vec::new(),
             ranges: Vec::new(),
-            pool: None,
+            chunked: false,
             last: 0,
         }
     }
 
-    /// An intake for many items, handed over in chunks whose buffers come
-    /// from `pool`.
-    pub(super) fn chunked(pool: &Arc<BufferPool>) -> Self {
+    /// An intake for many items, handed over in chunks.
+    pub(super) fn chunked() -> Self {
         Intake {
-            pool: Some(pool.clone()),
+            chunked: true,
             ..Intake::single()
         }
     }
 
     /// The buffer to copy the next item's samples into.
     fn buffer(&mut self) -> &mut Vec<f32> {
-        if let (Some(pool), 0) = (&self.pool, self.samples.capacity()) {
-            self.samples = pool.take(CHUNK_SAMPLES);
+        if self.chunked && self.samples.capacity() == 0 {
+            self.samples.reserve(INTAKE_FLOATS);
         }
         &mut self.samples
     }
@@ -365,7 +365,7 @@ impl Intake {
         if self.ranges.is_empty() {
             return;
         }
-        let buffer = SharedBuffer::new(std::mem::take(&mut self.samples), self.pool.clone());
+        let buffer = Arc::new(std::mem::take(&mut self.samples));
         let mut ranges = self.ranges.drain(..);
         for item in items {
             if let Input::Audio { samples, .. } = &mut item.input {

@@ -36,7 +36,7 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use crate::memory::GAMAMemoryManager;
-use gama_core::batch::{BufferPool, Config, Event, ItemId, OpName, Processor, POOL_SAMPLES};
+use gama_core::batch::{Config, Event, ItemId, OpName, Processor};
 use gama_core::features::gpu::{gpu_status, FeatureDevice};
 use gama_core::features::ExtractParams;
 
@@ -50,8 +50,6 @@ pub struct BatchProcessor {
     state: StateCell,
     defaults: convert::Defaults,
     with_cache: bool,
-    /// Chunk buffers of `addItems` kept for reuse.
-    intake_pool: Arc<BufferPool>,
 }
 
 #[napi]
@@ -140,7 +138,6 @@ impl BatchProcessor {
             state,
             defaults,
             with_cache,
-            intake_pool: BufferPool::new(POOL_SAMPLES),
         })
     }
 
@@ -263,7 +260,7 @@ impl BatchProcessor {
         // read, so a large call keeps the pool busy from its first chunk.
         // Member `i` has the id `first + i`.
         let mut chunk = Vec::with_capacity(INTAKE_CHUNK);
-        let mut intake = Intake::chunked(&self.intake_pool);
+        let mut intake = Intake::chunked();
         for i in 0..len {
             // A hole reads as undefined: only then is it told apart.
             let element = js.element(data.raw(), i).and_then(|element| {
