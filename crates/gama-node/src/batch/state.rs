@@ -115,6 +115,16 @@ impl Group {
         let (word, bit) = ((index / 64) as usize, index % 64);
         self.plain.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
+
+    /// Takes member `index` out of the plain pending members; false when
+    /// it was not one.
+    fn release(&mut self, index: u64) -> bool {
+        let held = self.holds(index);
+        if held {
+            self.plain[(index / 64) as usize] &= !(1 << (index % 64));
+        }
+        held
+    }
 }
 
 /// The one abort listener of an AbortSignal, shared by every pending item
@@ -208,11 +218,12 @@ impl JsState {
         Ok((first, promise))
     }
 
-    /// The group member `id` belongs to, with its index.
-    fn member(&mut self, id: ItemId) -> Option<(&mut Group, u64)> {
-        let (first, group) = self.groups.range_mut(..=id).next_back()?;
+    /// The group item `id` belongs to (the id of its first member) and
+    /// its index there.
+    fn member(&self, id: ItemId) -> Option<(ItemId, u64)> {
+        let (first, group) = self.groups.range(..=id).next_back()?;
         let index = id - first;
-        (index < group.len).then_some((group, index))
+        (index < group.len).then_some((*first, index))
     }
 
     /// Records member `index` of group `first` as a plain pending member
@@ -244,14 +255,15 @@ impl JsState {
     }
 
     fn plain_priority(&self, id: ItemId) -> Option<u8> {
-        let (first, group) = self.groups.range(..=id).next_back()?;
-        group.holds(id - first).then_some(group.priority)
+        let (first, index) = self.member(id)?;
+        let group = &self.groups[&first];
+        group.holds(index).then_some(group.priority)
     }
 
     /// The AbortSignal watch of the `addItems` call item `id` came in.
     pub fn group_signal(&self, id: ItemId) -> Option<u64> {
-        let (first, group) = self.groups.range(..=id).next_back()?;
-        (id - first < group.len).then_some(group.signal?)
+        let (first, _) = self.member(id)?;
+        self.groups[&first].signal
     }
 
     /// Whether nothing is pending.
@@ -322,13 +334,16 @@ pub fn settle(
         let pending = match s.pending.remove(&id) {
             Some(pending) => pending,
             None => {
-                let Some((g, index)) = s.member(id).filter(|(g, i)| g.holds(*i)) else {
+                let Some((first, index)) = s.member(id) else {
                     return false;
                 };
-                g.plain[(index / 64) as usize] &= !(1 << (index % 64));
+                let g = s.groups.get_mut(&first).expect("found above");
+                if !g.release(index) {
+                    return false;
+                }
                 Pending {
                     settle: Settle::Member {
-                        group: id - index,
+                        group: first,
                         index: index as u32,
                     },
                     priority: g.priority,

@@ -160,23 +160,20 @@
     return key < 0 ? null : new Block(state, key, size, gpu, operation, tag);
   }
 
+  // allocate and tryAllocate take the fast path, else their native method.
+  const fastOr = (name, native, orNull) => ({
+    configurable: true,
+    writable: true,
+    value: {
+      [name](size, options) {
+        const block = fast(this, size, options, orNull);
+        return block !== undefined ? block : native.call(this, size, options);
+      },
+    }[name],
+  });
   Object.defineProperties(Manager.prototype, {
-    allocate: {
-      configurable: true,
-      writable: true,
-      value: function allocate(size, options) {
-        const block = fast(this, size, options, false);
-        return block !== undefined ? block : nativeAllocate.call(this, size, options);
-      },
-    },
-    tryAllocate: {
-      configurable: true,
-      writable: true,
-      value: function tryAllocate(size, options) {
-        const block = fast(this, size, options, true);
-        return block !== undefined ? block : nativeTryAllocate.call(this, size, options);
-      },
-    },
+    allocate: fastOr('allocate', nativeAllocate, false),
+    tryAllocate: fastOr('tryAllocate', nativeTryAllocate, true),
   });
 
   // adopt(manager, key, bytes, gpu, operation, tag): the block of a key the

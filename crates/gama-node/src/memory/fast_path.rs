@@ -44,6 +44,12 @@ fn blocks<'js>(js: Js<'js>, value: sys::napi_value) -> Result<&'js BlocksHandle>
     })
 }
 
+/// The block table, the env and the block key of a `(handle, key, ...)` call.
+fn block_call<'js>(js: Js<'js>, args: &[sys::napi_value]) -> Result<(&'js Blocks, Env, f64)> {
+    let blocks = &blocks(js, args[0])?.blocks;
+    Ok((blocks, Env::from_raw(js.raw()), js.number_value(args[1])?))
+}
+
 /// Defines a raw callback `$name` taking `$n` arguments that runs `$body`
 /// with the live `Js` and the arguments.
 macro_rules! callback {
@@ -138,9 +144,7 @@ callback!(
 callback!(
     /// `view(handle, key, type)`: see `Blocks::view`.
     view, 3, |js, args| {
-        let blocks = &blocks(js, args[0])?.blocks;
-        let env = Env::from_raw(js.raw());
-        let key = js.number_value(args[1])?;
+        let (blocks, env, key) = block_call(js, &args)?;
         Ok(blocks.view(&env, key, unknown(&env, args[2]))?.0)
     }
 );
@@ -148,9 +152,7 @@ callback!(
 callback!(
     /// `copyFrom(handle, key, source, offset)`: see `Blocks::copy_from`.
     copy_from, 4, |js, args| {
-        let blocks = &blocks(js, args[0])?.blocks;
-        let env = Env::from_raw(js.raw());
-        let key = js.number_value(args[1])?;
+        let (blocks, env, key) = block_call(js, &args)?;
         blocks.copy_from(&env, key, unknown(&env, args[2]), unknown(&env, args[3]))?;
         js.undefined()
     }
@@ -159,9 +161,7 @@ callback!(
 callback!(
     /// `copyTo(handle, key, target, offset)`: see `Blocks::copy_to`.
     copy_to, 4, |js, args| {
-        let blocks = &blocks(js, args[0])?.blocks;
-        let env = Env::from_raw(js.raw());
-        let key = js.number_value(args[1])?;
+        let (blocks, env, key) = block_call(js, &args)?;
         blocks.copy_to(&env, key, unknown(&env, args[2]), unknown(&env, args[3]))?;
         js.undefined()
     }
