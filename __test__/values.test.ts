@@ -117,3 +117,33 @@ test('each read owns its memory: transferring one never detaches another, and .b
   frozen.set('k', 1)
   assert.equal(frozen.get('k'), 1, 'a frozen cache still reads')
 })
+
+test('getMany gives every kind of value back in order, each owning exactly its own memory', () => {
+  const cache = new AudioFeatureCache()
+  const stored: Array<[string, unknown]> = [
+    ['f32', Float32Array.of(1.5, -2, 3)],
+    ['f64', Float64Array.of(0.25)],
+    ['i16', Int16Array.of(-7, 8, 9)],
+    ['u8', Uint8Array.of(1, 2, 3, 4, 5)],
+    ['buf', Buffer.from('abc')],
+    ['obj', { a: [1, 'x'] }],
+    ['nul\0key', Float32Array.of(42)],
+    ['empty', new Float32Array(0)],
+  ]
+  for (const [key, value] of stored) cache.set(key, value)
+  const keys = ['missing', ...stored.map(([key]) => key), 'also missing']
+  const back = cache.getMany(keys)
+  assert.equal(back.length, keys.length)
+  assert.equal(back[0], undefined)
+  assert.equal(back[back.length - 1], undefined)
+  stored.forEach(([, value], i) => {
+    const got = back[i + 1]
+    assert.deepStrictEqual(got, value)
+    if (ArrayBuffer.isView(got)) assert.equal(got.buffer.byteLength, got.byteLength, 'no bytes beyond its own')
+  })
+  const f32 = back[1] as Float32Array
+  structuredClone(f32, { transfer: [f32.buffer] })
+  assert.deepEqual(Array.from(back[3] as Int16Array), [-7, 8, 9], 'transferring one leaves the others')
+  assert.deepEqual(cache.getMany(['none', 'of', 'these']), [undefined, undefined, undefined])
+  assert.deepEqual(cache.getMany([]), [])
+})

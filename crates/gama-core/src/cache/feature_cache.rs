@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::config::{CacheConfig, EntryOptions, Invalidation, Ttl};
 use super::error::CacheError;
-use super::remote::{Events, Local, Remote, RemoteConfig, RemoteError, RemoteState, RemoteStats};
+use super::remote::{
+    Events, Found, Local, Remote, RemoteConfig, RemoteError, RemoteState, RemoteStats,
+};
 use super::stats::CacheStats;
 use super::store::Store;
 use super::value::CacheValue;
@@ -53,14 +55,29 @@ impl Shared {
 }
 
 impl Local for Shared {
-    fn fill(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: Vec<String>) {
-        let options = EntryOptions {
-            ttl: ttl.map_or(Ttl::Default, Ttl::After),
-            tags,
-            compute_cost: Duration::ZERO,
-        };
-        // A value larger than this cache's limit is still the reader's result.
-        let _ = self.insert_local(key, value, options);
+    fn fill(&self, found: Vec<Found<'_>>) {
+        if found.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut earliest = None;
+        let mut store = self.store.lock();
+        for f in found {
+            let options = EntryOptions {
+                ttl: f.ttl.map_or(Ttl::Default, Ttl::After),
+                tags: f.tags,
+                compute_cost: Duration::ZERO,
+            };
+            // A value larger than this cache's limit is still the reader's result.
+            if let Ok(Some(t)) = store.insert_at(f.key, f.value, options, now) {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        }
+        let wake = earliest.filter(|&t| store.next_expiry() == Some(t));
+        drop(store);
+        if let Some(t) = wake {
+            reaper::wake_by(t);
+        }
     }
 
     fn invalidate_local(&self, what: &Invalidation) {

@@ -205,6 +205,17 @@ impl Store {
         value: CacheValue,
         options: EntryOptions,
     ) -> Result<Option<Instant>, CacheError> {
+        self.insert_at(key, value, options, Instant::now())
+    }
+
+    /// `insert` as of `now` (one clock read for many inserts).
+    pub fn insert_at(
+        &mut self,
+        key: &str,
+        value: CacheValue,
+        options: EntryOptions,
+        now: Instant,
+    ) -> Result<Option<Instant>, CacheError> {
         let weight = Self::weight_of(key, &value, &options.tags);
         if weight > self.config.max_bytes {
             return Err(CacheError::TooLarge {
@@ -213,7 +224,6 @@ impl Store {
                 max_bytes: self.config.max_bytes,
             });
         }
-        let now = Instant::now();
         let ttl = match options.ttl {
             Ttl::Default => self.config.default_ttl,
             Ttl::Never => None,

@@ -10,9 +10,11 @@
 // which V8 does without a trip through N-API. Every array returned owns its
 // own ArrayBuffer: no read can see or detach another.
 //
-// getMany and getManyPacked pass their keys a second time joined with NUL
-// characters, so native code reads one string instead of one per key (it
-// falls back to the array when a key contains a NUL itself).
+// getMany, getManyPacked and the lookups below pass their keys a second
+// time joined with NUL characters, so native code reads one string instead
+// of one per key (it falls back to the array when a key contains a NUL
+// itself). getMany reads through readMany: the values come back packed in
+// one buffer (see `unpack`), not as one N-API array each.
 //
 // readInto(handle, key, scratch) returns -1 on a miss, -2 when the value
 // waits in takePending (JSON or larger than the scratch buffer), else
@@ -24,7 +26,7 @@
 // in one ArrayBuffer (see `unpack`) instead of one N-API call each.
 // Concurrent getAsync calls for one key share one lookup.
 'use strict';
-(function install(Cache, makeHandle, readInto, takePending, lookupRemote, scratchBytes, lookupKeys) {
+(function install(Cache, makeHandle, readInto, takePending, readMany, lookupRemote, scratchBytes, lookupKeys) {
   const getStats = Cache.prototype.getStats;
   // Kept beside the cache, not on it: a frozen cache still reads.
   const states = new WeakMap();
@@ -63,33 +65,55 @@
     }
   }
 
-  for (const name of ['getMany', 'getManyPacked']) {
-    const native = Cache.prototype[name];
-    Object.defineProperty(Cache.prototype, name, {
-      configurable: true,
-      writable: true,
-      value: {
-        [name](keys) {
-          let joinable = Array.isArray(keys) && keys.length <= 1 << 20;
-          for (let i = 0; joinable && i < keys.length; i++) joinable = typeof keys[i] === 'string';
-          return native.call(this, keys, joinable ? keys.join('\0') : undefined);
-        },
-      }[name],
-    });
+  /** `keys` joined with NULs for native code, or undefined where it cannot be. */
+  function joinedOf(keys) {
+    let joinable = Array.isArray(keys) && keys.length <= 1 << 20;
+    for (let i = 0; joinable && i < keys.length; i++) joinable = typeof keys[i] === 'string';
+    return joinable ? keys.join('\0') : undefined;
   }
+
+  const nativeGetManyPacked = Cache.prototype.getManyPacked;
+  Object.defineProperty(Cache.prototype, 'getManyPacked', {
+    configurable: true,
+    writable: true,
+    value: function getManyPacked(keys) {
+      return nativeGetManyPacked.call(this, keys, joinedOf(keys));
+    },
+  });
+
+  /** The L1 values of `keys` (checked as native getMany does), and their joined form. */
+  function readLocal(cache, keys) {
+    const s = states.get(cache) || attach(cache);
+    const joined = joinedOf(keys);
+    const packed = readMany(s.handle, keys, joined);
+    return { s, joined, found: packed === undefined ? undefined : unpack(packed, keys.length) };
+  }
+
+  const nativeGetMany = Cache.prototype.getMany;
+  Object.defineProperty(Cache.prototype, 'getMany', {
+    configurable: true,
+    writable: true,
+    value: function getMany(keys) {
+      if (!(this instanceof Cache)) return nativeGetMany.call(this, keys);
+      const { found } = readLocal(this, keys);
+      return found ?? new Array(keys.length).fill(undefined);
+    },
+  });
 
   // Lookups of about `lookupKeys` keys (a call's keys are never split) are
   // answered one by one, so callers whose values came back resume, and
   // look more up, while the others are still in flight.
 
   /**
-   * The values `lookupRemote` packed: `[buffer, others?]`, where `buffer`
-   * starts with (offset, length * 8 + tag) per value as f64 (offset -1:
-   * missing; -2: a structured value, in `others`), then the payloads.
-   * Every array returned owns its own ArrayBuffer.
+   * The values `readMany` or `lookupRemote` packed: `[bytes, others?]`,
+   * where the Buffer `bytes` starts with (offset, length * 8 + tag) per
+   * value as f64 (offset -1: missing; -2: a structured value, in
+   * `others`), then the payloads. Every array returned owns its own
+   * ArrayBuffer.
    */
   function unpack(packed, n) {
-    const buffer = packed[0];
+    // A Buffer of its own (N-API's napi_create_buffer): offset 0.
+    const buffer = packed[0].buffer;
     const others = packed[1];
     const codes = new Float64Array(buffer, 0, 2 * n);
     const out = new Array(n);
@@ -124,7 +148,7 @@
   }
 
   /** Looks one chunk's keys up in Redis and settles its callers. */
-  function lookup(s, { keys, waiters }) {
+  function lookup(s, { keys, joined, waiters }) {
     const settled = () => {
       for (let w = 0; w < waiters.length; w += 5) {
         if (waiters[w + 4] !== undefined) s.flights.delete(waiters[w + 4]);
@@ -150,28 +174,30 @@
       }
     };
     try {
-      lookupRemote(s.handle, keys, keys.join('\0')).then(found, fail);
+      lookupRemote(s.handle, keys, joined.join('\0')).then(found, fail);
     } catch (err) {
       fail(err);
     }
   }
 
   /**
-   * Queues `keys` for this turn's lookup: `done` gets their values, `fail`
-   * an error; `flight` names the getAsync key whose shared lookup this is.
+   * Queues `keys` (`joined`: the same joined with NULs) for this turn's
+   * lookup: `done` gets their values, `fail` an error; `flight` names the
+   * getAsync key whose shared lookup this is.
    */
-  function enqueue(s, keys, done, fail, flight) {
+  function enqueue(s, keys, joined, done, fail, flight) {
     if (s.chunks === null) {
       s.chunks = [];
       queueMicrotask(() => send(s));
     }
     let chunk = s.chunks[s.chunks.length - 1];
     if (chunk === undefined || chunk.keys.length >= lookupKeys) {
-      chunk = { keys: [], waiters: [] };
+      chunk = { keys: [], joined: [], waiters: [] };
       s.chunks.push(chunk);
     }
     chunk.waiters.push(chunk.keys.length, keys.length, done, fail, flight);
     for (let i = 0; i < keys.length; i++) chunk.keys.push(keys[i]);
+    chunk.joined.push(joined);
   }
 
   /** A value of its own for a caller that shared another's lookup. */
@@ -194,29 +220,33 @@
       if (local !== undefined) return Promise.resolve(local);
       const flight = s.flights.get(key);
       if (flight !== undefined) return flight.then(copy);
-      const first = new Promise((resolve, reject) => enqueue(s, [key], (values) => resolve(values[0]), reject, key));
+      const first = new Promise((resolve, reject) => enqueue(s, [key], key, (values) => resolve(values[0]), reject, key));
       s.flights.set(key, first);
       return first;
     },
   });
 
   const nativeGetManyAsync = Cache.prototype.getManyAsync;
-  const fastGetMany = Cache.prototype.getMany;
   Object.defineProperty(Cache.prototype, 'getManyAsync', {
     configurable: true,
     writable: true,
     value: function getManyAsync(keys) {
       if (!(this instanceof Cache)) return nativeGetManyAsync.call(this, keys);
-      const s = states.get(this) || attach(this);
-      if (!s.tiered) return nativeGetManyAsync.call(this, keys);
+      const state = states.get(this) || attach(this);
+      if (!state.tiered) return nativeGetManyAsync.call(this, keys);
       // Checks the keys (throwing as getMany does) and reads L1 under one lock.
-      const found = fastGetMany.call(this, keys);
+      const { s, joined, found } = readLocal(this, keys);
+      if (found === undefined) {
+        if (keys.length === 0) return Promise.resolve([]);
+        // None in L1: every key goes to Redis, joined once.
+        return new Promise((resolve, reject) => enqueue(s, keys, joined ?? keys.join('\0'), resolve, reject));
+      }
       const missing = [];
       for (let i = 0; i < found.length; i++) if (found[i] === undefined) missing.push(i);
       if (missing.length === 0) return Promise.resolve(found);
       const wanted = missing.map((i) => keys[i]);
       return new Promise((resolve, reject) =>
-        enqueue(s, wanted, (values) => {
+        enqueue(s, wanted, wanted.join('\0'), (values) => {
           for (let j = 0; j < missing.length; j++) found[missing[j]] = values[j];
           resolve(found);
         }, reject),

@@ -18,7 +18,7 @@ use super::AudioFeatureCache;
 use crate::js::callback::{
     guarded, handle, make_handle, native_function, throw_type_error, Handle,
 };
-use crate::js::keys::{read_key, read_keys};
+use crate::js::keys::{read_key, read_keys, KeyList};
 use crate::js::napi::Js;
 use crate::js::value::to_js;
 use gama_core::cache::{CacheValue, FeatureCache};
@@ -171,6 +171,44 @@ unsafe extern "C" fn take_pending(
     unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
+/// The `keys` argument (an array of strings), read through `joined` (the
+/// same keys joined with NUL characters) where that is a string.
+fn keys_argument(js: Js, keys: sys::napi_value, joined: sys::napi_value) -> Result<KeyList> {
+    let joined = match js.type_of(joined)? {
+        sys::ValueType::napi_string => {
+            // SAFETY: a live argument of this call, checked to be a string.
+            Some(unsafe { String::from_napi_value(js.raw(), joined)? })
+        }
+        _ => None,
+    };
+    read_keys(&Env::from_raw(js.raw()), keys, joined, "keys")
+}
+
+/// `readMany(handle, keys, joined)`: the keys' values in this process (L1,
+/// read under one lock), `pack`ed; undefined when none is there.
+///
+/// # Safety
+/// Called by N-API only, as a JS function's callback.
+unsafe extern "C" fn read_many(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let body = |js: Js| -> Result<sys::napi_value> {
+        let [handle_value, keys, joined] = js.args::<3>(info)?;
+        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
+            return throw_type_error(js, c"invalid cache handle");
+        };
+        let keys = keys_argument(js, keys, joined)?;
+        let values = handle.cache.get_many(&keys.as_strs());
+        if values.iter().all(Option::is_none) {
+            return js.undefined();
+        }
+        pack(js, &values)
+    };
+    // SAFETY: N-API's env of this callback.
+    unsafe { guarded(env, c"AudioFeatureCache", body) }
+}
+
 /// `lookupRemote(handle, keys, joined)`: a promise of the keys' values in
 /// Redis, `pack`ed (sent with the other lookups of this turn).
 ///
@@ -188,15 +226,8 @@ unsafe extern "C" fn lookup_remote(
         let Some(tier) = &handle.tier else {
             return throw_type_error(js, c"the cache has no Redis tier");
         };
-        let joined = match js.type_of(joined)? {
-            sys::ValueType::napi_string => {
-                // SAFETY: a live argument of this call, checked to be a string.
-                Some(unsafe { String::from_napi_value(js.raw(), joined)? })
-            }
-            _ => None,
-        };
         let env = Env::from_raw(js.raw());
-        let keys = read_keys(&env, keys, joined, "keys")?;
+        let keys = keys_argument(js, keys, joined)?;
         let keys = keys.as_strs().into_iter().map(String::from).collect();
         let (deferred, promise) = crate::js::raw::Deferred::new(&env)?;
         tier.get_then(
@@ -212,9 +243,10 @@ unsafe extern "C" fn lookup_remote(
 }
 
 /// Many values as one `[buffer, others?]` for `fast_path.js`'s `unpack`:
-/// `buffer` starts with two f64 per value (the byte offset of its payload
-/// and `length * 8 + tag`; offset -1: missing, -2: `others[i]` holds it, a
-/// structured value), then the payloads, each at an 8-byte boundary.
+/// `buffer` (a Node Buffer) starts with two f64 per value (the byte offset
+/// of its payload and `length * 8 + tag`; offset -1: missing, -2:
+/// `others[i]` holds it, a structured value), then the payloads, each
+/// padded with zeros to an 8-byte boundary.
 fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
     let mut codes = Vec::with_capacity(values.len() * 2);
     let mut total = values.len() * 16;
@@ -235,15 +267,13 @@ fn pack(js: Js, values: &[Option<CacheValue>]) -> Result<sys::napi_value> {
             }
         }
     }
-    let buffer = js.arraybuffer_filled(total, |out| {
-        for (slot, code) in out.chunks_exact_mut(8).zip(&codes) {
-            slot.copy_from_slice(&code.to_ne_bytes());
+    let buffer = js.buffer_written(total, |out| {
+        for code in &codes {
+            out.put(&code.to_ne_bytes());
         }
-        for (value, code) in values.iter().zip(codes.chunks_exact(2)) {
-            if let Some((_, payload)) = value.as_ref().and_then(slab_layout) {
-                let at = code[0] as usize;
-                out[at..at + payload.len()].copy_from_slice(payload);
-            }
+        for (_, payload) in values.iter().flatten().filter_map(slab_layout) {
+            out.put(payload);
+            out.zeros(payload.len().next_multiple_of(8) - payload.len());
         }
     })?;
     let out = js.array()?;
@@ -272,6 +302,7 @@ pub fn install(env: &Env, exports: &Object) -> Result<()> {
         native_function(env, c"makeHandle", Some(make_cache_handle))?,
         native_function(env, c"readInto", Some(read_into))?,
         native_function(env, c"takePending", Some(take_pending))?,
+        native_function(env, c"readMany", Some(read_many))?,
         native_function(env, c"lookupRemote", Some(lookup_remote))?,
         js.number(SCRATCH_BYTES as f64)?,
         js.number(gama_core::cache::remote::MGET_KEYS as f64)?,

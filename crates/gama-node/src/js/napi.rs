@@ -18,6 +18,7 @@
 
 use std::ffi::{c_void, CStr};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ptr;
 
 use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, Unknown};
@@ -45,6 +46,30 @@ macro_rules! out_call {
         check(unsafe { sys::$f($js.env $(, $arg)*, &mut out) }, stringify!($f))?;
         out
     }};
+}
+
+/// Writes a fresh buffer's bytes in order (see `Js::buffer_written`).
+pub struct Writer<'a> {
+    out: &'a mut [MaybeUninit<u8>],
+    at: usize,
+}
+
+impl Writer<'_> {
+    /// Appends `bytes`; panics past the buffer's end.
+    pub fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        for (slot, &byte) in self.out[self.at..end].iter_mut().zip(bytes) {
+            *slot = MaybeUninit::new(byte);
+        }
+        self.at = end;
+    }
+
+    /// Appends `n` zero bytes; panics past the buffer's end.
+    pub fn zeros(&mut self, n: usize) {
+        let end = self.at + n;
+        self.out[self.at..end].fill(MaybeUninit::new(0));
+        self.at = end;
+    }
 }
 
 /// Runs one N-API function that only reports a status.
@@ -613,6 +638,31 @@ impl<'env> Js<'env> {
         } else {
             fill(&mut []);
         }
+        Ok(buffer)
+    }
+
+    /// A fresh Node `Buffer` of `len` bytes written in order by `fill`, with
+    /// no zeroing first (Node allocates it uninitialised); bytes `fill`
+    /// leaves unwritten are zeroed, so none is ever uninitialised.
+    pub fn buffer_written(
+        self,
+        len: usize,
+        fill: impl FnOnce(&mut Writer),
+    ) -> Result<sys::napi_value> {
+        let mut data = ptr::null_mut();
+        let buffer = out_call!(self, napi_create_buffer, ptr::null_mut(), len, &mut data);
+        let out: &mut [MaybeUninit<u8>] = if len > 0 && !data.is_null() {
+            // SAFETY: the new Buffer holds `len` bytes at `data` that nothing
+            // else refers to while `fill` runs (no JS runs); they are only
+            // written through the `MaybeUninit` slice.
+            unsafe { std::slice::from_raw_parts_mut(data.cast::<MaybeUninit<u8>>(), len) }
+        } else {
+            &mut []
+        };
+        let mut writer = Writer { out, at: 0 };
+        fill(&mut writer);
+        let rest = writer.out.len() - writer.at;
+        writer.zeros(rest);
         Ok(buffer)
     }
 

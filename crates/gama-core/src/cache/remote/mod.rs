@@ -55,12 +55,25 @@ pub type Events = Arc<dyn Fn(RemoteEvent) + Send + Sync>;
 
 /// What the tier does to the first tier (L1) it sits behind.
 pub trait Local: Send + Sync {
-    /// Stores a value read from Redis, without writing it back.
-    fn fill(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: Vec<String>);
+    /// Stores values read from Redis (one round trip's, under one lock),
+    /// without writing them back.
+    fn fill(&self, found: Vec<Found<'_>>);
     /// Applies an invalidation another process published.
     fn invalidate_local(&self, what: &Invalidation);
     /// Drops every entry: invalidations may have been missed.
     fn clear_local(&self);
+}
+
+/// A value read from Redis, for L1.
+pub struct Found<'a> {
+    /// The cache key.
+    pub key: &'a str,
+    /// The decoded value.
+    pub value: CacheValue,
+    /// The time it has left in Redis (`None`: no expiry).
+    pub ttl: Option<Duration>,
+    /// Its tags.
+    pub tags: Vec<String>,
 }
 
 /// The Redis tier of one cache.

@@ -13,6 +13,7 @@ use super::codec;
 use super::error::RemoteError;
 use super::link::{unix_ms, Failure, Link};
 use super::stats::Counters;
+use super::Found;
 use crate::cache::CacheValue;
 
 /// MGETs in flight at once.
@@ -123,18 +124,32 @@ async fn lookup(link: &Link, reads: Vec<Lookup>) {
     };
     let mut found = found.into_iter();
     let now = unix_ms();
-    for read in reads {
-        let values = read
-            .keys
-            .iter()
-            .map(|key| value_of(link, key, found.next().flatten(), now))
-            .collect();
+    let mut fills = Vec::new();
+    let answers: Vec<Vec<Option<CacheValue>>> = reads
+        .iter()
+        .map(|read| {
+            read.keys
+                .iter()
+                .map(|key| value_of(link, key, found.next().flatten(), now, &mut fills))
+                .collect()
+        })
+        .collect();
+    if let Some(local) = link.local.upgrade() {
+        local.fill(fills);
+    }
+    for (read, values) in reads.into_iter().zip(answers) {
         (read.done)(values);
     }
 }
 
-/// Decodes one answer, fills L1 with it and counts the hit or miss.
-fn value_of(link: &Link, key: &str, bytes: Option<Vec<u8>>, now: u64) -> Option<CacheValue> {
+/// Decodes one answer, counts the hit or miss, and queues a hit for L1.
+fn value_of<'a>(
+    link: &Link,
+    key: &'a str,
+    bytes: Option<Vec<u8>>,
+    now: u64,
+    fills: &mut Vec<Found<'a>>,
+) -> Option<CacheValue> {
     let Some(bytes) = bytes else {
         Counters::add(&link.counters.misses, 1);
         return None;
@@ -160,8 +175,11 @@ fn value_of(link: &Link, key: &str, bytes: Option<Vec<u8>>, now: u64) -> Option<
         None => None,
     };
     Counters::add(&link.counters.hits, 1);
-    if let Some(local) = link.local.upgrade() {
-        local.fill(key, decoded.value.clone(), left, decoded.tags);
-    }
+    fills.push(Found {
+        key,
+        value: decoded.value.clone(),
+        ttl: left,
+        tags: decoded.tags,
+    });
     Some(decoded.value)
 }
