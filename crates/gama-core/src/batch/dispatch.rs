@@ -14,6 +14,7 @@ use super::item::{
     EXTRACT_FEATURES,
 };
 use super::native::{self, Control};
+use super::op_series::Phase;
 use super::processor::{Engine, Ledger, RunningJs};
 use crate::features::gpu::FeatureDevice;
 use crate::memory::{Device, Reservation};
@@ -26,6 +27,8 @@ const PROGRESS_STEP: f32 = 0.1;
 /// A started native batch.
 pub(super) struct NativeBatch {
     items: Vec<Item>,
+    /// When it started (its run samples are recorded in that minute).
+    started: Instant,
     reservation: Option<Reservation>,
     deadline: Option<Instant>,
 }
@@ -36,11 +39,11 @@ const PARALLEL_SAMPLES: usize = 1 << 16;
 
 impl crate::metrics::registry::Source for Engine {
     fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<crate::metrics::Summary> {
-        self.state.lock().stats.op_summaries(now, last_minutes)
+        self.ops.summaries(now, last_minutes)
     }
 
     fn clear(&self) {
-        self.state.lock().stats.clear_ops();
+        self.ops.clear();
     }
 }
 
@@ -276,9 +279,10 @@ impl Engine {
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
         );
-        state.stats.record_op(
+        self.ops.record(
             &batch[0].op,
-            false,
+            Phase::Wait,
+            now,
             batch
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
@@ -329,6 +333,7 @@ impl Engine {
         state.running_native += 1;
         Some(NativeBatch {
             items: batch,
+            started: now,
             reservation,
             deadline,
         })
@@ -349,6 +354,7 @@ impl Engine {
         let mut next = Some(batch);
         while let Some(NativeBatch {
             items,
+            started: batch_started,
             reservation,
             deadline,
         }) = next.take()
@@ -374,14 +380,13 @@ impl Engine {
                     None => items.iter().map(run).collect(),
                 };
             drop(reservation);
+            if let Some(first) = items.first() {
+                let ran = outcomes.iter().map(|(_, _, ran)| *ran);
+                self.ops.record(&first.op, Phase::Run, batch_started, ran);
+            }
             let mut state = self.state.lock();
             state.running_batches -= 1;
             state.running_native -= 1;
-            if let Some(first) = items.first() {
-                state
-                    .stats
-                    .record_op(&first.op, true, outcomes.iter().map(|(_, _, ran)| *ran));
-            }
             for (id, result, ran) in &mut outcomes {
                 // A stop asked for before this point was acknowledged by
                 // `cancel`/`close` (which take this lock): it wins over a

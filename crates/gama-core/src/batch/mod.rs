@@ -8,6 +8,7 @@ mod dispatch;
 mod gpu;
 mod item;
 mod native;
+mod op_series;
 mod processor;
 mod queue;
 mod samples;
@@ -21,6 +22,7 @@ pub use item::{
     Output, ResourceStrategy, Sink, Stage, Stop, ANALYZE, EXTRACT_FEATURES, MAX_PRIORITY, MEASURE,
 };
 pub use native::{analyze, estimate, is_native, measure};
+pub use op_series::{OpSeries, Phase};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
 pub use samples::Samples;

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::item::{Event, Item, ItemError, ItemErrorKind, ItemId, OpName, Sink, Stage, Stop};
 use super::native::{self};
+use super::op_series::{OpSeries, Phase};
 use super::queue::Queue;
 use super::stats::{Recorder, Snapshot};
 use crate::cache::FeatureCache;
@@ -161,6 +162,8 @@ pub(super) struct Engine {
     pub(super) sink: Arc<dyn Sink>,
     pub(super) memory: Option<Arc<MemoryManager>>,
     pub(super) cache: Option<FeatureCache>,
+    /// The profiler's per-operation series (outside `state`: see `OpSeries`).
+    pub(super) ops: OpSeries,
 }
 
 /// A batch processor; see the module documentation.
@@ -203,6 +206,7 @@ impl Processor {
             sink,
             memory,
             cache,
+            ops: OpSeries::default(),
         });
         let source: std::sync::Weak<dyn crate::metrics::registry::Source> =
             Arc::downgrade(&shared) as std::sync::Weak<dyn crate::metrics::registry::Source>;
@@ -319,9 +323,12 @@ impl Processor {
         };
         state.running_batches -= 1;
         let ran = running.started.elapsed();
-        state
-            .stats
-            .record_op(&running.op, true, running.ids.iter().map(|_| ran));
+        self.shared.ops.record(
+            &running.op,
+            Phase::Run,
+            running.started,
+            running.ids.iter().map(|_| ran),
+        );
         for (ids, success) in [(ok, true), (failed, false)] {
             for id in ids {
                 if state.running_items.remove(id).is_some() {

@@ -2,12 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
-use super::item::OpName;
 use crate::features::gpu::GpuTiming;
-use crate::metrics::registry::{minute_now, Series, Summary};
 use crate::metrics::{histogram, latency, Latency};
 
 /// A snapshot of `Recorder`.
@@ -57,8 +54,6 @@ pub struct Recorder {
     busy: Duration,
     wait: Histogram<u64>,
     run: Histogram<u64>,
-    /// Wait and run series per operation type, reported by the profiler.
-    by_op: HashMap<OpName, (Series, Series)>,
     gpu_batches: u64,
     gpu_fallbacks: u64,
     gpu_time: Duration,
@@ -77,7 +72,6 @@ impl Default for Recorder {
             busy: Duration::ZERO,
             wait: histogram(),
             run: histogram(),
-            by_op: HashMap::new(),
             gpu_batches: 0,
             gpu_fallbacks: 0,
             gpu_time: Duration::ZERO,
@@ -106,36 +100,6 @@ impl Recorder {
         if let Some(ran) = ran {
             self.run.saturating_record(ran.as_micros().max(1) as u64);
         }
-    }
-
-    /// Per-operation wait (`run == false`) or run samples, for the profiler
-    /// (nothing when native measurement is off).
-    pub fn record_op(&mut self, op: &OpName, run: bool, samples: impl Iterator<Item = Duration>) {
-        if !crate::metrics::enabled() {
-            return;
-        }
-        let minute = minute_now();
-        let (wait_series, run_series) = self.by_op.entry_ref(op).or_default();
-        if run {
-            run_series.record_many(minute, samples);
-        } else {
-            wait_series.record_many(minute, samples);
-        }
-    }
-
-    /// The per-operation series as profiler summaries (component `batch`).
-    pub fn op_summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<Summary> {
-        let mut out = Vec::new();
-        for (op, (wait, run)) in &self.by_op {
-            out.extend(wait.summary("batch", &format!("{op}.wait"), now, last_minutes));
-            out.extend(run.summary("batch", &format!("{op}.run"), now, last_minutes));
-        }
-        out
-    }
-
-    /// Forgets the per-operation series.
-    pub fn clear_ops(&mut self) {
-        self.by_op.clear();
     }
 
     /// Worker time spent on native items.

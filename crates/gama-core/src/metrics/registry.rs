@@ -1,13 +1,14 @@
 //! The process-wide latency registry: one series per (component,
-//! operation), each an HDR histogram of everything recorded plus one per
-//! minute for the last hour, so summaries can cover "the last N minutes".
+//! operation), each an HDR histogram per minute for the last hour (so
+//! summaries can cover "the last N minutes") and one of everything older;
+//! a sample is recorded once, into its minute.
 //! Series are kept per shard of recording threads and merged when read;
 //! a name is resolved to a series index once (`Handle`), so recording a
 //! sample allocates nothing and looks nothing up. Native operations record
 //! here on their own; `profileOperation` records user code.
 //!
-//! Invariant: a series' `total` holds every sample of its minute histograms
-//! and every older one.
+//! Invariant: every sample of a series is in exactly one of its histograms:
+//! its minute's while that minute is kept, then `older`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{OnceLock, Weak};
@@ -94,8 +95,8 @@ impl Handle {
 
 /// The samples of one operation: everything, and per minute for the last hour.
 pub struct Series {
-    total: Histogram<u32>,
-    total_time: Duration,
+    older: Histogram<u32>,
+    older_time: Duration,
     minutes: Vec<(u64, Histogram<u32>, Duration)>,
 }
 
@@ -105,7 +106,7 @@ pub fn minute_now() -> u64 {
 }
 
 /// The minute of `instant` since the process-wide epoch.
-fn minute_of(instant: Instant) -> u64 {
+pub(crate) fn minute_of(instant: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     instant
         .saturating_duration_since(*EPOCH.get_or_init(Instant::now))
@@ -116,8 +117,8 @@ fn minute_of(instant: Instant) -> u64 {
 impl Default for Series {
     fn default() -> Self {
         Series {
-            total: histogram(),
-            total_time: Duration::ZERO,
+            older: histogram(),
+            older_time: Duration::ZERO,
             minutes: Vec::new(),
         }
     }
@@ -127,24 +128,47 @@ impl Series {
     /// Records samples taken in `minute`.
     pub fn record_many(&mut self, minute: u64, samples: impl Iterator<Item = Duration>) {
         if self.minutes.last().is_none_or(|(m, _, _)| *m != minute) {
-            self.minutes.retain(|(m, _, _)| m + MINUTES_KEPT > minute);
+            let (older, older_time) = (&mut self.older, &mut self.older_time);
+            self.minutes.retain(|(m, h, time)| {
+                let kept = m + MINUTES_KEPT > minute;
+                if !kept {
+                    // Same bounds on both sides: adding cannot fail.
+                    let _ = older.add(h);
+                    *older_time += *time;
+                }
+                kept
+            });
             self.minutes.push((minute, histogram(), Duration::ZERO));
         }
         let (_, current, current_time) = self.minutes.last_mut().expect("pushed above");
+        // Equal neighbours (a batch's items often wait and run alike, to
+        // the microsecond) are recorded as one count.
+        let mut put = |micros: u64, n: u32| current.saturating_record_n(micros, n);
+        let mut time = Duration::ZERO;
+        let mut run: Option<(u64, u32)> = None;
         for elapsed in samples {
+            time += elapsed;
             let micros = (elapsed.as_micros() as u64).clamp(1, MAX_MICROS);
-            self.total.saturating_record(micros);
-            current.saturating_record(micros);
-            self.total_time += elapsed;
-            *current_time += elapsed;
+            match &mut run {
+                Some((value, n)) if *value == micros && *n < u32::MAX => *n += 1,
+                _ => {
+                    if let Some((value, n)) = run.replace((micros, 1)) {
+                        put(value, n);
+                    }
+                }
+            }
         }
+        if let Some((value, n)) = run {
+            put(value, n);
+        }
+        *current_time += time;
     }
 
     /// Adds `other`'s samples (a shard's series of the same operation).
-    fn absorb(&mut self, other: &Series) {
+    pub(crate) fn absorb(&mut self, other: &Series) {
         // Same bounds on both sides: adding cannot fail.
-        let _ = self.total.add(&other.total);
-        self.total_time += other.total_time;
+        let _ = self.older.add(&other.older);
+        self.older_time += other.older_time;
         for (minute, h, time) in &other.minutes {
             match self.minutes.iter_mut().find(|(m, _, _)| m == minute) {
                 Some((_, mine, my_time)) => {
@@ -165,20 +189,16 @@ impl Series {
         now: u64,
         last_minutes: Option<u64>,
     ) -> Option<Summary> {
-        let (h, time) = match last_minutes {
-            None => (self.total.clone(), self.total_time),
-            Some(n) => {
-                let mut h = histogram();
-                let mut time = Duration::ZERO;
-                for (m, minute, t) in &self.minutes {
-                    if m + n > now {
-                        h.add(minute).ok()?;
-                        time += *t;
-                    }
-                }
-                (h, time)
-            }
+        let (mut h, mut time) = match last_minutes {
+            None => (self.older.clone(), self.older_time),
+            Some(_) => (histogram(), Duration::ZERO),
         };
+        for (m, minute, t) in &self.minutes {
+            if last_minutes.is_none_or(|n| m + n > now) {
+                h.add(minute).ok()?;
+                time += *t;
+            }
+        }
         if h.is_empty() {
             return None;
         }
@@ -247,12 +267,20 @@ pub struct Registry {
 }
 
 /// The shard index of the calling thread (threads take shards in turn).
-fn shard_index() -> usize {
+pub(crate) fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     INDEX.with(|i| *i)
+}
+
+/// Shards of sharded series: four per core (at most 256), since more
+/// threads than cores record (the workers, the dispatcher, the JS thread,
+/// Redis's) and threads take shards in turn: two workers sharing a shard
+/// would move its memory between their cores at every sample.
+pub(crate) fn shard_count() -> usize {
+    std::thread::available_parallelism().map_or(16, |n| (n.get() * 4).clamp(4, 256))
 }
 
 /// The registry every native operation records into.
@@ -282,10 +310,9 @@ impl Default for Registry {
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
-        let shards = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 64));
         Registry {
             names: Mutex::new(Names::default()),
-            shards: (0..shards)
+            shards: (0..shard_count())
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             sources: Mutex::new(Vec::new()),
@@ -421,6 +448,43 @@ mod tests {
         assert!(registry.summaries(Some("none"), None).is_empty());
         registry.clear();
         assert!(registry.summaries(None, None).is_empty());
+    }
+
+    #[test]
+    fn equal_neighbours_are_counted_as_many_samples() {
+        let mut series = Series::default();
+        let micros = [3, 3, 3, 7, 7, 3, 1_000];
+        series.record_many(5, micros.iter().map(|&us| Duration::from_micros(us)));
+        let s = series.summary("c", "o", 5, None).expect("samples");
+        assert_eq!(s.count, 7);
+        assert_eq!(s.p50_ms, 0.003);
+        assert!((s.max_ms - 1.0).abs() < 0.01);
+        assert!((s.total_ms - 1.026).abs() < 1e-9);
+        let last = series.summary("c", "o", 5, Some(1)).expect("this minute");
+        assert_eq!((last.count, last.p95_ms), (7, s.p95_ms));
+    }
+
+    #[test]
+    fn minutes_past_the_hour_stay_in_everything_but_leave_the_windows() {
+        let mut series = Series::default();
+        series.record_many(0, std::iter::once(Duration::from_millis(4)));
+        series.record_many(2, std::iter::once(Duration::from_millis(2)));
+        series.record_many(MINUTES_KEPT + 1, std::iter::once(Duration::from_millis(1)));
+        let now = MINUTES_KEPT + 1;
+        let all = series.summary("c", "o", now, None).expect("samples");
+        assert_eq!(all.count, 3);
+        assert!((all.total_ms - 7.0).abs() < 1e-9);
+        let hour = series
+            .summary("c", "o", now, Some(MINUTES_KEPT))
+            .expect("the hour");
+        assert_eq!((hour.count, hour.total_ms), (2, 3.0));
+        let mut merged = Series::default();
+        merged.absorb(&series);
+        merged.absorb(&series);
+        assert_eq!(
+            merged.summary("c", "o", now, None).map(|s| s.count),
+            Some(6)
+        );
     }
 
     #[test]

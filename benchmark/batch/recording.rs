@@ -1,0 +1,237 @@
+//! What the profiler's recording costs the batch processor
+//! (`cargo bench --bench recording`), two ways, for the batch benchmark's
+//! tiny work (MEASURE over 1,000 floats) and its EXTRACT_FEATURES (logMel +
+//! mfcc of one-second clips):
+//!
+//! - measured: the same items run with native measurement on and off in
+//!   alternating pairs on every core; a run's cost is the CPU time of all
+//!   the process's threads (Linux schedstat, in ns; wall time elsewhere),
+//!   which other processes disturb far less than wall time; the median of
+//!   the pairs' on/off ratios;
+//! - derived: what the recording a batch does costs (its items' wait and
+//!   run samples into the processor's `OpSeries`, with every core recording
+//!   at once, plus one `features.extract` sample per clip), per item,
+//!   against the CPU time an item takes with recording off.
+//!
+//! Prints one JSON object per workload.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Sender};
+use gama_core::batch::{
+    estimate, Config, Event, Input, Item, OpName, OpSeries, Phase, Processor, Samples, Sink,
+    EXTRACT_FEATURES, MEASURE,
+};
+use gama_core::features::{Feature, FeatureOptions};
+use gama_core::metrics::{self, Handle};
+
+/// Items per batch (the processor's default, and the batch benchmark's).
+const BATCH: usize = 8;
+
+/// Counts finished items and says when a run's last one is done.
+struct Finish {
+    left: AtomicUsize,
+    done: Sender<()>,
+}
+
+impl Sink for Finish {
+    fn deliver(&self, event: Event) {
+        if let Event::Done { result, .. } = event {
+            assert!(result.is_ok(), "an item failed: {result:?}");
+            if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _ = self.done.send(());
+            }
+        }
+    }
+}
+
+/// CPU ns of every thread of this process so far (None off Linux).
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Cost of one run in ns: CPU time where the OS tells it, else wall time.
+fn cost_of(run: impl FnOnce()) -> u64 {
+    let (cpu0, wall0) = (cpu_ns(), Instant::now());
+    run();
+    match (cpu0, cpu_ns()) {
+        (Some(a), Some(b)) => b - a,
+        _ => wall0.elapsed().as_nanos() as u64,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// CPU ns of the calling thread so far (None off Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Mean ns of one `record()` call with every core calling at once: each
+/// thread's own CPU time where the OS tells it (time a thread spends
+/// descheduled by a neighbour is not counted), else wall time.
+fn cost_per_call(threads: usize, record: impl Fn() + Sync) -> f64 {
+    const CALLS: u32 = 500_000;
+    let spent: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+                    for _ in 0..CALLS {
+                        record();
+                    }
+                    match (cpu0, thread_cpu_ns()) {
+                        (Some(a), Some(b)) => b - a,
+                        _ => wall0.elapsed().as_nanos() as u64,
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a recorder"))
+            .sum()
+    });
+    spent as f64 / (threads as f64 * f64::from(CALLS))
+}
+
+/// ns of one `OpSeries::record` of a batch's samples (each worker into its
+/// own shard, as in a processor).
+fn batch_record_ns(threads: usize) -> f64 {
+    let series = OpSeries::default();
+    let op: OpName = MEASURE.into();
+    let samples: Vec<Duration> = (0..BATCH as u64)
+        .map(|i| Duration::from_nanos(1_500 + 700 * i))
+        .collect();
+    let at = Instant::now();
+    cost_per_call(threads, || {
+        series.record(&op, Phase::Run, at, samples.iter().copied())
+    })
+}
+
+/// ns of one `features.extract`-style sample (`Handle::record_since`).
+fn sample_record_ns(threads: usize) -> f64 {
+    static SERIES: Handle = Handle::new("bench", "recording");
+    let at = Instant::now();
+    cost_per_call(threads, || {
+        SERIES.record_since(at);
+    })
+}
+
+/// Runs `n` items of `op` over `clip` per run, `pairs` pairs of runs;
+/// `recorded_ns` is what recording costs per item (derived).
+fn workload(
+    name: &str,
+    op: &str,
+    clip: &[f32],
+    options: FeatureOptions,
+    (n, pairs): (usize, usize),
+    recorded_ns: f64,
+) {
+    let options = Arc::new(options);
+    let buffer = Arc::new(clip.to_vec());
+    let (tx, rx) = bounded(1);
+    let sink = Arc::new(Finish {
+        left: AtomicUsize::new(0),
+        done: tx,
+    });
+    let processor =
+        Processor::new(Config::default(), sink.clone(), None, None).expect("a processor");
+    let mut next_id = 0;
+    let mut run = || {
+        let items = (0..n)
+            .map(|_| {
+                next_id += 1;
+                Item {
+                    id: next_id,
+                    op: op.into(),
+                    priority: 5,
+                    group: clip.len().next_power_of_two() as u64,
+                    estimate: estimate(op, clip.len(), &options),
+                    input: Input::Audio {
+                        samples: Samples::new(buffer.clone(), 0..clip.len()).expect("in range"),
+                        options: options.clone(),
+                        cache_key: None,
+                    },
+                    wants_progress: false,
+                    stop: Arc::default(),
+                    enqueued: Instant::now(),
+                    seq: next_id,
+                }
+            })
+            .collect();
+        sink.left.store(n, Ordering::Release);
+        processor.submit(items).expect("accepted");
+        rx.recv().expect("the run finishes");
+    };
+    run();
+    let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let mut cost = [0u64; 2];
+        for recording in if pair % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        } {
+            metrics::set_enabled(recording);
+            cost[usize::from(recording)] = cost_of(&mut run);
+        }
+        on.push(cost[1] as f64 / n as f64);
+        off.push(cost[0] as f64 / n as f64);
+        ratios.push(cost[1] as f64 / cost[0] as f64);
+    }
+    metrics::set_enabled(true);
+    let off = median(off);
+    println!(
+        "{{\"workload\":\"{name}\",\"items\":{n},\"pairs\":{pairs},\"onNsPerItem\":{:.1},\"offNsPerItem\":{off:.1},\"measuredPercent\":{:.2},\"recordedNsPerItem\":{recorded_ns:.2},\"derivedPercent\":{:.3}}}",
+        median(on),
+        (median(ratios) - 1.0) * 100.0,
+        recorded_ns / off * 100.0,
+    );
+}
+
+fn main() {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_batch = batch_record_ns(threads);
+    let per_sample = sample_record_ns(threads);
+    // A batch records its items' waits and runs: two records per batch.
+    let batch_share = 2.0 * per_batch / BATCH as f64;
+    let tone =
+        |len: usize| -> Vec<f32> { (0..len).map(|i| (i as f32 * 0.05).sin() * 0.5).collect() };
+    let tiny = FeatureOptions::new(16000.0);
+    workload(
+        "tiny",
+        MEASURE,
+        &tone(1000),
+        tiny,
+        (100_000, 21),
+        batch_share,
+    );
+    let mut options = FeatureOptions::new(16000.0);
+    options.n_fft = 512;
+    options.win_length = 512;
+    options.hop_length = 160;
+    options.n_mels = 64;
+    options.n_mfcc = 13;
+    options.features = vec![Feature::LogMel, Feature::Mfcc];
+    // Each clip also records one features.extract sample.
+    workload(
+        "extract",
+        EXTRACT_FEATURES,
+        &tone(16000),
+        options,
+        (400, 11),
+        batch_share + per_sample,
+    );
+}
