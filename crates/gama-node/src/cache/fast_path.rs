@@ -18,6 +18,7 @@ use super::AudioFeatureCache;
 use crate::js::callback::{
     guarded, handle, make_handle, native_function, throw_type_error, Handle,
 };
+use crate::js::errors::{type_error, INVALID_ARG_TYPE};
 use crate::js::keys::{read_key, read_keys, KeyList};
 use crate::js::napi::Js;
 use crate::js::value::to_js;
@@ -72,6 +73,17 @@ unsafe extern "C" fn make_cache_handle(
     unsafe { guarded(env, c"AudioFeatureCache", body) }
 }
 
+/// The handle `value` (from `makeHandle`), or a TypeError.
+fn cache_handle<'js>(js: Js<'js>, value: sys::napi_value) -> Result<&'js CacheHandle> {
+    handle::<CacheHandle>(js, value)?.ok_or_else(|| {
+        type_error(
+            &Env::from_raw(js.raw()),
+            INVALID_ARG_TYPE,
+            "invalid cache handle",
+        )
+    })
+}
+
 /// Type tag (shared with `fast_path.js`) and bytes of a typed value.
 fn slab_layout(value: &CacheValue) -> Option<(u8, &[u8])> {
     let tag = match value {
@@ -115,9 +127,7 @@ unsafe extern "C" fn read_into(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value, key, scratch] = js.args::<3>(info)?;
-        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
-            return throw_type_error(js, c"invalid cache handle");
-        };
+        let handle = cache_handle(js, handle_value)?;
         let mut buf = [0u8; 256];
         let key = match read_key(js, key, &mut buf) {
             Ok(key) => key,
@@ -158,9 +168,7 @@ unsafe extern "C" fn take_pending(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value] = js.args::<1>(info)?;
-        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
-            return throw_type_error(js, c"invalid cache handle");
-        };
+        let handle = cache_handle(js, handle_value)?;
         let pending = handle.pending.borrow_mut().take();
         match pending {
             Some(value) => to_js(js, &value),
@@ -195,9 +203,7 @@ unsafe extern "C" fn read_many(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value, keys, joined] = js.args::<3>(info)?;
-        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
-            return throw_type_error(js, c"invalid cache handle");
-        };
+        let handle = cache_handle(js, handle_value)?;
         let keys = keys_argument(js, keys, joined)?;
         let values = handle.cache.get_many(&keys.as_strs());
         if values.iter().all(Option::is_none) {
@@ -220,9 +226,7 @@ unsafe extern "C" fn lookup_remote(
 ) -> sys::napi_value {
     let body = |js: Js| -> Result<sys::napi_value> {
         let [handle_value, keys, joined] = js.args::<3>(info)?;
-        let Some(handle) = handle::<CacheHandle>(js, handle_value)? else {
-            return throw_type_error(js, c"invalid cache handle");
-        };
+        let handle = cache_handle(js, handle_value)?;
         let Some(tier) = &handle.tier else {
             return throw_type_error(js, c"the cache has no Redis tier");
         };
