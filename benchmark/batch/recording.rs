@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use gama_core::batch::{
-    estimate, Config, Event, Input, Item, OpName, OpSeries, Phase, Processor, Samples, Sink,
-    EXTRACT_FEATURES, MEASURE,
+    estimate, Config, Event, Input, Item, OpName, OpSeries, Phase, Processor, SampleBuffer,
+    Samples, Sink, EXTRACT_FEATURES, MEASURE,
 };
 use gama_core::features::{Feature, FeatureOptions};
 use gama_core::metrics::{self, Handle};
@@ -140,7 +140,7 @@ fn workload(
     recorded_ns: f64,
 ) {
     let options = Arc::new(options);
-    let buffer = Arc::new(clip.to_vec());
+    let buffer = Arc::new(SampleBuffer::from(clip.to_vec()));
     let (tx, rx) = bounded(1);
     let sink = Arc::new(Finish {
         left: AtomicUsize::new(0),

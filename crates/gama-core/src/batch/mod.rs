@@ -11,6 +11,7 @@ mod native;
 mod op_series;
 mod processor;
 mod queue;
+mod recycle;
 mod samples;
 mod stats;
 #[cfg(test)]
@@ -25,5 +26,5 @@ pub use native::{analyze, estimate, is_native, measure};
 pub use op_series::{OpSeries, Phase};
 pub use processor::{Config, Counts, Processor, SubmitError};
 pub use queue::similarity_group;
-pub use samples::Samples;
+pub use samples::{SampleBuffer, Samples};
 pub use stats::Snapshot;

@@ -19,7 +19,8 @@ use crate::js::options::function_arg;
 use crate::js::raw::{Deferred, Persistent};
 use crate::js::value::RawValue;
 use gama_core::batch::{
-    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, Samples, SubmitError,
+    similarity_group, Input, Item, ItemError, ItemId, OpName, Processor, SampleBuffer, Samples,
+    SubmitError,
 };
 use gama_core::error::Coded;
 
@@ -302,9 +303,6 @@ impl BatchProcessor {
 /// Items an `addItems` call hands to the workers at a time while reading the rest.
 pub(super) const INTAKE_CHUNK: usize = 64;
 
-/// Samples a chunk's buffer is sized for at first (1 MiB).
-const INTAKE_FLOATS: usize = 1 << 18;
-
 /// The samples of the native items being taken in, copied into one buffer
 /// that the items of a chunk share once it goes to the workers.
 pub(super) struct Intake {
@@ -342,7 +340,7 @@ impl Intake {
     /// The buffer to copy the next item's samples into.
     fn buffer(&mut self) -> &mut Vec<f32> {
         if self.chunked && self.samples.capacity() == 0 {
-            self.samples.reserve(INTAKE_FLOATS);
+            self.samples = SampleBuffer::recycled();
         }
         &mut self.samples
     }
@@ -365,7 +363,7 @@ impl Intake {
         if self.ranges.is_empty() {
             return;
         }
-        let buffer = Arc::new(std::mem::take(&mut self.samples));
+        let buffer = Arc::new(SampleBuffer::from(std::mem::take(&mut self.samples)));
         let mut ranges = self.ranges.drain(..);
         for item in items {
             if let Input::Audio { samples, .. } = &mut item.input {
