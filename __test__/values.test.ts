@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { AudioFeatureCache } from '../index.js'
+import { AudioFeatureCache, type CacheValue } from '../index.js'
 
 test('structured values come back equal, at any depth', () => {
   const cache = new AudioFeatureCache()
@@ -120,7 +120,7 @@ test('each read owns its memory: transferring one never detaches another, and .b
 
 test('getMany gives every kind of value back in order, each owning exactly its own memory', () => {
   const cache = new AudioFeatureCache()
-  const stored: Array<[string, unknown]> = [
+  const stored: Array<[string, CacheValue]> = [
     ['f32', Float32Array.of(1.5, -2, 3)],
     ['f64', Float64Array.of(0.25)],
     ['i16', Int16Array.of(-7, 8, 9)],

@@ -279,14 +279,6 @@ impl Engine {
                 .iter()
                 .map(|i| now.saturating_duration_since(i.enqueued)),
         );
-        self.ops.record(
-            &batch[0].op,
-            Phase::Wait,
-            now,
-            batch
-                .iter()
-                .map(|i| now.saturating_duration_since(i.enqueued)),
-        );
         for item in &batch {
             state.running_items.insert(item.id, item.stop.clone());
             if item.wants_progress {
@@ -300,6 +292,10 @@ impl Engine {
         let deadline = self.config.batch_timeout.map(|t| now + t);
         let op = batch[0].op.clone();
         if state.js_ops.contains(&op) {
+            let waits = batch
+                .iter()
+                .map(|i| now.saturating_duration_since(i.enqueued));
+            self.ops.record(&op, Phase::Wait, now, waits);
             state.next_batch += 1;
             let id = state.next_batch;
             let ids: Vec<ItemId> = batch.iter().map(|i| i.id).collect();
@@ -359,6 +355,15 @@ impl Engine {
             deadline,
         }) = next.take()
         {
+            // Recorded here, not in `start`: under the processor's lock it
+            // made the other workers wait (and spin) for it.
+            if let Some(first) = items.first() {
+                let waits = items
+                    .iter()
+                    .map(|i| batch_started.saturating_duration_since(i.enqueued));
+                self.ops
+                    .record(&first.op, Phase::Wait, batch_started, waits);
+            }
             let run = |item: &Item| {
                 let started = Instant::now();
                 let result = self.run_item(item, deadline);
