@@ -33,6 +33,13 @@ pub(super) struct NativeBatch {
     deadline: Option<Instant>,
 }
 
+/// How long each of `items` waited for a batch that started `at`.
+fn waits(items: &[Item], at: Instant) -> impl Iterator<Item = Duration> + '_ {
+    items
+        .iter()
+        .map(move |i| at.saturating_duration_since(i.enqueued))
+}
+
 /// Samples in a batch from which its items are spread over the workers
 /// (below it, splitting costs more than it saves).
 const PARALLEL_SAMPLES: usize = 1 << 16;
@@ -274,11 +281,7 @@ impl Engine {
     ) -> Option<NativeBatch> {
         let now = Instant::now();
         state.running_batches += 1;
-        state.stats.batch_started(
-            batch
-                .iter()
-                .map(|i| now.saturating_duration_since(i.enqueued)),
-        );
+        state.stats.batch_started(waits(&batch, now));
         for item in &batch {
             state.running_items.insert(item.id, item.stop.clone());
             if item.wants_progress {
@@ -292,10 +295,7 @@ impl Engine {
         let deadline = self.config.batch_timeout.map(|t| now + t);
         let op = batch[0].op.clone();
         if state.js_ops.contains(&op) {
-            let waits = batch
-                .iter()
-                .map(|i| now.saturating_duration_since(i.enqueued));
-            self.ops.record(&op, Phase::Wait, now, waits);
+            self.ops.record(&op, Phase::Wait, now, waits(&batch, now));
             state.next_batch += 1;
             let id = state.next_batch;
             let ids: Vec<ItemId> = batch.iter().map(|i| i.id).collect();
@@ -358,9 +358,7 @@ impl Engine {
             // Recorded here, not in `start`: under the processor's lock it
             // made the other workers wait (and spin) for it.
             if let Some(first) = items.first() {
-                let waits = items
-                    .iter()
-                    .map(|i| batch_started.saturating_duration_since(i.enqueued));
+                let waits = waits(&items, batch_started);
                 self.ops
                     .record(&first.op, Phase::Wait, batch_started, waits);
             }

@@ -82,11 +82,10 @@
   });
 
   /** The L1 values of `keys` (checked as native getMany does), and their joined form. */
-  function readLocal(cache, keys) {
-    const s = states.get(cache) || attach(cache);
+  function readLocal(s, keys) {
     const joined = joinedOf(keys);
     const packed = readMany(s.handle, keys, joined);
-    return { s, joined, found: packed === undefined ? undefined : unpack(packed, keys.length) };
+    return { joined, found: packed === undefined ? undefined : unpack(packed, keys.length) };
   }
 
   const nativeGetMany = Cache.prototype.getMany;
@@ -95,7 +94,7 @@
     writable: true,
     value: function getMany(keys) {
       if (!(this instanceof Cache)) return nativeGetMany.call(this, keys);
-      const { found } = readLocal(this, keys);
+      const { found } = readLocal(states.get(this) || attach(this), keys);
       return found ?? new Array(keys.length).fill(undefined);
     },
   });
@@ -232,10 +231,10 @@
     writable: true,
     value: function getManyAsync(keys) {
       if (!(this instanceof Cache)) return nativeGetManyAsync.call(this, keys);
-      const state = states.get(this) || attach(this);
-      if (!state.tiered) return nativeGetManyAsync.call(this, keys);
+      const s = states.get(this) || attach(this);
+      if (!s.tiered) return nativeGetManyAsync.call(this, keys);
       // Checks the keys (throwing as getMany does) and reads L1 under one lock.
-      const { s, joined, found } = readLocal(this, keys);
+      const { joined, found } = readLocal(s, keys);
       if (found === undefined) {
         if (keys.length === 0) return Promise.resolve([]);
         // None in L1: every key goes to Redis, joined once.
