@@ -48,6 +48,26 @@ test('addItems copies each item whole, whatever the chunk and buffer boundaries 
   await bp.close()
 })
 
+test('results of concurrent addItems calls, of both number kinds and of single items land in their own slots', async () => {
+  const bp = new BatchProcessor({ threads: 2 })
+  const clip = (v: number) => new Float32Array(400).fill(v)
+  const n = 700
+  const progressed: number[] = []
+  const [plain, analysed, withProgress, ...singles] = await Promise.all([
+    bp.addItems(BatchOperationType.MEASURE, Array.from({ length: n }, (_, i) => clip(i + 1))),
+    bp.addItems(BatchOperationType.ANALYZE, Array.from({ length: n }, (_, i) => ({ audio: clip((i + 1) / n), sampleRate: 16000 }))),
+    // Members with a callback are kept apart from plain ones.
+    bp.addItems(BatchOperationType.MEASURE, Array.from({ length: n }, (_, i) => clip(-(i + 1))), { onProgress: (p: { progress: number }) => progressed.push(p.progress) }),
+    ...Array.from({ length: 50 }, (_, i) => bp.addItem(BatchOperationType.MEASURE, clip(1000 + i))),
+  ])
+  plain.forEach((l: { peak: number; mean: number }, i: number) => assert.deepEqual([l.peak, l.mean], [i + 1, i + 1], `plain ${i}`))
+  analysed.forEach((a: { peak: number }, i: number) => assert.ok(Math.abs(a.peak - (i + 1) / n) < 1e-6, `analysed ${i}`))
+  withProgress.forEach((l: { peak: number; mean: number }, i: number) => assert.deepEqual([l.peak, l.mean], [i + 1, -(i + 1)], `with progress ${i}`))
+  singles.forEach((l: { peak: number }, i: number) => assert.equal(l.peak, 1000 + i, `single ${i}`))
+  assert.ok(progressed.filter((p) => p === 1).length === n, 'every member with a callback heard it finish')
+  await bp.close()
+})
+
 test('native EXTRACT_FEATURES matches extractFeatures; ANALYZE and MEASURE summarise clips', async () => {
   const bp = new BatchProcessor({ threads: 2 });
   const clip = tone(16000);

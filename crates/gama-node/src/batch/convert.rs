@@ -239,57 +239,108 @@ impl NumberObjects {
     }
 
     /// The objects of the ANALYZE and MEASURE results among `events`, one
-    /// call per kind; `None` where an event is anything else.
-    pub fn of_events(&self, env: &Env, events: &[Event]) -> Result<Vec<Option<sys::napi_value>>> {
+    /// call per kind; `None` where an event is anything else. An object
+    /// with a slot in `slots` goes straight into it (`Made::Placed`).
+    pub fn of_events(
+        &self,
+        env: &Env,
+        events: &[Event],
+        slots: &Slots,
+    ) -> Result<Vec<Option<Made>>> {
         let mut out = vec![None; events.len()];
-        let (mut levels, mut analyses) = (Vec::new(), Vec::new());
-        let (mut level_at, mut analysis_at) = (Vec::new(), Vec::new());
+        let mut kinds = [Kind::new(&LEVEL_KEYS), Kind::new(&ANALYSIS_KEYS)];
         for (i, event) in events.iter().enumerate() {
-            match event {
+            let (kind, values) = match event {
                 Event::Done {
                     result: Ok(Output::Level(l)),
                     ..
-                } => {
-                    levels.extend(level_values(l));
-                    level_at.push(i);
-                }
+                } => (&mut kinds[0], &level_values(l)[..]),
                 Event::Done {
                     result: Ok(Output::Analysis(a)),
                     ..
-                } => {
-                    analyses.extend(analysis_values(a));
-                    analysis_at.push(i);
-                }
-                _ => {}
-            }
+                } => (&mut kinds[1], &analysis_values(a)[..]),
+                _ => continue,
+            };
+            kind.values.extend_from_slice(values);
+            let (target, index) = slots.at[i].map_or((-1.0, -1.0), |(t, k)| (t as f64, k as f64));
+            kind.slots.extend([target, index]);
+            kind.at.push(i);
         }
-        for (keys, values, at) in [
-            (&LEVEL_KEYS[..], levels, level_at),
-            (&ANALYSIS_KEYS[..], analyses, analysis_at),
-        ] {
-            if at.is_empty() {
+        let js = Js::new(env);
+        let targets = js.array()?;
+        for (i, target) in slots.targets.iter().enumerate() {
+            js.set_element(targets, i as u32, *target)?;
+        }
+        for kind in kinds {
+            if kind.at.is_empty() {
                 continue;
             }
-            let objects = self.make(env, keys, &values)?;
-            let js = Js::new(env);
-            for (k, i) in at.into_iter().enumerate() {
-                out[i] = Some(js.element(objects, k as u32)?);
+            let objects = self.make(env, &kind, targets)?;
+            for (k, i) in kind.at.into_iter().enumerate() {
+                out[i] = Some(match slots.at[i] {
+                    Some(_) => Made::Placed,
+                    None => Made::Value(js.element(objects, k as u32)?),
+                });
             }
         }
         Ok(out)
     }
 
-    /// One object per `keys.len()` values.
-    fn make(&self, env: &Env, keys: &[&CStr], values: &[f64]) -> Result<sys::napi_value> {
+    /// One object per `keys.len()` values, placed in its slot or returned.
+    fn make(&self, env: &Env, kind: &Kind, targets: sys::napi_value) -> Result<sys::napi_value> {
         let js = Js::new(env);
         let names = js.array()?;
-        for (i, key) in keys.iter().enumerate() {
+        for (i, key) in kind.keys.iter().enumerate() {
             let name = key.to_str().expect("the keys are ASCII");
             js.set_element(names, i as u32, to_value(env, name)?)?;
         }
-        let values = new_float64_array(js, values)?;
-        js.call(js.undefined()?, self.0.get(env), &[names, values])
+        let values = new_float64_array(js, &kind.values)?;
+        let slots = new_float64_array(js, &kind.slots)?;
+        js.call(
+            js.undefined()?,
+            self.0.get(env),
+            &[names, values, targets, slots],
+        )
     }
+}
+
+/// The results of one kind among drained events, for `numbers.js`.
+struct Kind {
+    keys: &'static [&'static CStr],
+    values: Vec<f64>,
+    /// Two per result: its target in `Slots::targets` and its index there, or -1, -1.
+    slots: Vec<f64>,
+    /// Each result's index among the events.
+    at: Vec<usize>,
+}
+
+impl Kind {
+    fn new(keys: &'static [&'static CStr]) -> Self {
+        Kind {
+            keys,
+            values: Vec::new(),
+            slots: Vec::new(),
+            at: Vec::new(),
+        }
+    }
+}
+
+/// Where drained results of `addItems` members go: per event, the index of
+/// its call's results array in `targets` and its index in that array.
+pub struct Slots {
+    /// Per event; `None` for a result with a promise of its own.
+    pub at: Vec<Option<(u32, u32)>>,
+    /// The results arrays of the calls.
+    pub targets: Vec<sys::napi_value>,
+}
+
+/// A result object made by `NumberObjects`.
+#[derive(Clone, Copy)]
+pub enum Made {
+    /// The object, for its own promise.
+    Value(sys::napi_value),
+    /// Already in its slot of its call's results array.
+    Placed,
 }
 
 /// The JS value of a native result.

@@ -5,9 +5,9 @@
 use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
-use super::convert::{error_to_js, output_to_js, NumberObjects};
+use super::convert::{error_to_js, output_to_js, Made, NumberObjects};
 use super::js_batch::run_js_batch;
-use super::state::{settle, StateCell};
+use super::state::{settle, settle_placed, StateCell};
 use crate::js::errors::error_value;
 use crate::js::raw::{call_reporting, clear_exception, undefined};
 use gama_core::batch::{settle_order, Event, ItemId, Processor, Stage};
@@ -49,9 +49,10 @@ pub fn drain(env: &Env, state: &StateCell) {
     let handled = !events.is_empty();
     // MEASURE and ANALYZE results are made in one JS call per kind.
     // Should that call fail, each is made by N-API calls instead.
+    let slots = state.borrow().slots(env, &events);
     let made = NumberObjects::of(env)
         .and_then(|n| {
-            n.of_events(env, &events)
+            n.of_events(env, &events, &slots)
                 .inspect_err(|_| {
                     clear_exception(env);
                 })
@@ -62,7 +63,11 @@ pub fn drain(env: &Env, state: &StateCell) {
         match event {
             Event::Done { id, result } => {
                 let outcome = match (result, made) {
-                    (Ok(_), Some(object)) => Ok(object),
+                    (Ok(_), Some(Made::Placed)) => {
+                        settle_placed(env, state, id);
+                        continue;
+                    }
+                    (Ok(_), Some(Made::Value(object))) => Ok(object),
                     (Ok(output), None) => output_to_js(env, output)
                         .map_err(|e| error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason)),
                     (Err(e), _) => Err(error_to_js(env, &e)),

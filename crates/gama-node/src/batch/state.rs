@@ -20,7 +20,7 @@ use std::sync::Arc;
 use hashbrown::{HashMap, HashSet};
 use napi::{sys, Env, JsValue, Result};
 
-use super::convert::error_to_js;
+use super::convert::{error_to_js, Slots};
 use super::drain::call_progress;
 use super::signals::unwatch_signal;
 use crate::js::mailbox::{hold_loop, Inbox};
@@ -226,6 +226,48 @@ impl JsState {
         (index < group.len).then_some((*first, index))
     }
 
+    /// Where the values of drained `events` go: the slot in its call's
+    /// results array of each successful result of a pending `addItems`
+    /// member (settled afterwards by `settle_placed`).
+    pub fn slots(&self, env: &Env, events: &[Event]) -> Slots {
+        let mut slots = Slots {
+            at: Vec::with_capacity(events.len()),
+            targets: Vec::new(),
+        };
+        let mut target_of: HashMap<ItemId, u32> = HashMap::new();
+        for event in events {
+            let slot = match event {
+                Event::Done { id, result: Ok(_) } => self.slot_of(*id),
+                _ => None,
+            };
+            slots.at.push(slot.map(|(group, index)| {
+                let target = *target_of.entry(group).or_insert_with(|| {
+                    slots.targets.push(self.groups[&group].results.get(env));
+                    slots.targets.len() as u32 - 1
+                });
+                (target, index)
+            }));
+        }
+        slots
+    }
+
+    /// The group and index of pending `addItems` member `id`.
+    fn slot_of(&self, id: ItemId) -> Option<(ItemId, u32)> {
+        let (group, index) = match self.pending.get(&id) {
+            Some(Pending {
+                settle: Settle::Member { group, index },
+                ..
+            }) => (*group, *index),
+            Some(_) => return None,
+            None => {
+                let (first, index) = self.member(id)?;
+                self.groups[&first].holds(index).then_some(())?;
+                (first, index as u32)
+            }
+        };
+        self.groups.contains_key(&group).then_some((group, index))
+    }
+
     /// Records member `index` of group `first` as a plain pending member
     /// (one that carries nothing but its slot).
     pub fn hold_plain(&mut self, first: ItemId, index: u32) {
@@ -327,6 +369,22 @@ pub fn settle(
     id: ItemId,
     outcome: std::result::Result<sys::napi_value, sys::napi_value>,
 ) -> bool {
+    settle_outcome(env, state, id, outcome.map(Some))
+}
+
+/// Settles `addItems` member `id` whose value is already in its slot of
+/// the call's results array (see `JsState::slots`).
+pub fn settle_placed(env: &Env, state: &StateCell, id: ItemId) -> bool {
+    settle_outcome(env, state, id, Ok(None))
+}
+
+/// `settle`, where `Ok(None)` is a value already in its slot.
+fn settle_outcome(
+    env: &Env,
+    state: &StateCell,
+    id: ItemId,
+    outcome: std::result::Result<Option<sys::napi_value>, sys::napi_value>,
+) -> bool {
     // Everything is taken out under the borrow; JS (setters on arrays,
     // promise settling) runs only after it is released.
     let (pending, group_done, slot, reject_group, group_signal) = {
@@ -371,7 +429,7 @@ pub fn settle(
         }
         (pending, group_done, slot, reject_group, group_signal)
     };
-    if let (Some((array, index)), Ok(value)) = (slot, outcome) {
+    if let (Some((array, index)), Ok(Some(value))) = (slot, outcome) {
         // A setter on the results array may throw: the drain goes on.
         if Js::new(env).set_element(array, index, value).is_err() {
             clear_exception(env);
@@ -389,7 +447,8 @@ pub fn settle(
         }
         if let Settle::Single(deferred) = pending.settle {
             match outcome {
-                Ok(value) => deferred.resolve(env, value),
+                // Only members are placed: a single item always has its value.
+                Ok(value) => deferred.resolve(env, value.unwrap_or_else(|| undefined(env))),
                 Err(error) => deferred.reject(env, error),
             }
         }
