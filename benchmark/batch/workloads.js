@@ -120,7 +120,7 @@ const cases = {
    * throughputs, and the median ratio is the processor's speed-up (on a
    * shared machine, separate best-of runs catch the two at different loads).
    */
-  async 'extract-paired'(n, pairs = 7) {
+  async 'extract-paired'(n, pairs = 9) {
     const bp = new BatchProcessor({ threads: THREADS, maxBatchSize: 8, featureOptions: FEATURES });
     const data = clips(n, SR);
     const runs = {

@@ -78,6 +78,35 @@ const cases = {
     await bp.close();
     return rate(n, r);
   },
+  /**
+   * The processor at `threads` against one-by-one extractFeatures in one
+   * process, in `pairs` alternating pairs: the median of the pairs' ratios
+   * (separate processes on a shared machine catch the two at different loads).
+   */
+  async paired(n, threads, pairs = 9) {
+    const bp = new BatchProcessor({ threads, maxBatchSize: 16, maxConcurrentBatches: Math.max(4, threads * 2), featureOptions: FEATURES });
+    const data = clips(n);
+    const one = data.slice(0, 1000);
+    const runs = {
+      processor: [data.length, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data)],
+      single: [one.length, async () => { for (const c of one) extractFeatures(c, FEATURES); }],
+    };
+    for (const [, run] of Object.values(runs)) await run();
+    const ratios = [];
+    for (let p = 0; p < pairs; p++) {
+      const rate = {};
+      for (const name of p % 2 ? ['single', 'processor'] : ['processor', 'single']) {
+        const [count, run] = runs[name];
+        const started = process.hrtime.bigint();
+        await run();
+        rate[name] = count / (Number(process.hrtime.bigint() - started) / 1e9);
+      }
+      ratios.push(rate.processor / rate.single);
+    }
+    await bp.close();
+    ratios.sort((a, b) => a - b);
+    return { ratio: ratios[ratios.length >> 1], pairs };
+  },
   /** BatchProcessor MEASURE (1,000 floats each) via addItems: items per second. */
   async measure(n, threads) {
     const bp = new BatchProcessor({ threads });
