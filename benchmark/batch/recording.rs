@@ -4,10 +4,13 @@
 //! mfcc of one-second clips):
 //!
 //! - measured: the same items run with native measurement on and off in
-//!   alternating pairs on every core; a run's cost is the CPU time of all
-//!   the process's threads (Linux schedstat, in ns; wall time elsewhere),
-//!   which other processes disturb far less than wall time; the median of
-//!   the pairs' on/off ratios;
+//!   many short runs (about 10 ms each) on every core, in ABBA order (on,
+//!   off, off, on, ...) so that a drift in the machine's load cancels; a
+//!   run's cost is the CPU time of all the process's threads (Linux
+//!   schedstat, in ns; wall time elsewhere), which other processes disturb
+//!   far less than wall time; the ratio of the two sides' total costs (a
+//!   few long pairs scattered by several percent either way on a shared
+//!   machine, more than the cost measured);
 //! - derived: what the recording a batch does costs (its items' wait and
 //!   run samples into the processor's `OpSeries`, with every core recording
 //!   at once, plus one `features.extract` sample per clip), per item,
@@ -67,11 +70,6 @@ fn cost_of(run: impl FnOnce()) -> u64 {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// CPU ns of the calling thread so far (None off Linux).
 fn thread_cpu_ns() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
@@ -129,14 +127,14 @@ fn sample_record_ns(threads: usize) -> f64 {
     })
 }
 
-/// Runs `n` items of `op` over `clip` per run, `pairs` pairs of runs;
-/// `recorded_ns` is what recording costs per item (derived).
+/// Runs `n` items of `op` over `clip` per run, `runs` runs (a multiple
+/// of 4: ABBA); `recorded_ns` is what recording costs per item (derived).
 fn workload(
     name: &str,
     op: &str,
     clip: &[f32],
     options: FeatureOptions,
-    (n, pairs): (usize, usize),
+    (n, runs): (usize, usize),
     recorded_ns: f64,
 ) {
     let options = Arc::new(options);
@@ -176,27 +174,19 @@ fn workload(
         rx.recv().expect("the run finishes");
     };
     run();
-    let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for pair in 0..pairs {
-        let mut cost = [0u64; 2];
-        for recording in if pair % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        } {
-            metrics::set_enabled(recording);
-            cost[usize::from(recording)] = cost_of(&mut run);
-        }
-        on.push(cost[1] as f64 / n as f64);
-        off.push(cost[0] as f64 / n as f64);
-        ratios.push(cost[1] as f64 / cost[0] as f64);
+    // Total cost with recording off, on.
+    let mut cost = [0u64; 2];
+    for r in 0..runs {
+        let recording = matches!(r % 4, 0 | 3);
+        metrics::set_enabled(recording);
+        cost[usize::from(recording)] += cost_of(&mut run);
     }
     metrics::set_enabled(true);
-    let off = median(off);
+    let per_item = |c: u64| c as f64 / (n * runs / 2) as f64;
+    let (on, off) = (per_item(cost[1]), per_item(cost[0]));
     println!(
-        "{{\"workload\":\"{name}\",\"items\":{n},\"pairs\":{pairs},\"onNsPerItem\":{:.1},\"offNsPerItem\":{off:.1},\"measuredPercent\":{:.2},\"recordedNsPerItem\":{recorded_ns:.2},\"derivedPercent\":{:.3}}}",
-        median(on),
-        (median(ratios) - 1.0) * 100.0,
+        "{{\"workload\":\"{name}\",\"items\":{n},\"runs\":{runs},\"onNsPerItem\":{on:.1},\"offNsPerItem\":{off:.1},\"measuredPercent\":{:.2},\"recordedNsPerItem\":{recorded_ns:.2},\"derivedPercent\":{:.3}}}",
+        (on / off - 1.0) * 100.0,
         recorded_ns / off * 100.0,
     );
 }
@@ -215,7 +205,7 @@ fn main() {
         MEASURE,
         &tone(1000),
         tiny,
-        (100_000, 21),
+        (10_000, 400),
         batch_share,
     );
     let mut options = FeatureOptions::new(16000.0);
@@ -231,7 +221,7 @@ fn main() {
         EXTRACT_FEATURES,
         &tone(16000),
         options,
-        (400, 11),
+        (128, 240),
         batch_share + per_sample,
     );
 }
