@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use gama_core::batch::{
-    estimate, Config, Event, Input, Item, OpName, OpSeries, Phase, Processor, SampleBuffer,
-    Samples, Sink, EXTRACT_FEATURES, MEASURE,
+    estimate, Config, Event, Input, Item, OpName, OpSeries, Processor, SampleBuffer, Samples, Sink,
+    EXTRACT_FEATURES, MEASURE,
 };
 use gama_core::features::{Feature, FeatureOptions};
 use gama_core::metrics::{self, Handle};
@@ -104,17 +104,20 @@ fn cost_per_call(threads: usize, record: impl Fn() + Sync) -> f64 {
     spent as f64 / (threads as f64 * f64::from(CALLS))
 }
 
-/// ns of one `OpSeries::record` of a batch's samples (each worker into its
-/// own shard, as in a processor).
+/// ns of one `OpSeries::record_batch` of a batch's waits and runs (each
+/// worker into its own shard, as in a processor).
 fn batch_record_ns(threads: usize) -> f64 {
     let series = OpSeries::default();
     let op: OpName = MEASURE.into();
-    let samples: Vec<Duration> = (0..BATCH as u64)
-        .map(|i| Duration::from_nanos(1_500 + 700 * i))
-        .collect();
+    let samples = |base: u64| -> Vec<Duration> {
+        (0..BATCH as u64)
+            .map(|i| Duration::from_nanos(base + 700 * i))
+            .collect()
+    };
+    let (waits, runs) = (samples(40_000), samples(1_500));
     let at = Instant::now();
     cost_per_call(threads, || {
-        series.record(&op, Phase::Run, at, samples.iter().copied())
+        series.record_batch(&op, at, waits.iter().copied(), runs.iter().copied())
     })
 }
 
@@ -195,8 +198,8 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_batch = batch_record_ns(threads);
     let per_sample = sample_record_ns(threads);
-    // A batch records its items' waits and runs: two records per batch.
-    let batch_share = 2.0 * per_batch / BATCH as f64;
+    // A batch records its items' waits and runs in one call.
+    let batch_share = per_batch / BATCH as f64;
     let tone =
         |len: usize| -> Vec<f32> { (0..len).map(|i| (i as f32 * 0.05).sin() * 0.5).collect() };
     let tiny = FeatureOptions::new(16000.0);

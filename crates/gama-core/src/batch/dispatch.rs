@@ -355,13 +355,6 @@ impl Engine {
             deadline,
         }) = next.take()
         {
-            // Recorded here, not in `start`: under the processor's lock it
-            // made the other workers wait (and spin) for it.
-            if let Some(first) = items.first() {
-                let waits = waits(&items, batch_started);
-                self.ops
-                    .record(&first.op, Phase::Wait, batch_started, waits);
-            }
             let run = |item: &Item| {
                 let started = Instant::now();
                 let result = self.run_item(item, deadline);
@@ -383,9 +376,12 @@ impl Engine {
                     None => items.iter().map(run).collect(),
                 };
             drop(reservation);
+            // Waits are recorded here, not in `start`: under the
+            // processor's lock it made the other workers wait (and spin).
             if let Some(first) = items.first() {
                 let ran = outcomes.iter().map(|(_, _, ran)| *ran);
-                self.ops.record(&first.op, Phase::Run, batch_started, ran);
+                let waits = waits(&items, batch_started);
+                self.ops.record_batch(&first.op, batch_started, waits, ran);
             }
             let mut state = self.state.lock();
             state.running_batches -= 1;

@@ -60,6 +60,25 @@ impl OpSeries {
         shard.entry_ref(op).or_default()[phase as usize].record_many(minute, samples);
     }
 
+    /// Records a native batch's `waits` and `runs` at once (one shard
+    /// lock and lookup for both), taken in the minute of `at`.
+    pub fn record_batch(
+        &self,
+        op: &OpName,
+        at: Instant,
+        waits: impl Iterator<Item = Duration>,
+        runs: impl Iterator<Item = Duration>,
+    ) {
+        if !crate::metrics::enabled() {
+            return;
+        }
+        let minute = minute_of(at);
+        let mut shard = self.shards[shard_index() % self.shards.len()].lock();
+        let [wait, run] = shard.entry_ref(op).or_default();
+        wait.record_many(minute, waits);
+        run.record_many(minute, runs);
+    }
+
     /// The series as profiler summaries (component `batch`, `OP.wait` and `OP.run`).
     pub fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<Summary> {
         let mut merged: HashMap<OpName, [Series; 2]> = HashMap::new();
