@@ -8,6 +8,7 @@ import {
   BatchOperationType,
   BatchProcessor,
   ExtractedFeatures,
+  FeatureName,
   GAMAMemoryManager,
   ItemProgress,
   extractFeatures,
@@ -65,6 +66,19 @@ test('results of concurrent addItems calls, of both number kinds and of single i
   withProgress.forEach((l: { peak: number; mean: number }, i: number) => assert.deepEqual([l.peak, l.mean], [i + 1, -(i + 1)], `with progress ${i}`))
   singles.forEach((l: { peak: number }, i: number) => assert.equal(l.peak, 1000 + i, `single ${i}`))
   assert.ok(progressed.filter((p) => p === 1).length === n, 'every member with a callback heard it finish')
+  await bp.close()
+})
+
+test('EXTRACT_FEATURES items with different feature sets in one call each get their own features', async () => {
+  const bp = new BatchProcessor({ threads: 2, maxBatchSize: 4, featureOptions: speech })
+  const sets: FeatureName[][] = [['rms'], ['mfcc', 'zcr'], ['logMel'], ['spectralCentroid', 'logMel', 'rms']]
+  const clips = Array.from({ length: 24 }, (_, i) => ({ audio: tone(4000 + 160 * i), options: { features: sets[i % sets.length] } }))
+  const results = (await bp.addItems(BatchOperationType.EXTRACT_FEATURES, clips)) as ExtractedFeatures[]
+  results.forEach((got, i) => {
+    const want = extractFeatures(clips[i].audio, { ...speech, features: sets[i % sets.length] })
+    assert.deepEqual(Object.keys(got), Object.keys(want), `clip ${i}`)
+    assert.deepEqual(got, want, `clip ${i}`)
+  })
   await bp.close()
 })
 

@@ -99,7 +99,8 @@ pub struct FeatureMatrix<'a> {
 /// is one allocation, handed on whole), in the order they were asked for.
 ///
 /// Invariant: the spans lie inside `data`, in order, without overlapping.
-#[derive(Clone, Debug, PartialEq)]
+/// The default is the empty result (no frames, no features).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Features {
     /// Frames of every feature.
     pub frames: usize,

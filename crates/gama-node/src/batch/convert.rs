@@ -10,15 +10,19 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use crate::features::{
-    audio_into, extract_params, resolve_params, to_js as features_to_js, view_into,
+    audio_into, extract_params, resolve_params, view_into, FeatureObjects, Laid,
 };
-use crate::js::errors::{coded_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE};
+use crate::js::errors::{
+    coded_value, error_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
+};
 use crate::js::fields::{describe, is_array, Fields};
 use crate::js::napi::{convert, to_value, Js};
+use crate::js::raw::clear_exception;
 use crate::js::raw::Persistent;
 use crate::js::value::{new_float64_array, TypedArrayView};
 use gama_core::batch::{Analysis, Event, ItemError, Level, Output, MAX_PRIORITY};
 use gama_core::cache::content_key;
+use gama_core::error::ErrorClass;
 use gama_core::features::{ExtractParams, FeatureOptions};
 
 /// Named priorities and their numbers (critical and high are above 8, where
@@ -334,19 +338,64 @@ pub struct Slots {
     pub targets: Vec<sys::napi_value>,
 }
 
-/// A result object made by `NumberObjects`.
+/// A result object made in bulk (`NumberObjects`, `feature_objects`).
 #[derive(Clone, Copy)]
 pub enum Made {
     /// The object, for its own promise.
     Value(sys::napi_value),
     /// Already in its slot of its call's results array.
     Placed,
+    /// It could not be made: the error its promise rejects with.
+    Failed(sys::napi_value),
+}
+
+/// The objects of the EXTRACT_FEATURES results among `events`, made in one
+/// JS call (their values are taken out of the events); `None` where an
+/// event is anything else. Should that call fail, each is made on its own.
+pub fn feature_objects(env: &Env, events: &mut [Event]) -> Vec<Option<Made>> {
+    let mut out = vec![None; events.len()];
+    let js = Js::new(env);
+    let failed = |e: napi::Error| {
+        clear_exception(env);
+        Made::Failed(error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason))
+    };
+    // The results laid out for the maker, and each one's event.
+    let (mut laid, mut at) = (Vec::new(), Vec::new());
+    for (i, event) in events.iter_mut().enumerate() {
+        if let Event::Done {
+            result: Ok(Output::Features(features)),
+            ..
+        } = event
+        {
+            match Laid::new(js, std::mem::take(features)) {
+                Ok(l) => {
+                    laid.push(l);
+                    at.push(i);
+                }
+                Err(e) => out[i] = Some(failed(e)),
+            }
+        }
+    }
+    if laid.is_empty() {
+        return out;
+    }
+    let objects = FeatureObjects::make(env, &laid).map_err(|_| {
+        clear_exception(env);
+    });
+    for (k, (i, l)) in at.into_iter().zip(&laid).enumerate() {
+        let object = match objects {
+            Ok(objects) => js.element(objects, k as u32),
+            Err(()) => FeatureObjects::make_one(env, l),
+        };
+        out[i] = Some(object.map_or_else(failed, Made::Value));
+    }
+    out
 }
 
 /// The JS value of a native result.
 pub fn output_to_js(env: &Env, output: Output) -> Result<sys::napi_value> {
     match output {
-        Output::Features(f) => Ok(features_to_js(env, f)?.0),
+        Output::Features(f) => FeatureObjects::one(env, f),
         Output::Analysis(a) => one_object(env, &ANALYSIS_KEYS, &analysis_values(&a)),
         Output::Level(l) => one_object(env, &LEVEL_KEYS, &level_values(&l)),
     }

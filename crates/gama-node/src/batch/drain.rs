@@ -5,7 +5,7 @@
 use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
-use super::convert::{error_to_js, output_to_js, Made, NumberObjects};
+use super::convert::{error_to_js, feature_objects, output_to_js, Made, NumberObjects};
 use super::js_batch::run_js_batch;
 use super::state::{settle, settle_placed, StateCell};
 use crate::js::errors::error_value;
@@ -42,7 +42,7 @@ pub fn drain(env: &Env, state: &StateCell) {
         let mut inbox = inbox.lock();
         std::mem::take(&mut *inbox)
     };
-    let events = {
+    let mut events = {
         let s = state.borrow();
         settle_order(events, |id| s.priority_of(id).unwrap_or(u8::MAX))
     };
@@ -59,6 +59,12 @@ pub fn drain(env: &Env, state: &StateCell) {
                 .ok()
         })
         .unwrap_or_else(|| vec![None; events.len()]);
+    // Feature results too, in one call (taking their values out of the events).
+    let made: Vec<Option<Made>> = made
+        .into_iter()
+        .zip(feature_objects(env, &mut events))
+        .map(|(number, features)| number.or(features))
+        .collect();
     for (event, made) in events.into_iter().zip(made) {
         match event {
             Event::Done { id, result } => {
@@ -68,6 +74,7 @@ pub fn drain(env: &Env, state: &StateCell) {
                         continue;
                     }
                     (Ok(_), Some(Made::Value(object))) => Ok(object),
+                    (Ok(_), Some(Made::Failed(error))) => Err(error),
                     (Ok(output), None) => output_to_js(env, output)
                         .map_err(|e| error_value(env, ErrorClass::Error, "E_CONVERT", &e.reason)),
                     (Err(e), _) => Err(error_to_js(env, &e)),

@@ -1,12 +1,13 @@
 //! What runs once when the addon loads: the cache's fast read path, the
-//! scripts kept per environment (the batch drain's bulk result maker, the
-//! feature streams' JS side, the memory blocks) and the guard that makes the exported classes
-//! require `new` (constructors.js).
+//! scripts kept per environment (the bulk makers of batch and feature
+//! results, the feature streams' JS side, the memory blocks) and the guard
+//! that makes the exported classes require `new` (constructors.js).
 
 use napi::bindgen_prelude::{Function, Object, Unknown};
 use napi::{Env, Result};
 
 use crate::batch::NumberObjects;
+use crate::features::FeatureObjects;
 use crate::js::raw::Persistent;
 use crate::stream::StreamGlue;
 
@@ -15,6 +16,8 @@ use crate::stream::StreamGlue;
 pub struct Scripts {
     /// Makes MEASURE and ANALYZE result objects in bulk.
     pub numbers: NumberObjects,
+    /// Makes feature result objects in bulk.
+    pub features: FeatureObjects,
     /// The JS side of feature streams.
     pub streams: StreamGlue,
     /// Makes the JS `MemoryBlock` of a key in a manager's table (`adopt`
@@ -38,6 +41,7 @@ pub fn install(env: &Env, exports: Object) -> Result<()> {
     crate::cache::install(env, &exports)?;
     let scripts = Scripts {
         numbers: NumberObjects::new(env)?,
+        features: FeatureObjects::new(env)?,
         streams: StreamGlue::new(env, &exports)?,
         blocks: crate::memory::install(env, &exports)?,
     };

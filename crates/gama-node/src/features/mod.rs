@@ -1,6 +1,10 @@
 //! `extractFeatures` and `extractFeaturesBatch` as JS sees them.
 
-use napi::bindgen_prelude::{Array, AsyncTask, JsObjectValue, Null, Object, Unknown};
+mod objects;
+
+pub use objects::{FeatureObjects, Laid};
+
+use napi::bindgen_prelude::{Array, AsyncTask, Null, Unknown};
 use napi::{Either, Env, JsValue, Result, Task};
 use napi_derive::napi;
 
@@ -263,36 +267,6 @@ pub(crate) fn extract_error(env: &Env, e: ExtractError, clip: Option<usize>) -> 
     }
 }
 
-/// Builds the JS result object: `{ name: { data, frames, bins } }`, or a
-/// bare Float32Array for per-frame scalar features. The arrays are views of
-/// the clip's one result buffer (handed to JS without a copy when large).
-pub(crate) fn to_js(env: &Env, features: Features) -> Result<RawValue> {
-    let js = Js::new(env);
-    let frames = features.frames;
-    let (data, items) = features.into_parts();
-    let buffer = js.f32_buffer(data)?;
-    let mut object = Object::new(env)?;
-    for (feature, span) in items {
-        let len = frames * span.bins;
-        let view = js.typed_array(
-            napi::sys::TypedarrayType::float32_array,
-            len,
-            buffer,
-            span.offset * std::mem::size_of::<f32>(),
-        )?;
-        if feature.is_scalar() {
-            object.set_named_property(feature.name(), RawValue(view))?;
-        } else {
-            let mut entry = Object::new(env)?;
-            entry.set_named_property("data", RawValue(view))?;
-            entry.set_named_property("frames", frames as u32)?;
-            entry.set_named_property("bins", span.bins as u32)?;
-            object.set_named_property(feature.name(), entry)?;
-        }
-    }
-    Ok(RawValue(object.raw()))
-}
-
 /// Computes features of one clip on the calling thread. Every spectral
 /// feature asked for shares one STFT; results match librosa for the same
 /// parameters. Throws a RangeError naming the bad parameter or input.
@@ -322,7 +296,7 @@ pub fn extract_features(env: Env, audio: Unknown, options: Option<Unknown>) -> R
     let features = extractor
         .extract(samples)
         .map_err(|e| extract_error(&env, e, None))?;
-    to_js(&env, features)
+    FeatureObjects::one(&env, features).map(RawValue)
 }
 
 /// Where `extractFeaturesBatch`'s clips run.
@@ -403,13 +377,13 @@ impl Task for BatchExtract {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
         let results = output.results.map_err(|e| coded(&env, &e))?;
-        let mut array = env.create_array(results.len() as u32)?;
-        for (i, result) in results.into_iter().enumerate() {
-            let features = result.map_err(|e| extract_error(&env, e, Some(i)))?;
-            array.set(i as u32, to_js(&env, features)?)?;
-        }
+        let results = results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| result.map_err(|e| extract_error(&env, e, Some(i))))
+            .collect::<Result<Vec<Features>>>()?;
         let js = Js::new(&env);
-        let raw = array.raw();
+        let raw = FeatureObjects::many(&env, results)?;
         js.define_hidden(raw, "device", js.string(output.device.name())?)?;
         if let Some(t) = output.timing {
             let time = js.object()?;
