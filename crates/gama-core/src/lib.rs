@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod copy;
 pub mod error;
 pub mod features;
 pub mod memory;

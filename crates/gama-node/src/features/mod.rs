@@ -484,10 +484,11 @@ pub fn extract_features_batch(
         gpu_supports(&options).map_err(|e| coded_at(&env, "options", &e))?;
     }
     // Copies first (JS may change or detach the arrays once the call
-    // returns). Copying and starting clip by clip was measured: the JS
-    // thread then competes with the workers for cores, and the batch took
-    // longer.
-    let copies: Vec<Vec<f32>> = clips.iter().map(|c| c.to_vec()).collect();
+    // returns), on every core for a large batch: JS cannot run until this
+    // call returns, so the arrays stay put meanwhile. Copying and starting
+    // clip by clip was measured: the JS thread then competes with the
+    // workers for cores, and the batch took longer.
+    let copies = gama_core::copy::copy_all(&clips);
     // 'auto' considers the GPU only for a batch large enough to gain
     // (opening the GPU, on first use, happens off this thread).
     let gpu = match device {
