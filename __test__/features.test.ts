@@ -131,6 +131,29 @@ test('results stay intact after their clip and its other results are collected',
   assert.deepEqual(keptRms, expected.rms)
 })
 
+test('extractFeaturesBatch reads a clip only after every element was read: a getter that detaches an earlier clip leaves it empty, never freed memory read', async () => {
+  const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, features: ['rms'] }
+  const first = new Float32Array(16000).fill(0.5)
+  const second = new Float32Array(16000).fill(0.25)
+  const clips: Float32Array[] = [first]
+  Object.defineProperty(clips, 1, {
+    enumerable: true,
+    get() {
+      // Detaches the first clip; its memory goes to the clone, which is
+      // dropped and collected, and new arrays may reuse it.
+      structuredClone(first.buffer, { transfer: [first.buffer] })
+      ;(globalThis as { gc?: () => void }).gc?.()
+      for (let i = 0; i < 50; i++) new Float32Array(16000).fill(9)
+      return second
+    },
+  })
+  await assert.rejects(extractFeaturesBatch(clips, options), (e: Error & { code?: string }) => e.code === 'E_EMPTY_AUDIO' && /clips\[0\]/.test(e.message))
+  assert.equal(first.length, 0, 'the getter detached it')
+  // Without the detach, the same call sees both clips.
+  const [a, b] = await extractFeaturesBatch([new Float32Array(16000).fill(0.5), second], options)
+  assert.ok(Math.abs(a.rms![5] - 0.5) < 1e-6 && Math.abs(b.rms![5] - 0.25) < 1e-6)
+})
+
 test('bad input gets clear errors that name the parameter', async () => {
   const audio = new Float32Array(1600).fill(0.1)
   const cases: Array<[Float32Array, Record<string, unknown>, RegExp, string]> = [

@@ -147,3 +147,37 @@ test('getMany gives every kind of value back in order, each owning exactly its o
   assert.deepEqual(cache.getMany(['none', 'of', 'these']), [undefined, undefined, undefined])
   assert.deepEqual(cache.getMany([]), [])
 })
+
+test('a Uint8Array detached by JS that runs while set reads it is stored empty, never read from freed memory', () => {
+  // The Buffer check runs Buffer[Symbol.hasInstance]; this one detaches the
+  // array it is asked about, collects its memory and fills new arrays
+  // (which may reuse it) with 9s.
+  const trap = (target: Uint8Array) =>
+    Object.defineProperty(Buffer, Symbol.hasInstance, {
+      configurable: true,
+      value(this: unknown, v: unknown) {
+        if (v === target) {
+          structuredClone(target.buffer, { transfer: [target.buffer] })
+          ;(globalThis as { gc?: () => void }).gc?.()
+          for (let i = 0; i < 50; i++) new Uint8Array(4096).fill(9)
+        }
+        return (Function.prototype as unknown as { [Symbol.hasInstance]: (v: unknown) => boolean })[Symbol.hasInstance].call(this, v)
+      },
+    })
+  const cache = new AudioFeatureCache()
+  try {
+    const flat = new Uint8Array(4096).fill(7)
+    trap(flat)
+    cache.set('flat', flat)
+    const nested = new Uint8Array(4096).fill(7)
+    trap(nested)
+    cache.set('nested', { nested })
+  } finally {
+    delete (Buffer as unknown as { [Symbol.hasInstance]?: unknown })[Symbol.hasInstance]
+  }
+  assert.deepEqual(cache.get('flat'), new Uint8Array(0))
+  assert.deepEqual(cache.get('nested'), { nested: new Uint8Array(0) })
+  // Untouched arrays are stored whole.
+  cache.set('kept', new Uint8Array(4096).fill(7))
+  assert.deepEqual(cache.get('kept'), new Uint8Array(4096).fill(7))
+})

@@ -439,29 +439,38 @@ pub fn extract_features_batch(
     }
     // Grown as elements are read (a sparse array's length is not trusted):
     // the first hole or non-Float32Array is an error naming its index.
-    let mut views = Vec::new();
+    let is_clip = |value: &Unknown| -> Result<bool> {
+        Ok(TypedArrayView::of(Js::new(&env), value.raw())?
+            .is_some_and(|v| v.kind() == napi::sys::TypedarrayType::float32_array))
+    };
+    let mut values = Vec::new();
     for i in 0..array.len() {
         let clip = element(&env, &array, i)?;
-        let view = match &clip {
-            Some(clip) => TypedArrayView::of(Js::new(&env), clip.raw())?
-                .filter(|v| v.kind() == napi::sys::TypedarrayType::float32_array),
-            None => None,
-        };
-        views.push(view.ok_or_else(|| {
-            let got = clip.map_or_else(|| "a hole".to_string(), |c| describe(&env, &c));
-            type_error(
-                &env,
-                INVALID_ARG_TYPE,
-                format!("clips[{i}] must be a Float32Array; got {got}"),
-            )
-        })?);
+        match clip {
+            Some(clip) if is_clip(&clip)? => values.push(clip),
+            _ => {
+                let got = clip.map_or_else(|| "a hole".to_string(), |c| describe(&env, &c));
+                return Err(type_error(
+                    &env,
+                    INVALID_ARG_TYPE,
+                    format!("clips[{i}] must be a Float32Array; got {got}"),
+                ));
+            }
+        }
     }
+    // The clips' memory is looked up only now, once every element was
+    // read: reading one can run JS (a getter), which could detach a clip
+    // read before it. From here on no JS runs until the copies are made.
+    let views = values
+        .iter()
+        .map(|v| TypedArrayView::of(Js::new(&env), v.raw()))
+        .collect::<Result<Vec<_>>>()?;
     // The results of the whole call must fit the limit, checked before any work.
     let extractor = shared_extractor(&options)
         .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.{e}")))?;
     let clips = views
         .iter()
-        .map(|v| v.elements::<f32>())
+        .map(|v| v.as_ref().map_or(Ok(&[][..]), |v| v.elements::<f32>()))
         .collect::<Result<Vec<_>>>()?;
     let (mut total, mut frames) = (0u64, 0u64);
     for (i, clip) in clips.iter().enumerate() {

@@ -159,7 +159,11 @@ impl Reader<'_> {
                 T::bigint64_array => TypedKind::BigInt64,
                 _ => TypedKind::BigUint64,
             };
-            return Ok(Some(Node::Typed(kind, view.bytes().to_vec())));
+            // `instance_of` can run JS (a Symbol.hasInstance) that detaches
+            // the array: its memory is looked up again after it.
+            let view = super::value::TypedArrayView::of(js, value)?;
+            let bytes = view.as_ref().map_or(&[][..], |v| v.bytes());
+            return Ok(Some(Node::Typed(kind, bytes.to_vec())));
         }
         if js.is_arraybuffer(value)? {
             return Ok(Some(Node::ArrayBuffer(js.arraybuffer_bytes(value)?)));

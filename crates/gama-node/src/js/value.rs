@@ -20,8 +20,19 @@ pub fn from_js(
     use sys::TypedarrayType as T;
     if let Some(view) = TypedArrayView::of(js, value)? {
         let flat = match view.kind() {
-            T::uint8_array if is_node_buffer(js, value)? => CacheValue::Buffer(view.bytes().into()),
-            T::uint8_array => CacheValue::Uint8(view.bytes().into()),
+            T::uint8_array => {
+                let buffer = is_node_buffer(js, value)?;
+                // That check can run JS (a `Buffer` getter, a
+                // Symbol.hasInstance) that detaches the array: its memory
+                // is looked up again after it.
+                let view = TypedArrayView::of(js, value)?;
+                let bytes = view.as_ref().map_or(&[][..], TypedArrayView::bytes);
+                if buffer {
+                    CacheValue::Buffer(bytes.into())
+                } else {
+                    CacheValue::Uint8(bytes.into())
+                }
+            }
             T::float32_array => CacheValue::Float32(view.elements::<f32>()?.into()),
             T::float64_array => CacheValue::Float64(view.elements::<f64>()?.into()),
             T::int16_array => CacheValue::Int16(view.elements::<i16>()?.into()),
