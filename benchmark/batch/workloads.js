@@ -5,6 +5,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { SR, measure, clips } = require('./work.js');
+const { paired } = require('../paired.js');
 const { BatchProcessor, BatchOperationType, PerformanceProfiler, extractFeatures } = require('../../index.js');
 
 const THREADS = os.cpus().length;
@@ -23,27 +24,15 @@ async function best(rounds, run, warm) {
 }
 
 /**
- * Recording on against off in one process: `pairs` pairs of runs, the
- * order within each pair alternating, each pair giving the ratio of its
- * two throughputs; the median ratio is what recording costs (paired runs
- * cancel the drift between processes and over time that separate runs see).
+ * Recording on against off in one process, in `pairs` alternating pairs
+ * (see ../paired.js): what recording costs, in percent of throughput.
  */
 async function pairedOverhead(pairs, run) {
   const profiler = new PerformanceProfiler();
-  const ratios = [];
-  for (let p = 0; p < pairs; p++) {
-    const rate = {};
-    for (const on of p % 2 ? [false, true] : [true, false]) {
-      profiler.enabled = on;
-      const started = process.hrtime.bigint();
-      await run();
-      rate[on] = 1 / Number(process.hrtime.bigint() - started);
-    }
-    ratios.push(rate[true] / rate[false]);
-  }
+  const turn = (on) => [1, () => ((profiler.enabled = on), run())];
+  const { ratio } = await paired(pairs, turn(true), turn(false));
   profiler.enabled = true;
-  ratios.sort((a, b) => a - b);
-  return { overheadPercent: (1 - ratios[ratios.length >> 1]) * 100, pairs };
+  return { overheadPercent: (1 - ratio) * 100, pairs };
 }
 
 const cases = {
@@ -113,39 +102,19 @@ const cases = {
     const wall = s * 2 + 0.01;
     return { clipsPerSec: n / s, peakRssMiB: peakRss / 2 ** 20, cpuPercent: ((cpu.user + cpu.system) / 1e6 / wall) * 100, averageBatchSize: stats.averageBatchSize };
   },
-  /**
-   * BatchProcessor EXTRACT_FEATURES against one-by-one extractFeatures in
-   * one process: `pairs` pairs of runs over the same clips, the order
-   * within each pair alternating; each pair gives the ratio of its two
-   * throughputs, and the median ratio is the processor's speed-up (on a
-   * shared machine, separate best-of runs catch the two at different loads).
-   */
+  /** BatchProcessor EXTRACT_FEATURES against one-by-one extractFeatures in alternating pairs (../paired.js). */
   async 'extract-paired'(n, pairs = 9) {
     const bp = new BatchProcessor({ threads: THREADS, maxBatchSize: 8, featureOptions: FEATURES });
     const data = clips(n, SR);
-    const runs = {
-      batch: () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data),
-      sync: async () => {
-        for (const y of data) extractFeatures(y, FEATURES);
-      },
+    const batch = () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data);
+    const sync = async () => {
+      for (const y of data) extractFeatures(y, FEATURES);
     };
     await bp.addItems(BatchOperationType.EXTRACT_FEATURES, data.slice(0, 20));
-    await runs.sync();
-    const ratios = [];
-    const bestRate = { batch: 0, sync: 0 };
-    for (let p = 0; p < pairs; p++) {
-      const rate = {};
-      for (const name of p % 2 ? ['sync', 'batch'] : ['batch', 'sync']) {
-        const started = process.hrtime.bigint();
-        await runs[name]();
-        rate[name] = n / (Number(process.hrtime.bigint() - started) / 1e9);
-        bestRate[name] = Math.max(bestRate[name], rate[name]);
-      }
-      ratios.push(rate.batch / rate.sync);
-    }
+    await sync();
+    const r = await paired(pairs, [n, batch], [n, sync]);
     await bp.close();
-    ratios.sort((a, b) => a - b);
-    return { batch: bestRate.batch, sync: bestRate.sync, ratio: ratios[ratios.length >> 1], pairs };
+    return { batch: r.best.a, sync: r.best.b, ratio: r.ratio, pairs };
   },
   async 'extract-piscina-meyda'(n) {
     const { Piscina } = require('piscina');

@@ -4,6 +4,7 @@
 'use strict';
 const fs = require('node:fs');
 const { extractFeatures, extractFeaturesBatch, BatchProcessor, BatchOperationType } = require('../../index.js');
+const { paired } = require('../paired.js');
 
 const SR = 16000;
 const FEATURES = { sampleRate: SR, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'rms', 'zcr', 'spectralCentroid'] };
@@ -78,34 +79,18 @@ const cases = {
     await bp.close();
     return rate(n, r);
   },
-  /**
-   * The processor at `threads` against one-by-one extractFeatures in one
-   * process, in `pairs` alternating pairs: the median of the pairs' ratios
-   * (separate processes on a shared machine catch the two at different loads).
-   */
+  /** The processor at `threads` against one-by-one extractFeatures in alternating pairs (../paired.js). */
   async paired(n, threads, pairs = 9) {
     const bp = new BatchProcessor({ threads, maxBatchSize: 16, maxConcurrentBatches: Math.max(4, threads * 2), featureOptions: FEATURES });
     const data = clips(n);
     const one = data.slice(0, 1000);
-    const runs = {
-      processor: [data.length, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data)],
-      single: [one.length, async () => { for (const c of one) extractFeatures(c, FEATURES); }],
-    };
-    for (const [, run] of Object.values(runs)) await run();
-    const ratios = [];
-    for (let p = 0; p < pairs; p++) {
-      const rate = {};
-      for (const name of p % 2 ? ['single', 'processor'] : ['processor', 'single']) {
-        const [count, run] = runs[name];
-        const started = process.hrtime.bigint();
-        await run();
-        rate[name] = count / (Number(process.hrtime.bigint() - started) / 1e9);
-      }
-      ratios.push(rate.processor / rate.single);
-    }
+    const processor = [data.length, () => bp.addItems(BatchOperationType.EXTRACT_FEATURES, data)];
+    const single = [one.length, async () => { for (const c of one) extractFeatures(c, FEATURES); }];
+    await processor[1]();
+    await single[1]();
+    const { ratio } = await paired(pairs, processor, single);
     await bp.close();
-    ratios.sort((a, b) => a - b);
-    return { ratio: ratios[ratios.length >> 1], pairs };
+    return { ratio, pairs };
   },
   /** BatchProcessor MEASURE (1,000 floats each) via addItems: items per second. */
   async measure(n, threads) {
