@@ -8,12 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
-use parking_lot::Mutex;
 
 use super::item::OpName;
-use crate::metrics::registry::{minute_of, shard_count, shard_index, Series, Summary};
+use crate::metrics::registry::{minute_of, Series, Summary};
+use crate::metrics::sharded::Sharded;
 
 /// Which of an operation's two series.
 #[derive(Clone, Copy)]
@@ -24,21 +23,10 @@ pub enum Phase {
     Run,
 }
 
-type Shard = HashMap<OpName, [Series; 2]>;
-
 /// Wait and run series per operation type, reported by the profiler.
+#[derive(Default)]
 pub struct OpSeries {
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
-}
-
-impl Default for OpSeries {
-    fn default() -> Self {
-        OpSeries {
-            shards: (0..shard_count())
-                .map(|_| CachePadded::new(Mutex::new(Shard::new())))
-                .collect(),
-        }
-    }
+    shards: Sharded<HashMap<OpName, [Series; 2]>>,
 }
 
 impl OpSeries {
@@ -52,12 +40,9 @@ impl OpSeries {
         at: Instant,
         samples: impl Iterator<Item = Duration>,
     ) {
-        if !crate::metrics::enabled() {
-            return;
-        }
-        let minute = minute_of(at);
-        let mut shard = self.shards[shard_index() % self.shards.len()].lock();
-        shard.entry_ref(op).or_default()[phase as usize].record_many(minute, samples);
+        self.with_series(op, at, |series, minute| {
+            series[phase as usize].record_many(minute, samples)
+        });
     }
 
     /// Records a native batch's `waits` and `runs` at once (one shard
@@ -69,21 +54,26 @@ impl OpSeries {
         waits: impl Iterator<Item = Duration>,
         runs: impl Iterator<Item = Duration>,
     ) {
-        if !crate::metrics::enabled() {
-            return;
+        self.with_series(op, at, |[wait, run], minute| {
+            wait.record_many(minute, waits);
+            run.record_many(minute, runs);
+        });
+    }
+
+    /// Runs `record` on `op`'s series in the calling thread's shard, with
+    /// the minute of `at`, when native measurement is on.
+    fn with_series(&self, op: &OpName, at: Instant, record: impl FnOnce(&mut [Series; 2], u64)) {
+        if crate::metrics::enabled() {
+            let minute = minute_of(at);
+            record(self.shards.local().entry_ref(op).or_default(), minute);
         }
-        let minute = minute_of(at);
-        let mut shard = self.shards[shard_index() % self.shards.len()].lock();
-        let [wait, run] = shard.entry_ref(op).or_default();
-        wait.record_many(minute, waits);
-        run.record_many(minute, runs);
     }
 
     /// The series as profiler summaries (component `batch`, `OP.wait` and `OP.run`).
     pub fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<Summary> {
         let mut merged: HashMap<OpName, [Series; 2]> = HashMap::new();
-        for shard in self.shards.iter() {
-            for (op, series) in shard.lock().iter() {
+        for shard in self.shards.each() {
+            for (op, series) in shard.iter() {
                 let into = merged.entry_ref(op).or_default();
                 into[0].absorb(&series[0]);
                 into[1].absorb(&series[1]);
@@ -99,8 +89,8 @@ impl OpSeries {
 
     /// Forgets every sample.
     pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            shard.lock().clear();
+        for mut shard in self.shards.each() {
+            shard.clear();
         }
     }
 }
@@ -113,7 +103,7 @@ mod tests {
     fn samples_from_more_threads_than_shards_merge_per_operation_and_phase() {
         let series = OpSeries::default();
         let (a, b): (OpName, OpName) = ("A".into(), "B".into());
-        let threads = shard_count() + 3;
+        let threads = crate::metrics::sharded::shard_count() + 3;
         let at = Instant::now();
         std::thread::scope(|s| {
             for t in 0..threads as u64 {

@@ -7,6 +7,7 @@ pub mod exposition;
 pub mod gauges;
 pub mod latency;
 pub mod registry;
+pub(crate) mod sharded;
 
 pub use gauges::{exposition, snapshot, Gauges};
 pub use latency::{histogram, latency, Latency};

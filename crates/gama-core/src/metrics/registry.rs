@@ -10,14 +10,15 @@
 //! Invariant: every sample of a series is in exactly one of its histograms:
 //! its minute's while that minute is kept, then `older`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+
+use super::sharded::Sharded;
 
 /// Minutes of history kept per series.
 const MINUTES_KEPT: u64 = 60;
@@ -93,7 +94,8 @@ impl Handle {
     }
 }
 
-/// The samples of one operation: everything, and per minute for the last hour.
+/// The samples of one operation: per minute for the last hour, and
+/// everything older.
 pub struct Series {
     older: Histogram<u32>,
     older_time: Duration,
@@ -252,35 +254,14 @@ pub struct Summary {
     pub share: f64,
 }
 
-/// One shard's series by index (`None` until the shard records it).
-type Shard = Mutex<Vec<Option<Series>>>;
-
 /// All series, sharded by recording thread: each thread records under its
 /// own shard's lock, so worker threads never wait on one another to record;
-/// reading merges the shards.
+/// reading merges the shards. A shard holds its series by index (`None`
+/// until the shard records it).
 pub struct Registry {
     names: Mutex<Names>,
-    /// The shards, each on its own cache line, so recording threads do not
-    /// contend through false sharing.
-    shards: Box<[CachePadded<Shard>]>,
+    shards: Sharded<Vec<Option<Series>>>,
     sources: Mutex<Vec<Weak<dyn Source>>>,
-}
-
-/// The shard index of the calling thread (threads take shards in turn).
-pub(crate) fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    INDEX.with(|i| *i)
-}
-
-/// Shards of sharded series: four per core (at most 256), since more
-/// threads than cores record (the workers, the dispatcher, the JS thread,
-/// Redis's) and threads take shards in turn: two workers sharing a shard
-/// would move its memory between their cores at every sample.
-pub(crate) fn shard_count() -> usize {
-    std::thread::available_parallelism().map_or(16, |n| (n.get() * 4).clamp(4, 256))
 }
 
 /// The registry every native operation records into.
@@ -312,9 +293,7 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             names: Mutex::new(Names::default()),
-            shards: (0..shard_count())
-                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
-                .collect(),
+            shards: Sharded::default(),
             sources: Mutex::new(Vec::new()),
         }
     }
@@ -355,7 +334,7 @@ impl Registry {
 
     /// Records samples of series `id` in `minute` in the calling thread's shard.
     fn record_at(&self, id: usize, minute: u64, samples: impl Iterator<Item = Duration>) {
-        let mut shard = self.shards[shard_index() % self.shards.len()].lock();
+        let mut shard = self.shards.local();
         if shard.len() <= id {
             shard.resize_with(id + 1, || None);
         }
@@ -369,8 +348,8 @@ impl Registry {
     pub fn summaries(&self, component: Option<&str>, last_minutes: Option<u64>) -> Vec<Summary> {
         let now = minute_now();
         let mut merged: Vec<Series> = Vec::new();
-        for shard in self.shards.iter() {
-            for (id, series) in shard.lock().iter().enumerate() {
+        for shard in self.shards.each() {
+            for (id, series) in shard.iter().enumerate() {
                 if let Some(series) = series {
                     if merged.len() <= id {
                         merged.resize_with(id + 1, Series::default);
@@ -406,8 +385,8 @@ impl Registry {
 
     /// Forgets every series, the sources' included.
     pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            shard.lock().clear();
+        for mut shard in self.shards.each() {
+            shard.clear();
         }
         let sources: Vec<_> = self
             .sources

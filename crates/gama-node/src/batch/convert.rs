@@ -270,6 +270,9 @@ impl NumberObjects {
             kind.slots.extend([target, index]);
             kind.at.push(i);
         }
+        if kinds.iter().all(|k| k.at.is_empty()) {
+            return Ok(out);
+        }
         let js = Js::new(env);
         let targets = js.array()?;
         for (i, target) in slots.targets.iter().enumerate() {
@@ -349,11 +352,10 @@ pub enum Made {
     Failed(sys::napi_value),
 }
 
-/// The objects of the EXTRACT_FEATURES results among `events`, made in one
-/// JS call (their values are taken out of the events); `None` where an
-/// event is anything else. Should that call fail, each is made on its own.
-pub fn feature_objects(env: &Env, events: &mut [Event]) -> Vec<Option<Made>> {
-    let mut out = vec![None; events.len()];
+/// Makes the objects of the EXTRACT_FEATURES results among `events` into
+/// `out` (one per event), in one JS call (their values are taken out of
+/// the events). Should that call fail, each is made on its own.
+pub fn feature_objects(env: &Env, events: &mut [Event], out: &mut [Option<Made>]) {
     let js = Js::new(env);
     let failed = |e: napi::Error| {
         clear_exception(env);
@@ -377,7 +379,7 @@ pub fn feature_objects(env: &Env, events: &mut [Event]) -> Vec<Option<Made>> {
         }
     }
     if laid.is_empty() {
-        return out;
+        return;
     }
     let objects = FeatureObjects::make(env, &laid).map_err(|_| {
         clear_exception(env);
@@ -389,7 +391,6 @@ pub fn feature_objects(env: &Env, events: &mut [Event]) -> Vec<Option<Made>> {
         };
         out[i] = Some(object.map_or_else(failed, Made::Value));
     }
-    out
 }
 
 /// The JS value of a native result.

@@ -50,7 +50,7 @@ pub fn drain(env: &Env, state: &StateCell) {
     // MEASURE and ANALYZE results are made in one JS call per kind.
     // Should that call fail, each is made by N-API calls instead.
     let slots = state.borrow().slots(env, &events);
-    let made = NumberObjects::of(env)
+    let mut made = NumberObjects::of(env)
         .and_then(|n| {
             n.of_events(env, &events, &slots)
                 .inspect_err(|_| {
@@ -60,11 +60,7 @@ pub fn drain(env: &Env, state: &StateCell) {
         })
         .unwrap_or_else(|| vec![None; events.len()]);
     // Feature results too, in one call (taking their values out of the events).
-    let made: Vec<Option<Made>> = made
-        .into_iter()
-        .zip(feature_objects(env, &mut events))
-        .map(|(number, features)| number.or(features))
-        .collect();
+    feature_objects(env, &mut events, &mut made);
     for (event, made) in events.into_iter().zip(made) {
         match event {
             Event::Done { id, result } => {

@@ -26,7 +26,7 @@ use super::signals::unwatch_signal;
 use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
 use crate::js::raw::{clear_exception, resolved_when, undefined, Deferred, Persistent};
-use gama_core::batch::{Event, ItemError, ItemId, OpName, Processor, Stage};
+use gama_core::batch::{Event, ItemError, ItemId, OpName, Output, Processor, Stage};
 
 /// How an item's outcome reaches JS.
 pub enum Settle {
@@ -227,8 +227,8 @@ impl JsState {
     }
 
     /// Where the values of drained `events` go: the slot in its call's
-    /// results array of each successful result of a pending `addItems`
-    /// member (settled afterwards by `settle_placed`).
+    /// results array of each MEASURE or ANALYZE result of a pending
+    /// `addItems` member (settled afterwards by `settle_placed`).
     pub fn slots(&self, env: &Env, events: &[Event]) -> Slots {
         let mut slots = Slots {
             at: Vec::with_capacity(events.len()),
@@ -237,7 +237,10 @@ impl JsState {
         let mut target_of: HashMap<ItemId, u32> = HashMap::new();
         for event in events {
             let slot = match event {
-                Event::Done { id, result: Ok(_) } => self.slot_of(*id),
+                Event::Done {
+                    id,
+                    result: Ok(Output::Level(_) | Output::Analysis(_)),
+                } => self.slot_of(*id),
                 _ => None,
             };
             slots.at.push(slot.map(|(group, index)| {
