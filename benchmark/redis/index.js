@@ -11,40 +11,43 @@ const path = require('node:path');
 const { promisify } = require('node:util');
 
 const { AudioFeatureCache, extractFeatures } = require('../..');
+const { paired } = require('../paired.js');
 const { redisAvailable, startRedis } = require('../../scripts/redis-server.js');
 
 const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
 const KEYS = 10_000;
 const WIDTH = 128;
-const ROUNDS = 5;
+// Alternating pairs per comparison (../paired.js): on this shared machine,
+// separate best-of runs of the two clients gave ratios from 0.46x to 0.70x
+// for the same build.
+const PAIRS = 9;
 
-/** Best ops/s of `rounds` runs of `body` (which does `ops` operations). */
-async function best(rounds, ops, body) {
-  let top = 0;
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    await body(r);
-    top = Math.max(top, ops / ((performance.now() - t0) / 1000));
-  }
-  return top;
-}
-
-/** CPU time of the calling (JS) thread in ms, where Linux tells it; else null. */
-function threadCpuMs() {
+/** CPU time of the calling (JS) thread in ns (the kernel's per-thread clock), where Linux tells it; else null. */
+function threadCpuNs() {
   try {
-    const fields = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
   } catch {
     return null;
   }
 }
 
-/** Best ops/s of `rounds` runs, and the JS thread's CPU µs per op over all of them. */
-async function measured(rounds, ops, body) {
-  const cpu0 = threadCpuMs();
-  const rate = await best(rounds, ops, body);
-  const cpu1 = threadCpuMs();
-  return { rate, cpuUs: cpu0 === null ? null : ((cpu1 - cpu0) * 1000) / (rounds * ops) };
+/**
+ * gama-native's and node-redis' runs (each doing `ops` operations) in
+ * alternating pairs: the median ratio, each side's best ops/s, and each
+ * side's JS-thread CPU µs per op over all its runs.
+ */
+async function compare(ops, gama, redis) {
+  const cpu = { gama: 0, redis: 0 };
+  const runs = { gama: 0, redis: 0 };
+  const timed = (side, body) => async () => {
+    const c0 = threadCpuNs();
+    await body();
+    if (c0 !== null) cpu[side] += threadCpuNs() - c0;
+    runs[side]++;
+  };
+  const r = await paired(PAIRS, [ops, timed('gama', gama)], [ops, timed('redis', redis)]);
+  const per = (side) => (threadCpuNs() === null ? null : cpu[side] / 1000 / (runs[side] * ops));
+  return { ratio: r.ratio, gama: { rate: r.best.a, cpuUs: per('gama') }, redis: { rate: r.best.b, cpuUs: per('redis') } };
 }
 
 /**
@@ -94,26 +97,34 @@ async function hits(url, port, line) {
   const reader = new AudioFeatureCache({ redis: { url, keyPrefix: 'bench' }, maxEntries: KEYS * 2 });
 
   const seqN = 2000;
-  const gamaSeq = await best(ROUNDS, seqN, async () => {
-    reader.clear();
-    for (let i = 0; i < seqN; i++) await reader.getAsync(keys[i]);
-  });
-  const redisSeq = await best(ROUNDS, seqN, async () => {
-    for (let i = 0; i < seqN; i++) decode(await client.get(`raw:${i}`));
-  });
-  line(`L2 hit, one awaited getAsync at a time (128-float vector, loopback): gama-native ${fmt(gamaSeq)} gets/s | node-redis GET+decode ${fmt(redisSeq)} gets/s | ratio ${(gamaSeq / redisSeq).toFixed(2)}x node-redis`);
+  const seq = await compare(
+    seqN,
+    async () => {
+      reader.clear();
+      for (let i = 0; i < seqN; i++) await reader.getAsync(keys[i]);
+    },
+    async () => {
+      for (let i = 0; i < seqN; i++) decode(await client.get(`raw:${i}`));
+    },
+  );
+  const [gamaSeq, redisSeq] = [seq.gama.rate, seq.redis.rate];
+  const median = `median of ${PAIRS} alternating pairs`;
+  line(`L2 hit, one awaited getAsync at a time (128-float vector, loopback): gama-native ${fmt(gamaSeq)} gets/s | node-redis GET+decode ${fmt(redisSeq)} gets/s | ratio ${seq.ratio.toFixed(2)}x node-redis (${median})`);
 
   const cpu = (g, r) =>
     g.cpuUs === null ? '' : ` | JS-thread CPU per value: gama-native ${g.cpuUs.toFixed(2)} µs, node-redis ${r.cpuUs.toFixed(2)} µs (${(r.cpuUs / g.cpuUs).toFixed(2)}x less)`;
   const gets = {};
   for (const inFlight of [64, 256]) {
-    const g = await measured(ROUNDS, KEYS, async () => {
-      reader.clear();
-      await pool(KEYS, inFlight, (i) => reader.getAsync(keys[i]));
-    });
-    const r = await measured(ROUNDS, KEYS, () => pool(KEYS, inFlight, async (i) => decode(await client.get(`raw:${i}`))));
-    gets[inFlight] = { gama: g, redis: r };
-    line(`L2 hit, ${inFlight} getAsync in flight (128-float vector): gama-native ${fmt(g.rate)} gets/s | node-redis GET+decode ${fmt(r.rate)} gets/s | ratio ${(g.rate / r.rate).toFixed(2)}x node-redis (goal >= 2x)${cpu(g, r)}`);
+    const { ratio, gama: g, redis: r } = await compare(
+      KEYS,
+      async () => {
+        reader.clear();
+        await pool(KEYS, inFlight, (i) => reader.getAsync(keys[i]));
+      },
+      () => pool(KEYS, inFlight, async (i) => decode(await client.get(`raw:${i}`))),
+    );
+    gets[inFlight] = { gama: g, redis: r, ratio };
+    line(`L2 hit, ${inFlight} getAsync in flight (128-float vector): gama-native ${fmt(g.rate)} gets/s | node-redis GET+decode ${fmt(r.rate)} gets/s | ratio ${ratio.toFixed(2)}x node-redis (${median}; goal >= 2x)${cpu(g, r)}`);
   }
 
   const batch = 64;
@@ -121,16 +132,17 @@ async function hits(url, port, line) {
   const rawKeys = keys.map((_, i) => `raw:${i}`);
   const many = {};
   for (const inFlight of [1, 16]) {
-    const g = await measured(ROUNDS, KEYS, async () => {
-      reader.clear();
-      await pool(batches, inFlight, (b) => reader.getManyAsync(keys.slice(b * batch, (b + 1) * batch)));
-    });
-    const r = await measured(ROUNDS, KEYS, () =>
-      pool(batches, inFlight, async (b) => (await client.mGet(rawKeys.slice(b * batch, (b + 1) * batch))).map(decode)),
+    const { ratio, gama: g, redis: r } = await compare(
+      KEYS,
+      async () => {
+        reader.clear();
+        await pool(batches, inFlight, (b) => reader.getManyAsync(keys.slice(b * batch, (b + 1) * batch)));
+      },
+      () => pool(batches, inFlight, async (b) => (await client.mGet(rawKeys.slice(b * batch, (b + 1) * batch))).map(decode)),
     );
-    many[inFlight] = { gama: g, redis: r };
+    many[inFlight] = { gama: g, redis: r, ratio };
     const how = inFlight === 1 ? 'one call at a time' : `${inFlight} calls in flight`;
-    line(`L2 hit, getManyAsync of ${batch} keys, ${how}: gama-native ${fmt(g.rate)} values/s | node-redis MGET+decode ${fmt(r.rate)} values/s | ratio ${(g.rate / r.rate).toFixed(2)}x node-redis (goal >= 2x)${cpu(g, r)}`);
+    line(`L2 hit, getManyAsync of ${batch} keys, ${how}: gama-native ${fmt(g.rate)} values/s | node-redis MGET+decode ${fmt(r.rate)} values/s | ratio ${ratio.toFixed(2)}x node-redis (${median}; goal >= 2x)${cpu(g, r)}`);
   }
   const bound = floor(port);
   if (bound) {
@@ -139,7 +151,7 @@ async function hits(url, port, line) {
   const l2 = reader.getStats().l2;
   line(`L2 round-trip latency seen by gama-native: p50 ${l2.latencyP50Ms.toFixed(3)} ms | p95 ${l2.latencyP95Ms.toFixed(3)} ms | p99 ${l2.latencyP99Ms.toFixed(3)} ms over ${fmt(l2.roundTrips)} round trips`);
   client.destroy();
-  return { gamaSeq, redisSeq, gets, many, floor: bound, latency: l2 };
+  return { gamaSeq, redisSeq, seqRatio: seq.ratio, gets, many, floor: bound, latency: l2 };
 }
 
 async function processes(url, line) {
