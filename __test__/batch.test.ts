@@ -82,6 +82,31 @@ test('EXTRACT_FEATURES items with different feature sets in one call each get th
   await bp.close()
 })
 
+test('results of one EXTRACT_FEATURES batch share its buffer yet stay apart: writing one leaves the others, transferring one never detaches them', async () => {
+  const bp = new BatchProcessor({ threads: 2, maxBatchSize: 8, featureOptions: speech });
+  const clips = Array.from({ length: 8 }, (_, i) => tone(16000, 300 + 40 * i));
+  const results = (await bp.addItems(BatchOperationType.EXTRACT_FEATURES, clips)) as ExtractedFeatures[];
+  const wanted = clips.map((c) => extractFeatures(c, speech));
+  results.forEach((got, i) => assert.deepEqual(got, wanted[i], `clip ${i}`));
+  const buffers = new Set(results.map((r) => r.logMel!.data.buffer));
+  assert.ok(buffers.size < results.length, `eight clips in ${buffers.size} buffers`);
+  results[0].logMel!.data.fill(Number.NaN);
+  results[0].mfcc!.data.fill(Number.NaN);
+  const { port1, port2 } = new MessageChannel();
+  const moved = results[2].mfcc!.data;
+  try {
+    port1.postMessage(moved, [moved.buffer]);
+  } catch (err) {
+    // Node 21 and later refuse to transfer an untransferable buffer.
+    assert.equal((err as Error).name, 'DataCloneError');
+  }
+  port1.close();
+  port2.close();
+  assert.deepEqual(results[2], wanted[2], 'the transferred result kept its values');
+  results.slice(1).forEach((got, k) => assert.deepEqual(got, wanted[k + 1], `clip ${k + 1} after writing clip 0 and moving clip 2`));
+  await bp.close();
+});
+
 test('native EXTRACT_FEATURES matches extractFeatures; ANALYZE and MEASURE summarise clips', async () => {
   const bp = new BatchProcessor({ threads: 2 });
   const clip = tone(16000);

@@ -9,9 +9,7 @@ use super::item::{
     EXTRACT_FEATURES, MEASURE,
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
-use crate::features::{
-    shared_extractor, ExtractError, Extractor, Feature, FeatureOptions, Features,
-};
+use crate::features::{shared_extractor, ExtractError, Feature, FeatureOptions, Features, Span};
 
 /// How a running item is stopped and how it reports progress.
 pub struct Control<'a> {
@@ -67,6 +65,28 @@ pub fn run(
     cache: Option<&FeatureCache>,
     control: &mut Control,
 ) -> Result<Output, ItemError> {
+    let (samples, options, _) = audio_of(item, control)?;
+    match &*item.op {
+        ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
+        MEASURE => measure(samples).map(Output::Level),
+        _ => {
+            if let Some(features) = from_cache(item, cache) {
+                return Ok(Output::Features(features));
+            }
+            let mut out = vec![0.0; output_len(item)];
+            let written = run_into(item, control, &mut out)?;
+            let features = Features::own(written.frames, out, written.items);
+            Ok(placed(item, cache, features, written.took))
+        }
+    }
+}
+
+/// The samples, options and cache key of a native item that is to run
+/// (an error if it was stopped meanwhile).
+fn audio_of<'a>(
+    item: &'a Item,
+    control: &Control,
+) -> Result<(&'a [f32], &'a FeatureOptions, Option<&'a str>), ItemError> {
     let Input::Audio {
         samples,
         options,
@@ -82,47 +102,92 @@ pub fn run(
     if let Some(reason) = control.stop_reason() {
         return Err(reason);
     }
-    match &*item.op {
-        ANALYZE => analyze(samples, options.sample_rate).map(Output::Analysis),
-        MEASURE => measure(samples).map(Output::Level),
-        _ => {
-            let extractor = shared_extractor(options).map_err(|e| {
-                ItemError::new(ItemErrorKind::Invalid, "ERR_OUT_OF_RANGE", e.to_string())
-            })?;
-            let frames = extractor
-                .frame_count(samples.len())
-                .map_err(extract_error)?;
-            let key = cache_key.as_deref().zip(cache);
-            if let Some(features) =
-                key.and_then(|(key, cache)| cached(cache, key, frames, &options.features))
-            {
-                return Ok(Output::Features(features));
-            }
-            let started = Instant::now();
-            let features = extract(&extractor, samples, frames, control)?;
-            if let Some((key, cache)) = key {
-                store(cache, key, &features, started.elapsed());
-            }
-            Ok(Output::Features(features))
-        }
+    Ok((samples, options, cache_key.as_deref()))
+}
+
+/// The output of an EXTRACT_FEATURES item's computed `features` (kept in
+/// the processor's cache, if it has one, as costing `took`).
+pub(super) fn placed(
+    item: &Item,
+    cache: Option<&FeatureCache>,
+    features: Features,
+    took: Duration,
+) -> Output {
+    if let (
+        Some(cache),
+        Input::Audio {
+            cache_key: Some(key),
+            ..
+        },
+    ) = (cache, &item.input)
+    {
+        store(cache, key, &features, took);
+    }
+    Output::Features(features)
+}
+
+/// Features an EXTRACT_FEATURES item wrote at the start of its buffer.
+pub(super) struct Written {
+    /// Frames of every feature.
+    pub frames: usize,
+    /// Where each feature lies.
+    pub items: Vec<(Feature, Span)>,
+    /// Time the extraction took.
+    pub took: Duration,
+}
+
+/// The features of an EXTRACT_FEATURES item from the processor's cache,
+/// when every one asked for is there.
+pub(super) fn from_cache(item: &Item, cache: Option<&FeatureCache>) -> Option<Features> {
+    let (
+        cache,
+        Input::Audio {
+            samples,
+            options,
+            cache_key: Some(key),
+        },
+    ) = (cache?, &item.input)
+    else {
+        return None;
+    };
+    let frames = shared_extractor(options)
+        .ok()?
+        .frame_count(samples.len())
+        .ok()?;
+    cached(cache, key, frames, &options.features)
+}
+
+/// Values an EXTRACT_FEATURES item's features take, if its options and
+/// length allow an extraction (its error otherwise comes from `run_into`).
+pub(super) fn output_len(item: &Item) -> usize {
+    match &item.input {
+        Input::Audio {
+            samples, options, ..
+        } => shared_extractor(options)
+            .ok()
+            .and_then(|e| e.output_len(samples.len()))
+            .unwrap_or(0),
+        Input::Js => 0,
     }
 }
 
-pub(super) fn extract_error(e: ExtractError) -> ItemError {
-    ItemError::from_coded(&e)
-}
-
-/// Extracts `frames` frames of features, reporting progress and stopping
-/// when the control says so.
-fn extract(
-    extractor: &Extractor,
-    samples: &[f32],
-    frames: usize,
+/// Runs an EXTRACT_FEATURES item, writing its features into `out` (zeros,
+/// `output_len(item)` values).
+pub(super) fn run_into(
+    item: &Item,
     control: &mut Control,
-) -> Result<Features, ItemError> {
+    out: &mut [f32],
+) -> Result<Written, ItemError> {
+    let (samples, options, _) = audio_of(item, control)?;
+    let extractor = shared_extractor(options)
+        .map_err(|e| ItemError::new(ItemErrorKind::Invalid, "ERR_OUT_OF_RANGE", e.to_string()))?;
+    let frames = extractor
+        .frame_count(samples.len())
+        .map_err(extract_error)?;
+    let started = Instant::now();
     let frames = frames.max(1);
     let stopped = OnceLock::new();
-    let result = extractor.extract_parallel(samples, &|done| {
+    let result = extractor.extract_parallel_into(samples, out, &|done| {
         if let Some(reason) = control.stop_reason() {
             let _ = stopped.set(reason);
             return false;
@@ -131,10 +196,18 @@ fn extract(
         true
     });
     match (result, stopped.into_inner()) {
-        (Ok(features), _) => Ok(features),
+        (Ok((frames, items)), _) => Ok(Written {
+            frames,
+            items,
+            took: started.elapsed(),
+        }),
         (Err(_), Some(reason)) => Err(reason),
         (Err(e), None) => Err(extract_error(e)),
     }
+}
+
+pub(super) fn extract_error(e: ExtractError) -> ItemError {
+    ItemError::from_coded(&e)
 }
 
 pub(super) fn feature_key(key: &str, feature: Feature) -> String {

@@ -139,6 +139,60 @@ fn done(rx: &Receiver<Event>, n: usize) -> Vec<(ItemId, Result<Output, ItemError
 }
 
 #[test]
+fn a_batch_of_clips_shares_one_buffer_and_each_result_equals_its_own_extraction() {
+    let (p, rx) = processor(
+        Config {
+            threads: 2,
+            max_batch_size: 8,
+            ..Config::default()
+        },
+        None,
+    );
+    // Six equal clips (one similarity group), then clips of other lengths
+    // and an empty one, which fails beside the others.
+    let lengths = [
+        16000, 16000, 16000, 16000, 16000, 16000, 4000, 0, 9000, 600, 12345,
+    ];
+    let items: Vec<_> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| item(i as ItemId + 1, EXTRACT_FEATURES, 5, tone(len)))
+        .collect();
+    let wanted: Vec<_> = items
+        .iter()
+        .zip(lengths)
+        .map(|(it, len)| (len > 0).then(|| cpu_features(it)))
+        .collect();
+    p.submit(items).unwrap();
+    let mut results = done(&rx, lengths.len());
+    results.sort_by_key(|(id, _)| *id);
+    let mut arenas = std::collections::HashSet::new();
+    for (i, ((_, result), want)) in results.iter().zip(&wanted).enumerate() {
+        let Some(want) = want else {
+            assert_eq!(result.as_ref().unwrap_err().code, "E_EMPTY_AUDIO");
+            continue;
+        };
+        let got = features_of(result);
+        assert_eq!(got.frames, want.frames, "clip {i}");
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>(),
+            "clip {i}"
+        );
+        if let (crate::features::Values::Shared { arena, .. }, _) = got.clone().into_parts() {
+            if i < 6 {
+                arenas.insert(Arc::as_ptr(&arena));
+            }
+        }
+    }
+    assert!(
+        (1..6).contains(&arenas.len()),
+        "the six equal clips ran in batches sharing their buffers: {} buffers",
+        arenas.len()
+    );
+}
+
+#[test]
 fn native_items_complete_in_batches() {
     let (p, rx) = processor(
         Config {

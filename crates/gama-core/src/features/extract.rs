@@ -104,8 +104,49 @@ pub struct FeatureMatrix<'a> {
 pub struct Features {
     /// Frames of every feature.
     pub frames: usize,
-    data: Vec<f32>,
+    data: Values,
     items: Vec<(Feature, Span)>,
+}
+
+/// Where a result's values live.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    /// A buffer of the result's own, exactly its values.
+    Own(Vec<f32>),
+    /// `len` values at `offset` of a buffer the results of one batch share
+    /// (they reach JS as one ArrayBuffer instead of one each).
+    Shared {
+        /// The batch's buffer.
+        arena: Arc<Vec<f32>>,
+        /// Index of the result's first value in it.
+        offset: usize,
+        /// Values of the result.
+        len: usize,
+    },
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values::Own(Vec::new())
+    }
+}
+
+impl Values {
+    /// The result's values.
+    pub fn as_slice(&self) -> &[f32] {
+        match self {
+            Values::Own(data) => data,
+            Values::Shared { arena, offset, len } => &arena[*offset..*offset + *len],
+        }
+    }
+
+    /// The values in a vector of their own (copied when shared).
+    pub fn into_vec(self) -> Vec<f32> {
+        match self {
+            Values::Own(data) => data,
+            shared => shared.as_slice().to_vec(),
+        }
+    }
 }
 
 impl Features {
@@ -118,19 +159,45 @@ impl Features {
     /// `data` read as `frames` frames of each `(feature, bins)`, one
     /// feature after another; `data` holds exactly that many values.
     pub(crate) fn laid_out(frames: usize, data: Vec<f32>, layout: &[(Feature, usize)]) -> Self {
-        let mut offset = 0;
-        let items: Vec<(Feature, Span)> = layout
-            .iter()
-            .map(|&(feature, bins)| {
-                let span = Span { offset, bins };
-                offset += frames * bins;
-                (feature, span)
-            })
-            .collect();
-        assert_eq!(offset, data.len(), "a result buffer fits its layout");
+        let (items, values) = spans(frames, layout);
+        assert_eq!(values, data.len(), "a result buffer fits its layout");
         Features {
             frames,
-            data,
+            data: Values::Own(data),
+            items,
+        }
+    }
+
+    /// The result `Extractor::extract_parallel_into` wrote into `data`
+    /// (`frames` frames, features where `items` says).
+    pub fn own(frames: usize, data: Vec<f32>, items: Vec<(Feature, Span)>) -> Self {
+        let len: usize = items.iter().map(|(_, s)| frames * s.bins).sum();
+        assert_eq!(len, data.len(), "a result buffer fits its layout");
+        Features {
+            frames,
+            data: Values::Own(data),
+            items,
+        }
+    }
+
+    /// The result `Extractor::extract_parallel_into` wrote at `offset` of
+    /// `arena` (`frames` frames, features where `items` says).
+    pub fn shared(
+        arena: Arc<Vec<f32>>,
+        offset: usize,
+        frames: usize,
+        items: Vec<(Feature, Span)>,
+    ) -> Self {
+        let len = items.iter().map(|(_, s)| frames * s.bins).sum();
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= arena.len()),
+            "a shared result lies inside its arena"
+        );
+        Features {
+            frames,
+            data: Values::Shared { arena, offset, len },
             items,
         }
     }
@@ -157,7 +224,7 @@ impl Features {
         }
         Some(Features {
             frames,
-            data,
+            data: Values::Own(data),
             items,
         })
     }
@@ -169,12 +236,13 @@ impl Features {
 
     /// Every feature with its matrix, in the order asked for.
     pub fn iter(&self) -> impl Iterator<Item = (Feature, FeatureMatrix<'_>)> {
-        self.items.iter().map(|(feature, span)| {
+        let data = self.data.as_slice();
+        self.items.iter().map(move |(feature, span)| {
             let len = self.frames * span.bins;
             let matrix = FeatureMatrix {
                 frames: self.frames,
                 bins: span.bins,
-                data: &self.data[span.offset..span.offset + len],
+                data: &data[span.offset..span.offset + len],
             };
             (*feature, matrix)
         })
@@ -190,11 +258,26 @@ impl Features {
         self.items.is_empty()
     }
 
-    /// The buffer and where each feature lies in it, to hand the memory on
-    /// without a copy.
-    pub fn into_parts(self) -> (Vec<f32>, Vec<(Feature, Span)>) {
+    /// The values and where each feature lies in them, to hand the memory
+    /// on without a copy.
+    pub fn into_parts(self) -> (Values, Vec<(Feature, Span)>) {
         (self.data, self.items)
     }
+}
+
+/// Where each `(feature, bins)` of `frames` frames lies, one after
+/// another, and the values they take in all.
+fn spans(frames: usize, layout: &[(Feature, usize)]) -> (Vec<(Feature, Span)>, usize) {
+    let mut offset = 0;
+    let items = layout
+        .iter()
+        .map(|&(feature, bins)| {
+            let span = Span { offset, bins };
+            offset += frames * bins;
+            (feature, span)
+        })
+        .collect();
+    (items, offset)
 }
 
 fn planner() -> &'static Mutex<FftPlanner<f64>> {
@@ -302,18 +385,19 @@ struct Piece<'a> {
 impl<'a> Piece<'a> {
     /// The rows of every feature in `features`; log-mel rows go to
     /// `scratch` unless logMel itself was asked for.
-    fn of(features: &'a mut Features, scratch: &'a mut [f32], n_mels: usize) -> Self {
-        let Features {
-            frames,
-            data,
-            items,
-        } = features;
+    fn of(
+        frames: usize,
+        data: &'a mut [f32],
+        items: &[(Feature, Span)],
+        scratch: &'a mut [f32],
+        n_mels: usize,
+    ) -> Self {
         let mut rows: [&mut [f32]; Feature::ALL.len()] = Default::default();
         let mut bins = [0; Feature::ALL.len()];
         let mut log_mel = scratch;
         let mut rest: &mut [f32] = data;
         for (feature, span) in items.iter() {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(*frames * span.bins);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(frames * span.bins);
             rest = tail;
             if *feature == Feature::LogMel {
                 log_mel = head;
@@ -324,7 +408,7 @@ impl<'a> Piece<'a> {
         }
         Piece {
             first: 0,
-            frames: *frames,
+            frames,
             rows,
             bins,
             n_mels: if log_mel.is_empty() { 0 } else { n_mels },
@@ -570,24 +654,63 @@ impl Extractor {
         parallel: bool,
     ) -> Result<Features, ExtractError> {
         let started = Instant::now();
-        let result = self.compute(audio, keep_going, parallel);
+        let result = self.check_input(audio).and_then(|frames| {
+            let mut features = Features::zeros(frames, &self.layout());
+            let Values::Own(data) = &mut features.data else {
+                unreachable!("zeros are a buffer of their own")
+            };
+            self.fill(audio, frames, data, &features.items, keep_going, parallel)?;
+            Ok(features)
+        });
         EXTRACT.record_since(started);
         result
     }
 
-    /// Checks the input, lays out the result and fills it piece by piece:
-    /// every per-frame feature first, then (once the clip's loudest log-mel
-    /// value is known) the `top_db` floor and the MFCCs.
-    fn compute(
+    /// Values `extract` makes for a clip of `samples` samples; None where
+    /// the extraction would fail on its length (the error comes from
+    /// extracting it).
+    pub fn output_len(&self, samples: usize) -> Option<usize> {
+        self.check_size(samples).ok()?;
+        let frames = self.frame_count(samples).ok()?;
+        Some(spans(frames, &self.layout()).1)
+    }
+
+    /// `extract_parallel` writing into `out` (zeros, exactly
+    /// `output_len(audio.len())` values): the frames, and where each
+    /// feature lies in `out` (see `Features::shared`).
+    pub fn extract_parallel_into(
         &self,
         audio: &[f32],
+        out: &mut [f32],
+        keep_going: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<(usize, Vec<(Feature, Span)>), ExtractError> {
+        let started = Instant::now();
+        let result = self.check_input(audio).and_then(|frames| {
+            let (items, values) = spans(frames, &self.layout());
+            assert_eq!(values, out.len(), "the output fits the clip's results");
+            self.fill(audio, frames, out, &items, keep_going, true)?;
+            Ok((frames, items))
+        });
+        EXTRACT.record_since(started);
+        result
+    }
+
+    /// Fills `data` (zeros laid out as `items` says) with the features of
+    /// `audio` (checked: `frames` frames), piece by piece: every per-frame
+    /// feature first, then (once the clip's loudest log-mel value is known)
+    /// the `top_db` floor and the MFCCs.
+    fn fill(
+        &self,
+        audio: &[f32],
+        frames: usize,
+        data: &mut [f32],
+        items: &[(Feature, Span)],
         keep_going: &(dyn Fn(usize) -> bool + Sync),
         parallel: bool,
-    ) -> Result<Features, ExtractError> {
+    ) -> Result<(), ExtractError> {
         let o = &self.options;
-        let frames = self.check_input(audio)?;
-        let (mut features, mut scratch) = self.zeros(frames);
-        let whole = Piece::of(&mut features, &mut scratch, o.n_mels);
+        let mut scratch = self.scratch(frames);
+        let whole = Piece::of(frames, data, items, &mut scratch, o.n_mels);
         let mut pieces = if parallel && frames >= SPLIT_FRAMES {
             whole.pieces()
         } else {
@@ -633,21 +756,17 @@ impl Extractor {
             }
         }
         drop(pieces);
-        Ok(features)
+        Ok(())
     }
 
-    /// Zeroed results for `frames` frames (each feature asked for once, in
-    /// order) and the scratch log-mel rows MFCCs need when logMel itself
-    /// was not asked for.
-    fn zeros(&self, frames: usize) -> (Features, Vec<f32>) {
-        let o = &self.options;
-        let features = Features::zeros(frames, &self.layout());
-        let scratch = if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
-            vec![0f32; frames * o.n_mels]
+    /// The scratch log-mel rows of `frames` frames MFCCs need when logMel
+    /// itself was not asked for.
+    fn scratch(&self, frames: usize) -> Vec<f32> {
+        if self.stages.log_mel && !self.stages.wants(Feature::LogMel) {
+            vec![0f32; frames * self.options.n_mels]
         } else {
             Vec::new()
-        };
-        (features, scratch)
+        }
     }
 
     /// How a result buffer is laid out: each feature asked for (once, in
@@ -697,9 +816,13 @@ impl Extractor {
                 limit: MAX_OUTPUT_BYTES,
             });
         }
-        let (mut features, mut scratch) = self.zeros(frames);
+        let mut features = Features::zeros(frames, &self.layout());
+        let mut scratch = self.scratch(frames);
         {
-            let mut piece = Piece::of(&mut features, &mut scratch, o.n_mels);
+            let Values::Own(data) = &mut features.data else {
+                unreachable!("zeros are a buffer of their own")
+            };
+            let mut piece = Piece::of(frames, data, &features.items, &mut scratch, o.n_mels);
             piece.first = first;
             let progress = Progress {
                 done: AtomicUsize::new(0),

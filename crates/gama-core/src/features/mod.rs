@@ -29,7 +29,7 @@ mod window;
 pub use batch::{BatchRun, ClipResult};
 pub(crate) use error::non_finite_name;
 pub use error::ExtractError;
-pub use extract::{Extractor, FeatureMatrix, Features, Span, MAX_OUTPUT_BYTES};
+pub use extract::{Extractor, FeatureMatrix, Features, Span, Values, MAX_OUTPUT_BYTES};
 pub(crate) use extract::{Floor, Signal};
 pub(crate) use math::all_finite;
 pub use mel::{hz_to_mel, mel_to_hz};

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
 use crate::features::{
-    audio_into, extract_params, resolve_params, view_into, FeatureObjects, Laid,
+    audio_into, extract_params, resolve_params, view_into, Buffers, FeatureObjects, Laid,
 };
 use crate::js::errors::{
     coded_value, error_value, range_error, type_error, INVALID_ARG_TYPE, OUT_OF_RANGE,
@@ -363,13 +363,14 @@ pub fn feature_objects(env: &Env, events: &mut [Event], out: &mut [Option<Made>]
     };
     // The results laid out for the maker, and each one's event.
     let (mut laid, mut at) = (Vec::new(), Vec::new());
+    let mut buffers = Buffers::default();
     for (i, event) in events.iter_mut().enumerate() {
         if let Event::Done {
             result: Ok(Output::Features(features)),
             ..
         } = event
         {
-            match Laid::new(js, std::mem::take(features)) {
+            match Laid::new(js, std::mem::take(features), &mut buffers) {
                 Ok(l) => {
                     laid.push(l);
                     at.push(i);

@@ -2,7 +2,7 @@
 
 mod objects;
 
-pub use objects::{FeatureObjects, Laid};
+pub use objects::{Buffers, FeatureObjects, Laid};
 
 use napi::bindgen_prelude::{Array, AsyncTask, Null, Unknown};
 use napi::{Either, Env, JsValue, Result, Task};

@@ -20,6 +20,7 @@ use std::ffi::{c_void, CStr};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, Unknown};
 use napi::{sys, Env, Error, Result};
@@ -753,6 +754,47 @@ impl<'env> Js<'env> {
             check(status, "napi_create_external_arraybuffer")?;
         }
         self.copied_buffer(&data)
+    }
+
+    /// An ArrayBuffer over the whole of `arena`, which the feature results
+    /// of a batch share (no copy): the memory stays alive until V8 collects
+    /// the buffer and its finalizer drops this hold on it. Where the
+    /// runtime refuses external memory it is copied.
+    pub fn shared_f32_buffer(self, arena: Arc<Vec<f32>>) -> Result<sys::napi_value> {
+        /// Drops the hold `hint` owns once the buffer is collected.
+        unsafe extern "C" fn drop_hold(_: sys::napi_env, _: *mut c_void, hint: *mut c_void) {
+            // SAFETY: `hint` is the box leaked below for this one buffer; N-API
+            // calls the finalizer once, after which nothing reads the memory.
+            drop(unsafe { Box::from_raw(hint.cast::<Arc<Vec<f32>>>()) });
+        }
+        let bytes = std::mem::size_of_val(arena.as_slice());
+        let memory = arena.as_ptr().cast_mut();
+        let owner = Box::into_raw(Box::new(arena));
+        let mut buffer = ptr::null_mut();
+        // SAFETY: a live env (module invariants); `memory` holds `bytes`
+        // bytes of the vector `owner` keeps alive until the finalizer frees
+        // it. JS may write to it: once a batch's results are handed to JS,
+        // Rust code no longer reads their arena (each result's values are
+        // taken out of its event as they are handed over).
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                self.env,
+                memory.cast(),
+                bytes,
+                Some(drop_hold),
+                owner.cast(),
+                &mut buffer,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            return Ok(buffer);
+        }
+        // SAFETY: the buffer was not made, so the box is still ours alone.
+        let arena = unsafe { Box::from_raw(owner) };
+        if status != sys::Status::napi_no_external_buffers_allowed {
+            check(status, "napi_create_external_arraybuffer")?;
+        }
+        self.copied_buffer(&arena)
     }
 
     /// A fresh ArrayBuffer holding a copy of `data`.

@@ -159,7 +159,7 @@ fn deliver_blocks(
     let mut total = 0;
     for (serial, block) in blocks {
         let frames = block.features.frames;
-        let (values, _) = block.features.into_parts();
+        let values = block.features.into_parts().0.into_vec();
         placed.push((serial, total, block.first, frames));
         total += values.len();
         parts.push(values);
