@@ -46,6 +46,10 @@ fn waits(items: &[Item], at: Instant) -> impl Iterator<Item = Duration> + '_ {
 /// (below it, splitting costs more than it saves).
 const PARALLEL_SAMPLES: usize = 1 << 16;
 
+/// Values (4 MiB) up to which consecutive items of a batch share one
+/// buffer for their feature results.
+const ARENA_VALUES: usize = 1 << 20;
+
 impl crate::metrics::registry::Source for Engine {
     fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<crate::metrics::Summary> {
         self.ops.summaries(now, last_minutes)
@@ -411,9 +415,10 @@ impl Engine {
         }
     }
 
-    /// Runs EXTRACT_FEATURES `items` with their results in one buffer: each
-    /// clip is extracted straight into its range of it, and the results
-    /// share it, so they reach JS as one ArrayBuffer per batch (an
+    /// Runs EXTRACT_FEATURES `items` with their results in shared buffers
+    /// (`ARENA_VALUES` each at most, unless one item needs more): each clip
+    /// is extracted straight into its range, and the results reach JS as
+    /// one ArrayBuffer per buffer instead of one each (an
     /// external ArrayBuffer costs the JS thread about 4 µs to make and
     /// finalise, a fifth of its time per clip). Cache hits take no range.
     fn run_in_arena(
@@ -436,13 +441,26 @@ impl Engine {
                 }
             })
             .collect();
-        let mut arena = vec![0.0f32; lens.iter().sum()];
-        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(items.len());
-        let mut rest = arena.as_mut_slice();
+        // Consecutive items share a buffer up to ARENA_VALUES (a larger
+        // item has one of its own), so a result kept alive holds little
+        // more than its own values. Per item: its buffer and offset.
+        let (mut sizes, mut places) = (vec![0usize], Vec::with_capacity(items.len()));
         for &len in &lens {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            let last = sizes.len() - 1;
+            if sizes[last] > 0 && sizes[last] + len > ARENA_VALUES {
+                sizes.push(0);
+            }
+            let last = sizes.len() - 1;
+            places.push((last, sizes[last]));
+            sizes[last] += len;
+        }
+        let mut arenas: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(items.len());
+        let mut rests: Vec<&mut [f32]> = arenas.iter_mut().map(Vec::as_mut_slice).collect();
+        for (&len, &(arena, _)) in lens.iter().zip(&places) {
+            let (out, tail) = std::mem::take(&mut rests[arena]).split_at_mut(len);
             outs.push(out);
-            rest = tail;
+            rests[arena] = tail;
         }
         let run = |((item, hit), out): ((&Item, &Option<Features>), &mut [f32])| {
             let started = Instant::now();
@@ -457,16 +475,16 @@ impl Engine {
         } else {
             items.iter().zip(&hits).zip(outs).map(run).collect()
         };
-        let arena = Arc::new(arena);
-        let mut offset = 0;
+        let arenas: Vec<Arc<Vec<f32>>> = arenas.into_iter().map(Arc::new).collect();
         let mut outcomes = Vec::with_capacity(items.len());
-        for (((item, hit), len), (written, ran)) in items.iter().zip(hits).zip(lens).zip(written) {
-            let at = offset;
-            offset += len;
+        for (((item, hit), (arena, at)), (written, ran)) in
+            items.iter().zip(hits).zip(places).zip(written)
+        {
             let result = match (hit, written) {
                 (Some(features), _) => Ok(Output::Features(features)),
                 (None, Some(Ok(w))) => {
-                    let features = Features::shared(Arc::clone(&arena), at, w.frames, w.items);
+                    let arena = Arc::clone(&arenas[arena]);
+                    let features = Features::shared(arena, at, w.frames, w.items);
                     Ok(native::placed(item, cache, features, w.took))
                 }
                 (None, Some(Err(e))) => Err(e),

@@ -193,6 +193,51 @@ fn a_batch_of_clips_shares_one_buffer_and_each_result_equals_its_own_extraction(
 }
 
 #[test]
+fn long_clips_of_a_batch_take_buffers_of_bounded_size() {
+    let (p, rx) = processor(
+        Config {
+            threads: 2,
+            max_batch_size: 8,
+            ..Config::default()
+        },
+        None,
+    );
+    // Four minute-long clips: about 2 MiB of results each.
+    let items: Vec<_> = (1..=4)
+        .map(|i| item(i, EXTRACT_FEATURES, 5, tone(960_000)))
+        .collect();
+    let want = cpu_features(&items[0]);
+    let values: usize = want.iter().map(|(_, m)| m.data.len()).sum();
+    assert!(
+        values * 4 > 1 << 20,
+        "four clips' results ({values} values each) exceed one buffer"
+    );
+    p.submit(items).unwrap();
+    let mut arenas = std::collections::HashSet::new();
+    for (id, result) in done(&rx, 4) {
+        let got = features_of(&result);
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>(),
+            "clip {id}"
+        );
+        if let (crate::features::Values::Shared { arena, .. }, _) = got.clone().into_parts() {
+            assert!(
+                arena.len() <= 2 * 600_000,
+                "a buffer of {} values",
+                arena.len()
+            );
+            arenas.insert(Arc::as_ptr(&arena));
+        }
+    }
+    assert!(
+        arenas.len() >= 2,
+        "{} buffers for four long clips",
+        arenas.len()
+    );
+}
+
+#[test]
 fn native_items_complete_in_batches() {
     let (p, rx) = processor(
         Config {
