@@ -718,42 +718,10 @@ impl<'env> Js<'env> {
     /// copied into a fresh buffer: below that size a copy costs less than
     /// the finalizer Node registers for an external buffer.
     pub fn f32_buffer(self, data: Vec<f32>) -> Result<sys::napi_value> {
-        /// Drops the vector `hint` owns once the buffer is collected.
-        unsafe extern "C" fn drop_floats(_: sys::napi_env, _: *mut c_void, hint: *mut c_void) {
-            // SAFETY: `hint` is the box leaked below for this one buffer; N-API
-            // calls the finalizer once, after which nothing reads the memory.
-            drop(unsafe { Box::from_raw(hint.cast::<Vec<f32>>()) });
-        }
-        let bytes = std::mem::size_of_val(data.as_slice());
-        if bytes < EXTERNAL_BYTES {
+        if std::mem::size_of_val(data.as_slice()) < EXTERNAL_BYTES {
             return self.copied_buffer(&data);
         }
-        let owner = Box::into_raw(Box::new(data));
-        // SAFETY: `owner` is a live box just made; its vector's heap memory
-        // does not move while the box is alive.
-        let memory = unsafe { (*owner).as_mut_ptr() };
-        let mut buffer = ptr::null_mut();
-        // SAFETY: a live env (module invariants); `memory` holds `bytes`
-        // bytes owned by `owner`, which the finalizer frees exactly once.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                self.env,
-                memory.cast(),
-                bytes,
-                Some(drop_floats),
-                owner.cast(),
-                &mut buffer,
-            )
-        };
-        if status == sys::Status::napi_ok {
-            return Ok(buffer);
-        }
-        // SAFETY: the buffer was not made, so the box is still ours alone.
-        let data = unsafe { Box::from_raw(owner) };
-        if status != sys::Status::napi_no_external_buffers_allowed {
-            check(status, "napi_create_external_arraybuffer")?;
-        }
-        self.copied_buffer(&data)
+        self.external_floats(data)
     }
 
     /// An ArrayBuffer over the whole of `arena`, which the feature results
@@ -761,27 +729,36 @@ impl<'env> Js<'env> {
     /// the buffer and its finalizer drops this hold on it. Where the
     /// runtime refuses external memory it is copied.
     pub fn shared_f32_buffer(self, arena: Arc<Vec<f32>>) -> Result<sys::napi_value> {
-        /// Drops the hold `hint` owns once the buffer is collected.
-        unsafe extern "C" fn drop_hold(_: sys::napi_env, _: *mut c_void, hint: *mut c_void) {
+        self.external_floats(arena)
+    }
+
+    /// An ArrayBuffer over the floats `owner` holds, which it keeps alive
+    /// until the buffer's finalizer drops it; a copy where the runtime
+    /// refuses external memory.
+    fn external_floats<T: Floats>(self, owner: T) -> Result<sys::napi_value> {
+        /// Drops the owner `hint` points to once the buffer is collected.
+        unsafe extern "C" fn drop_owner<T>(_: sys::napi_env, _: *mut c_void, hint: *mut c_void) {
             // SAFETY: `hint` is the box leaked below for this one buffer; N-API
             // calls the finalizer once, after which nothing reads the memory.
-            drop(unsafe { Box::from_raw(hint.cast::<Arc<Vec<f32>>>()) });
+            drop(unsafe { Box::from_raw(hint.cast::<T>()) });
         }
-        let bytes = std::mem::size_of_val(arena.as_slice());
-        let memory = arena.as_ptr().cast_mut();
-        let owner = Box::into_raw(Box::new(arena));
+        let owner = Box::into_raw(Box::new(owner));
+        // SAFETY: `owner` is a live box just made; the floats' heap memory
+        // does not move while the box is alive.
+        let (memory, len) = unsafe { (*owner).memory() };
+        let bytes = len * std::mem::size_of::<f32>();
         let mut buffer = ptr::null_mut();
         // SAFETY: a live env (module invariants); `memory` holds `bytes`
-        // bytes of the vector `owner` keeps alive until the finalizer frees
-        // it. JS may write to it: once a batch's results are handed to JS,
-        // Rust code no longer reads their arena (each result's values are
-        // taken out of its event as they are handed over).
+        // bytes kept alive by `owner`, which the finalizer frees exactly
+        // once. JS may write to them: Rust no longer reads them once they
+        // are handed over (a vector is given up; the results sharing a
+        // batch's arena are all handed over in the same drain).
         let status = unsafe {
             sys::napi_create_external_arraybuffer(
                 self.env,
                 memory.cast(),
                 bytes,
-                Some(drop_hold),
+                Some(drop_owner::<T>),
                 owner.cast(),
                 &mut buffer,
             )
@@ -790,11 +767,11 @@ impl<'env> Js<'env> {
             return Ok(buffer);
         }
         // SAFETY: the buffer was not made, so the box is still ours alone.
-        let arena = unsafe { Box::from_raw(owner) };
+        let owner = unsafe { Box::from_raw(owner) };
         if status != sys::Status::napi_no_external_buffers_allowed {
             check(status, "napi_create_external_arraybuffer")?;
         }
-        self.copied_buffer(&arena)
+        self.copied_buffer(owner.floats())
     }
 
     /// A fresh ArrayBuffer holding a copy of `data`.
@@ -824,6 +801,36 @@ impl<'env> Js<'env> {
         let mut data = ptr::null_mut();
         let buffer = out_call!(self, napi_create_buffer, ptr::null_mut(), len, &mut data);
         Ok((buffer, data.cast()))
+    }
+}
+
+/// Floats an external ArrayBuffer can be made over.
+trait Floats: 'static {
+    /// The floats, to copy.
+    fn floats(&self) -> &[f32];
+    /// Their memory (where JS writes) and count.
+    fn memory(&mut self) -> (*mut f32, usize);
+}
+
+impl Floats for Vec<f32> {
+    fn floats(&self) -> &[f32] {
+        self
+    }
+
+    fn memory(&mut self) -> (*mut f32, usize) {
+        (self.as_mut_ptr(), self.len())
+    }
+}
+
+impl Floats for Arc<Vec<f32>> {
+    fn floats(&self) -> &[f32] {
+        self
+    }
+
+    /// Shared with the other results of the batch, each of which only
+    /// views its own range and none of which Rust reads once handed over.
+    fn memory(&mut self) -> (*mut f32, usize) {
+        (self.as_ptr().cast_mut(), self.len())
     }
 }
 
