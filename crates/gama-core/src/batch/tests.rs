@@ -138,6 +138,18 @@ fn done(rx: &Receiver<Event>, n: usize) -> Vec<(ItemId, Result<Output, ItemError
     out
 }
 
+/// Two workers cutting batches of up to eight items.
+fn batching_processor() -> (Processor, Receiver<Event>) {
+    processor(
+        Config {
+            threads: 2,
+            max_batch_size: 8,
+            ..Config::default()
+        },
+        None,
+    )
+}
+
 /// Checks that `result` holds `want`'s features (clip `i`); the batch
 /// buffer it lies in, if it shares one.
 fn shared_result(
@@ -161,14 +173,7 @@ fn shared_result(
 
 #[test]
 fn a_batch_of_clips_shares_one_buffer_and_each_result_equals_its_own_extraction() {
-    let (p, rx) = processor(
-        Config {
-            threads: 2,
-            max_batch_size: 8,
-            ..Config::default()
-        },
-        None,
-    );
+    let (p, rx) = batching_processor();
     // Six equal clips (one similarity group), then clips of other lengths
     // and an empty one, which fails beside the others.
     let lengths = [
@@ -207,14 +212,7 @@ fn a_batch_of_clips_shares_one_buffer_and_each_result_equals_its_own_extraction(
 
 #[test]
 fn long_clips_of_a_batch_take_buffers_of_bounded_size() {
-    let (p, rx) = processor(
-        Config {
-            threads: 2,
-            max_batch_size: 8,
-            ..Config::default()
-        },
-        None,
-    );
+    let (p, rx) = batching_processor();
     // Four minute-long clips: about 2 MiB of results each.
     let items: Vec<_> = (1..=4)
         .map(|i| item(i, EXTRACT_FEATURES, 5, tone(960_000)))

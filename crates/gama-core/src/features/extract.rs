@@ -672,7 +672,7 @@ impl Extractor {
     pub fn output_len(&self, samples: usize) -> Option<usize> {
         self.check_size(samples).ok()?;
         let frames = self.frame_count(samples).ok()?;
-        Some(spans(frames, &self.layout()).1)
+        Some(frames * self.layout().iter().map(|(_, bins)| bins).sum::<usize>())
     }
 
     /// `extract_parallel` writing into `out` (zeros, exactly
