@@ -113,6 +113,29 @@ test('a batch of mixed lengths, a long clip split over the pool among them, equa
   clips.forEach((clip, i) => assert.deepEqual(batch[i], extractFeatures(clip, options), `clip ${i}`))
 })
 
+test('results of one extractFeaturesBatch call share buffers yet stay apart: writing one leaves the others, transferring one never detaches them', async () => {
+  const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'mfcc', 'rms'] }
+  const clips = Array.from({ length: 8 }, (_, k) => new Float32Array(16000 + 500 * k).map((_, i) => 0.4 * Math.sin(i * (0.02 + 0.003 * k))))
+  const wanted = clips.map((c) => extractFeatures(c, options))
+  const results = await extractFeaturesBatch(clips, options)
+  results.forEach((got, i) => assert.deepEqual(got, wanted[i], `clip ${i}`))
+  const buffers = new Set(results.map((r) => r.logMel!.data.buffer))
+  assert.ok(buffers.size < results.length, `eight clips in ${buffers.size} buffers`)
+  results[0].logMel!.data.fill(Number.NaN)
+  results[0].rms!.fill(Number.NaN)
+  const { port1, port2 } = new MessageChannel()
+  const moved = results[2].mfcc!.data
+  try {
+    port1.postMessage(moved, [moved.buffer])
+  } catch (err) {
+    // Node 21 and later refuse to transfer an untransferable buffer.
+    assert.equal((err as Error).name, 'DataCloneError')
+  }
+  port1.close()
+  port2.close()
+  results.slice(1).forEach((got, k) => assert.deepEqual(got, wanted[k + 1], `clip ${k + 1} after writing clip 0 and moving clip 2`))
+})
+
 test('results stay intact after their clip and its other results are collected', async () => {
   const options: ExtractOptions = { sampleRate: 16000, nFft: 512, hopLength: 160, nMels: 64, nMfcc: 13, features: ['logMel', 'rms'] }
   const clip = new Float32Array(32000).map((_, i) => Math.sin(i / 7))

@@ -18,7 +18,7 @@ use super::native::{self, Control};
 use super::op_series::Phase;
 use super::processor::{Engine, Ledger, RunningJs};
 use crate::features::gpu::FeatureDevice;
-use crate::features::Features;
+use crate::features::{ArenaLayout, Features};
 use crate::memory::{Device, Reservation};
 
 /// Re-check interval while a batch waits for memory to free up.
@@ -45,10 +45,6 @@ fn waits(items: &[Item], at: Instant) -> impl Iterator<Item = Duration> + '_ {
 /// Samples in a batch from which its items are spread over the workers
 /// (below it, splitting costs more than it saves).
 const PARALLEL_SAMPLES: usize = 1 << 16;
-
-/// Values (4 MiB) up to which consecutive items of a batch share one
-/// buffer for their feature results.
-const ARENA_VALUES: usize = 1 << 20;
 
 impl crate::metrics::registry::Source for Engine {
     fn summaries(&self, now: u64, last_minutes: Option<u64>) -> Vec<crate::metrics::Summary> {
@@ -416,11 +412,8 @@ impl Engine {
     }
 
     /// Runs EXTRACT_FEATURES `items` with their results in shared buffers
-    /// (`ARENA_VALUES` each at most, unless one item needs more): each clip
-    /// is extracted straight into its range, and the results reach JS as
-    /// one ArrayBuffer per buffer instead of one each (an
-    /// external ArrayBuffer costs the JS thread about 4 µs to make and
-    /// finalise, a fifth of its time per clip). Cache hits take no range.
+    /// (`features::ArenaLayout`): each clip is extracted straight into its
+    /// range. Cache hits take no range.
     fn run_in_arena(
         &self,
         items: &[Item],
@@ -441,27 +434,9 @@ impl Engine {
                 }
             })
             .collect();
-        // Consecutive items share a buffer up to ARENA_VALUES (a larger
-        // item has one of its own), so a result kept alive holds little
-        // more than its own values. Per item: its buffer and offset.
-        let (mut sizes, mut places) = (vec![0usize], Vec::with_capacity(items.len()));
-        for &len in &lens {
-            let last = sizes.len() - 1;
-            if sizes[last] > 0 && sizes[last] + len > ARENA_VALUES {
-                sizes.push(0);
-            }
-            let last = sizes.len() - 1;
-            places.push((last, sizes[last]));
-            sizes[last] += len;
-        }
-        let mut arenas: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(items.len());
-        let mut rests: Vec<&mut [f32]> = arenas.iter_mut().map(Vec::as_mut_slice).collect();
-        for (&len, &(arena, _)) in lens.iter().zip(&places) {
-            let (out, tail) = std::mem::take(&mut rests[arena]).split_at_mut(len);
-            outs.push(out);
-            rests[arena] = tail;
-        }
+        let layout = ArenaLayout::new(&lens);
+        let mut arenas = layout.zeroed();
+        let outs = layout.split(&mut arenas, &lens);
         let run = |((item, hit), out): ((&Item, &Option<Features>), &mut [f32])| {
             let started = Instant::now();
             let written = match hit {
@@ -477,13 +452,11 @@ impl Engine {
         };
         let arenas: Vec<Arc<Vec<f32>>> = arenas.into_iter().map(Arc::new).collect();
         let mut outcomes = Vec::with_capacity(items.len());
-        for (((item, hit), (arena, at)), (written, ran)) in
-            items.iter().zip(hits).zip(places).zip(written)
-        {
+        for (i, ((item, hit), (written, ran))) in items.iter().zip(hits).zip(written).enumerate() {
             let result = match (hit, written) {
                 (Some(features), _) => Ok(Output::Features(features)),
                 (None, Some(Ok(w))) => {
-                    let arena = Arc::clone(&arenas[arena]);
+                    let (arena, at) = layout.place(i, &arenas);
                     let features = Features::shared(arena, at, w.frames, w.items);
                     Ok(native::placed(item, cache, features, w.took))
                 }

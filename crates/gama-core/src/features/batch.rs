@@ -1,12 +1,15 @@
-//! A batch of extractions started clip by clip on the rayon pool from any
-//! thread (JS's included: the work starts at once, without waiting for a
-//! libuv thread), collected in order by one waiter.
+//! A batch of extractions started on the rayon pool from any thread (JS's
+//! included: the work starts at once, without waiting for a libuv thread),
+//! collected in order by one waiter. Clips go in groups whose results
+//! share buffers (`arena`), each group one job whose clips spread over the
+//! pool.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::arena::ARENA_VALUES;
 use super::error::ExtractError;
 use super::extract::{Extractor, Features};
 
@@ -54,31 +57,53 @@ impl BatchRun {
         }
     }
 
-    /// Starts clip `index` on the pool (a long clip is split into pieces of
-    /// frames there). A clip pushed again at the same index replaces the
-    /// earlier result, whichever finishes last; an index past the batch's
-    /// room panics.
-    pub fn push(&mut self, index: usize, clip: Vec<f32>) {
+    /// Starts every clip of `clips` (their results at indices from 0), in
+    /// groups whose results share buffers of about `ARENA_VALUES` values.
+    pub fn start(extractor: Arc<Extractor>, clips: Vec<Vec<f32>>) -> Self {
+        let mut run = BatchRun::new(extractor, clips.len());
+        let (mut group, mut values, mut first) = (Vec::new(), 0, 0);
+        for clip in clips {
+            let len = run.extractor.output_len(clip.len()).unwrap_or(0);
+            if !group.is_empty() && values + len > ARENA_VALUES {
+                let n = group.len();
+                run.push(first, std::mem::take(&mut group));
+                (values, first) = (0, first + n);
+            }
+            values += len;
+            group.push(clip);
+        }
+        if !group.is_empty() {
+            run.push(first, group);
+        }
+        run
+    }
+
+    /// Starts `clips` as one job of the pool (their clips spread over its
+    /// threads, long ones split into pieces), their results sharing
+    /// buffers, at indices `first..`. Clips pushed again at the same index
+    /// replace the earlier results, whichever finishes last; an index past
+    /// the batch's room panics.
+    pub fn push(&mut self, first: usize, clips: Vec<Vec<f32>>) {
         {
             let mut so_far = self.shared.results.lock();
             assert!(
-                index < so_far.results.len(),
-                "clip {index} is outside the batch"
+                first + clips.len() <= so_far.results.len(),
+                "clips {first}..{} are outside the batch",
+                first + clips.len()
             );
-            so_far.left += 1;
+            so_far.left += clips.len();
         }
         let shared = self.shared.clone();
         let extractor = self.extractor.clone();
         rayon::spawn(move || {
-            let result = if shared.abandoned.load(Ordering::Relaxed) {
-                Err(ExtractError::Cancelled)
-            } else {
-                extractor.extract_parallel(&clip, &|_| true)
-            };
-            drop(clip);
+            let keep_going = |_| !shared.abandoned.load(Ordering::Relaxed);
+            let results = extractor.extract_many_shared(&clips, &keep_going);
+            drop(clips);
             let mut so_far = shared.results.lock();
-            so_far.results[index] = Some(result);
-            so_far.left -= 1;
+            so_far.left -= results.len();
+            for (slot, result) in so_far.results[first..].iter_mut().zip(results) {
+                *slot = Some(result);
+            }
             if so_far.left == 0 {
                 shared.done.notify_all();
             }
@@ -128,8 +153,10 @@ mod tests {
             .unwrap();
         let results = pool.install(|| {
             let mut run = BatchRun::new(extractor.clone(), clips.len() + 1);
-            for (i, clip) in clips.iter().enumerate() {
-                run.push(i, clip.clone());
+            // The first two clips as one group, the others one by one.
+            run.push(0, clips[..2].to_vec());
+            for (i, clip) in clips.iter().enumerate().skip(2) {
+                run.push(i, vec![clip.clone()]);
             }
             run.wait()
         });
@@ -145,11 +172,36 @@ mod tests {
     }
 
     #[test]
+    fn a_started_batch_gives_each_clip_its_own_result_in_buffers_its_group_shares() {
+        let mut o = FeatureOptions::new(16_000.0);
+        o.features = vec![Feature::LogMel, Feature::Mfcc];
+        let extractor = Arc::new(Extractor::new(o).unwrap());
+        let mut clips: Vec<Vec<f32>> = (0..40)
+            .map(|k| {
+                (0..8_000 + 111 * k)
+                    .map(|i| (i as f32 * 0.003 * k as f32).cos())
+                    .collect()
+            })
+            .collect();
+        clips[7] = vec![f32::INFINITY; 100];
+        let results = BatchRun::start(extractor.clone(), clips.clone()).wait();
+        assert_eq!(results.len(), clips.len());
+        for (clip, result) in clips.iter().zip(&results) {
+            assert_eq!(*result, extractor.extract(clip));
+        }
+        let arena = |i: usize| match results[i].clone().unwrap().into_parts().0 {
+            crate::features::Values::Shared { arena, .. } => Arc::as_ptr(&arena),
+            crate::features::Values::Own(_) => panic!("clip {i} owns its values"),
+        };
+        assert_eq!(arena(0), arena(39), "small clips share one buffer");
+    }
+
+    #[test]
     fn a_batch_dropped_unfinished_lets_its_jobs_end() {
         let extractor = Arc::new(Extractor::new(FeatureOptions::new(16_000.0)).unwrap());
         let mut run = BatchRun::new(extractor, 64);
         for i in 0..64 {
-            run.push(i, vec![0.25; 50_000]);
+            run.push(i, vec![vec![0.25; 50_000]]);
         }
         let shared = run.shared.clone();
         drop(run);

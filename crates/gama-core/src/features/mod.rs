@@ -10,6 +10,7 @@
 //! rustfft plan per size (any size, odd ones included) and no second FFT
 //! crate; a clip's odd last frame is paired with zeros.
 
+mod arena;
 mod batch;
 mod chroma;
 mod dct;
@@ -26,6 +27,7 @@ pub(crate) mod tests;
 mod wav;
 mod window;
 
+pub(crate) use arena::ArenaLayout;
 pub use batch::{BatchRun, ClipResult};
 pub(crate) use error::non_finite_name;
 pub use error::ExtractError;

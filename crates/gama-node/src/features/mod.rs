@@ -326,15 +326,6 @@ pub struct BatchExtract {
     work: Option<Work>,
 }
 
-/// Runs `clips` on the rayon pool and waits for them.
-fn on_cpu(extractor: Arc<Extractor>, clips: Vec<Vec<f32>>) -> BatchRun {
-    let mut run = BatchRun::new(extractor, clips.len());
-    for (i, clip) in clips.into_iter().enumerate() {
-        run.push(i, clip);
-    }
-    run
-}
-
 impl Task for BatchExtract {
     type Output = Extracted;
     type JsValue = RawValue;
@@ -362,7 +353,7 @@ impl Task for BatchExtract {
                     timing: Some(batch.timing),
                 },
                 Err(_) if auto => Extracted {
-                    results: Ok(on_cpu(extractor, clips).wait()),
+                    results: Ok(BatchRun::start(extractor, clips).wait()),
                     device: FeatureDevice::Cpu,
                     timing: None,
                 },
@@ -513,7 +504,7 @@ pub fn extract_features_batch(
             manager,
         }
     } else {
-        Work::Cpu(on_cpu(extractor, copies))
+        Work::Cpu(BatchRun::start(extractor, copies))
     };
     Ok(AsyncTask::new(BatchExtract { work: Some(work) }))
 }
