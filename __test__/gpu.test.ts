@@ -49,7 +49,8 @@ function errors(a: Float32Array, b: Float32Array) {
     lo = Math.min(lo, b[i])
     hi = Math.max(hi, b[i])
   }
-  return { abs, rel: abs / (hi - lo || 1) }
+  // Over the range, or the largest magnitude where that is larger (as in features.test.ts).
+  return { abs, rel: abs / (Math.max(hi - lo, Math.abs(hi), Math.abs(lo)) || 1) }
 }
 
 /** Asserts `got` equals `want` within librosa's tolerances (rolloff: one bin). */

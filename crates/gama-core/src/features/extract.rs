@@ -956,10 +956,15 @@ impl Extractor {
                         }
                     }
                 }
-                // A silent frame gets exact zeros, not the ~1e-24 of its
-                // partner's power that the shared FFT leaves in it.
-                let silent_a = is_silent(a);
-                let silent_b = b.is_some_and(is_silent);
+                // A frame that is silent through its window (no sound, or
+                // sound only where the window is zero, as in the padding
+                // of a winLength shorter than nFft) gets exact zeros, as
+                // librosa's own FFT of it does: not the ~1e-24 of its
+                // partner's power that the shared FFT leaves in it, which
+                // spectral centroid, bandwidth, rolloff and chroma would
+                // normalise into values of their own.
+                let silent_a = buffer.iter().all(|z| z.re == 0.0);
+                let silent_b = b.is_some() && buffer.iter().all(|z| z.im == 0.0);
                 self.fft.process_with_scratch(buffer, fft);
                 split_powers(buffer, pow_a, pow_b);
                 if silent_a {
@@ -1152,12 +1157,6 @@ fn has_avx2() -> bool {
     *HAS.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     })
-}
-
-/// Whether every sample of a frame is zero (stops at the first that is not).
-#[inline(always)]
-fn is_silent(frame: &[f32]) -> bool {
-    frame.iter().all(|&x| x == 0.0)
 }
 
 /// Power spectra of the two real frames packed into one complex FFT `z`:
