@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -50,36 +51,59 @@ const tolerance: Record<FeatureName, { rel?: number; abs?: number }> = {
   spectralRolloff: {},
 }
 
-for (const c of fixtures.cases) {
-  test(`matches librosa ${fixtures.librosa}: ${c.name}`, () => {
-    const audio = decode(c.audio)
-    const out = extractFeatures(audio, { ...(c.params as unknown as ExtractOptions), features: ALL })
-    for (const name of ALL) {
-      const want = c.features[name]
-      const expected = decode(want.data)
-      const got = out[name]
-      assert.ok(got, `${name} missing`)
-      const data = got instanceof Float32Array ? got : (got as FeatureMatrix).data
-      if (!(got instanceof Float32Array)) {
-        assert.equal((got as FeatureMatrix).frames, want.frames, `${name} frames`)
-        assert.equal((got as FeatureMatrix).bins, want.bins, `${name} bins`)
-      }
-      assert.equal(data.length, expected.length, `${name} length`)
-      if (name === 'spectralRolloff') {
-        const binHz = (c.params.sampleRate as number) / (c.params.nFft as number)
-        const off = data.filter((v, i) => Math.abs(v - expected[i]) > binHz * 1.01).length
-        const near = data.filter((v, i) => Math.abs(v - expected[i]) > 1e-3).length
-        assert.equal(off, 0, 'rolloff is never more than one bin off')
-        assert.ok(near <= Math.max(1, data.length * 0.02), `rolloff differs by a bin in ${near} of ${data.length} frames`)
-        continue
-      }
-      const { abs, rel } = relativeError(data, expected)
-      const tol = tolerance[name]
-      if (tol.rel !== undefined) assert.ok(rel <= tol.rel, `${name}: relative error ${rel}`)
-      if (tol.abs !== undefined) assert.ok(abs <= tol.abs, `${name}: absolute error ${abs}`)
+/** Asserts that every feature of `c` matches librosa's within the tolerances. */
+function assertMatchesLibrosa(c: FixtureCase) {
+  const audio = decode(c.audio)
+  const out = extractFeatures(audio, { ...(c.params as unknown as ExtractOptions), features: ALL })
+  for (const name of ALL) {
+    const place = `${c.name} ${name}`
+    const want = c.features[name]
+    const expected = decode(want.data)
+    const got = out[name]
+    assert.ok(got, `${place} missing`)
+    const data = got instanceof Float32Array ? got : (got as FeatureMatrix).data
+    if (!(got instanceof Float32Array)) {
+      assert.equal((got as FeatureMatrix).frames, want.frames, `${place} frames`)
+      assert.equal((got as FeatureMatrix).bins, want.bins, `${place} bins`)
     }
-  })
+    assert.equal(data.length, expected.length, `${place} length`)
+    if (name === 'spectralRolloff') {
+      const binHz = (c.params.sampleRate as number) / (c.params.nFft as number)
+      const off = data.filter((v, i) => Math.abs(v - expected[i]) > binHz * 1.01).length
+      const near = data.filter((v, i) => Math.abs(v - expected[i]) > 1e-3).length
+      assert.equal(off, 0, `${place}: never more than one bin off`)
+      assert.ok(near <= Math.max(1, data.length * 0.02), `${place}: a bin off in ${near} of ${data.length} frames`)
+      continue
+    }
+    const { abs, rel } = relativeError(data, expected)
+    const tol = tolerance[name]
+    if (tol.rel !== undefined) assert.ok(rel <= tol.rel, `${place}: relative error ${rel}`)
+    if (tol.abs !== undefined) assert.ok(abs <= tol.abs, `${place}: absolute error ${abs}`)
+  }
 }
+
+for (const c of fixtures.cases) {
+  test(`matches librosa ${fixtures.librosa}: ${c.name}`, () => assertMatchesLibrosa(c))
+}
+
+// Random options and signals, computed by librosa where python3 has it
+// (fixtures/librosa_random.py; GAMA_PARITY_SEED and GAMA_PARITY_CASES pick
+// other draws): every option range the addon accepts, against librosa itself.
+test('matches librosa on random options and signals', (t) => {
+  const seed = process.env.GAMA_PARITY_SEED ?? '1'
+  const count = process.env.GAMA_PARITY_CASES ?? '200'
+  const run = spawnSync('python3', [join(__dirname, 'fixtures', 'librosa_random.py'), seed, count], { encoding: 'utf8', maxBuffer: 1 << 30 })
+  if (run.error || run.status !== 0) {
+    const why = run.error ? `python3 is not here (${run.error.message})` : run.stderr.trim().split('\n').pop()
+    return t.skip(`librosa is not available: ${why}; pip install librosa to run it`)
+  }
+  const drawn: { cases: Array<FixtureCase & { librosaError?: string; librosaTailQuirk?: boolean }> } = JSON.parse(run.stdout)
+  assert.equal(drawn.cases.length, Number(count))
+  for (const c of drawn.cases) {
+    assert.equal(c.librosaError, undefined, `${c.name}: librosa refused options the draw should not make`)
+    assertMatchesLibrosa(c)
+  }
+})
 
 test('only the asked features are returned, in shapes that follow the options', () => {
   const audio = decode(fixtures.cases[0].audio)
