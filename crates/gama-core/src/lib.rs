@@ -17,5 +17,6 @@ pub mod features;
 pub mod memory;
 pub mod metrics;
 mod reaper;
+mod simd;
 pub mod stream;
 pub mod suggest;

@@ -263,32 +263,17 @@ fn check_finite(samples: &[f32]) -> Result<(), ItemError> {
 }
 
 /// Peak, RMS and mean of `samples` in one pass. Eight independent lanes let
-/// the compiler vectorise the loop; non-finite input is looked for only when
-/// the sums show some (E_NOT_FINITE), empty input is E_EMPTY_AUDIO.
+/// the compiler vectorise the loop; the sums are kept in f64 (in f32 a
+/// minute of DC at 48 kHz came out 0.3% low); non-finite input is looked
+/// for only when the sums show some (E_NOT_FINITE), empty input is
+/// E_EMPTY_AUDIO.
 pub fn measure(samples: &[f32]) -> Result<Level, ItemError> {
     if samples.is_empty() {
         return Err(extract_error(ExtractError::Empty));
     }
-    const LANES: usize = 8;
-    let (mut peak, mut sum, mut squares) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-    let chunks = samples.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for lane in 0..LANES {
-            let x = chunk[lane];
-            peak[lane] = peak[lane].max(x.abs());
-            sum[lane] += x;
-            squares[lane] += x * x;
-        }
-    }
-    for (lane, &x) in tail.iter().enumerate() {
-        peak[lane] = peak[lane].max(x.abs());
-        sum[lane] += x;
-        squares[lane] += x * x;
-    }
+    let Lanes { peak, sum, squares } = lanes_dispatch(samples);
     let n = samples.len() as f64;
-    let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
-    let (sum, squares) = (total(sum), total(squares));
+    let (sum, squares) = (sum.iter().sum::<f64>(), squares.iter().sum::<f64>());
     if !(sum.is_finite() && squares.is_finite()) {
         check_finite(samples)?;
     }
@@ -297,6 +282,66 @@ pub fn measure(samples: &[f32]) -> Result<Level, ItemError> {
         rms: (squares / n).sqrt(),
         mean: sum / n,
     })
+}
+
+/// Lanes of `measure`'s one pass.
+const LANES: usize = 8;
+
+/// Per-lane peak, sum and sum of squares of a level meter's samples.
+struct Lanes {
+    peak: [f32; LANES],
+    sum: [f64; LANES],
+    squares: [f64; LANES],
+}
+
+/// `lanes` in the fastest build this CPU runs.
+fn lanes_dispatch(samples: &[f32]) -> Lanes {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2() {
+        // SAFETY: the CPU supports every feature the function is compiled for.
+        return unsafe { lanes_avx2(samples) };
+    }
+    lanes(samples)
+}
+
+/// `lanes` compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lanes_avx2(samples: &[f32]) -> Lanes {
+    lanes(samples)
+}
+
+/// The pass itself: eight independent lanes the compiler vectorises. A
+/// NaN never raises a peak (the sums catch it).
+#[inline(always)]
+fn lanes(samples: &[f32]) -> Lanes {
+    let mut l = Lanes {
+        peak: [0.0; LANES],
+        sum: [0.0; LANES],
+        squares: [0.0; LANES],
+    };
+    let chunks = samples.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        add(&mut l, chunk.try_into().expect("chunks of LANES samples"));
+    }
+    // The tail padded with zeros, which change no lane.
+    let mut last = [0f32; LANES];
+    last[..tail.len()].copy_from_slice(tail);
+    add(&mut l, &last);
+    l
+}
+
+/// Adds one sample to each lane.
+#[inline(always)]
+fn add(l: &mut Lanes, samples: &[f32; LANES]) {
+    let lanes = l.peak.iter_mut().zip(&mut l.sum).zip(&mut l.squares);
+    for (((peak, sum), squares), &x) in lanes.zip(samples) {
+        *peak = peak.max(x.abs());
+        let x = f64::from(x);
+        *sum += x;
+        *squares += x * x;
+    }
 }
 
 /// Frames of 20 ms quieter than this (-60 dBFS) count as silent.

@@ -267,6 +267,33 @@ fn native_items_complete_in_batches() {
 }
 
 #[test]
+fn measure_keeps_long_inputs_exact() {
+    // A minute of DC with a little noise at 48 kHz: the mean and RMS a
+    // double-precision loop gives, to 1e-9.
+    let mut state = 1u32;
+    let samples: Vec<f32> = (0..2_880_000)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            0.3 + (state as f32 / u32::MAX as f32 - 0.5) * 0.01
+        })
+        .collect();
+    let n = samples.len() as f64;
+    let mean = samples.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let rms = (samples.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n).sqrt();
+    let level = measure(&samples).unwrap();
+    assert!(
+        (level.mean - mean).abs() <= 1e-9 * mean,
+        "{} vs {mean}",
+        level.mean
+    );
+    assert!(
+        (level.rms - rms).abs() <= 1e-9 * rms,
+        "{} vs {rms}",
+        level.rms
+    );
+}
+
+#[test]
 fn analyze_summarises_a_clip() {
     let mut samples = vec![0f32; 16000];
     for (i, s) in samples.iter_mut().enumerate().take(8000) {

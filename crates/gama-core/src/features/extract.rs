@@ -851,7 +851,7 @@ impl Extractor {
         progress: &Progress,
     ) -> Result<f32, ExtractError> {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::simd::has_avx2() {
             // SAFETY: the CPU supports every feature the function is compiled for.
             return unsafe { self.per_frame_avx2(signal, piece, progress) };
         }
@@ -1001,7 +1001,7 @@ impl Extractor {
     /// `finish` in the fastest build this CPU runs.
     fn finish_dispatch(&self, piece: &mut Piece, floor: Floor) -> Floor {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::simd::has_avx2() {
             // SAFETY: the CPU supports every feature the function is compiled for.
             return unsafe { self.finish_avx2(piece, floor) };
         }
@@ -1148,15 +1148,6 @@ impl Extractor {
         }
         peak_db
     }
-}
-
-/// Whether this CPU runs the AVX2 + FMA builds (checked once).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
 }
 
 /// Power spectra of the two real frames packed into one complex FFT `z`:
