@@ -8,32 +8,39 @@ import { loadAudio, loadAudioSync } from '../index.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gama-wav-'))
 
-/** A WAV file of interleaved `samples` in [-1, 1]. */
-function wav(samples: number[], { rate = 16000, channels = 1, bits = 16, float = false } = {}): Buffer {
+/**
+ * A WAV file of interleaved `samples` in [-1, 1], or of `raw` data bytes in
+ * another `format` (a non-PCM format gets the 18-byte fmt chunk the format
+ * requires).
+ */
+function wav(samples: number[], { rate = 16000, channels = 1, bits = 16, float = false, format = undefined as number | undefined, raw = undefined as Buffer | undefined } = {}): Buffer {
   const bytes = bits / 8
-  const data = Buffer.alloc(samples.length * bytes)
-  samples.forEach((s, i) => {
+  const data = raw ?? Buffer.alloc(samples.length * bytes)
+  if (!raw) samples.forEach((s, i) => {
     const o = i * bytes
-    if (float) data.writeFloatLE(s, o)
+    if (float && bits === 64) data.writeDoubleLE(s, o)
+    else if (float) data.writeFloatLE(s, o)
     else if (bits === 8) data.writeUInt8(Math.round(s * 127) + 128, o)
     else if (bits === 16) data.writeInt16LE(Math.round(s * 32767), o)
     else if (bits === 24) data.writeIntLE(Math.round(s * 8388607), o, 3)
     else data.writeInt32LE(Math.round(s * 2147483647), o)
   })
-  const header = Buffer.alloc(44)
-  header.write('RIFF', 0)
-  header.writeUInt32LE(36 + data.length, 4)
-  header.write('WAVEfmt ', 8)
-  header.writeUInt32LE(16, 16)
-  header.writeUInt16LE(float ? 3 : 1, 20)
-  header.writeUInt16LE(channels, 22)
-  header.writeUInt32LE(rate, 24)
-  header.writeUInt32LE(rate * channels * bytes, 28)
-  header.writeUInt16LE(channels * bytes, 32)
-  header.writeUInt16LE(bits, 34)
-  header.write('data', 36)
-  header.writeUInt32LE(data.length, 40)
-  return Buffer.concat([header, data])
+  const tag = format ?? (float ? 3 : 1)
+  const fmt = Buffer.alloc(tag === 1 ? 16 : 18)
+  fmt.writeUInt16LE(tag, 0)
+  fmt.writeUInt16LE(channels, 2)
+  fmt.writeUInt32LE(rate, 4)
+  fmt.writeUInt32LE(rate * channels * bytes, 8)
+  fmt.writeUInt16LE(channels * bytes, 12)
+  fmt.writeUInt16LE(bits, 14)
+  const chunk = (id: string, body: Buffer) => {
+    const head = Buffer.alloc(8)
+    head.write(id, 0)
+    head.writeUInt32LE(body.length, 4)
+    return Buffer.concat([head, body])
+  }
+  const body = Buffer.concat([Buffer.from('WAVE'), chunk('fmt ', fmt), chunk('data', data)])
+  return chunk('RIFF', body)
 }
 
 function file(name: string, content: Buffer) {
@@ -53,6 +60,20 @@ test('reads PCM 8/16/24/32-bit and float32 WAV files', () => {
     assert.equal(audio.samples.length, ramp.length)
     audio.samples.forEach((s, i) => assert.ok(Math.abs(s - ramp[i]) <= tolerance + 1e-7, `${bits}-bit sample ${i}: ${s}`))
     assert.ok(Math.abs(audio.durationSec - ramp.length / 16000) < 1e-12)
+  }
+})
+
+test('reads 64-bit float (as numpy and scipy write float64), A-law and µ-law WAV files', () => {
+  const double = loadAudioSync(file('ramp-64f.wav', wav(ramp, { bits: 64, float: true })))
+  assert.deepEqual(Array.from(double.samples), ramp)
+  // G.711 codes and the 16-bit values they stand for (Python's audioop).
+  for (const [name, format, codes, values] of [
+    ['mulaw', 7, [0xff, 0x80, 0x00, 0xef, 0x7f], [0, 32124, -32124, 132, 0]],
+    ['alaw', 6, [0xd5, 0xaa, 0x2a, 0x55], [8, 32256, -32256, -8]],
+  ] as const) {
+    const audio = loadAudioSync(file(`${name}.wav`, wav([], { bits: 8, format, raw: Buffer.from(codes), rate: 8000 })))
+    assert.equal(audio.sampleRate, 8000)
+    assert.deepEqual(Array.from(audio.samples), values.map((v) => v / 32768), name)
   }
 })
 

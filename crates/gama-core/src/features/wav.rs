@@ -1,14 +1,21 @@
-//! WAV decoding (PCM 8/16/24/32-bit and 32-bit float, any channel count)
-//! with optional down-mixing and band-limited resampling.
+//! WAV decoding (PCM 8 to 32-bit, 32 and 64-bit float, A-law and µ-law,
+//! any channel count) with optional down-mixing and band-limited
+//! resampling.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::Path;
 use std::time::Instant;
 
-use hound::{SampleFormat, WavReader};
 use rubato::{FftFixedIn, Resampler};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::default::codecs::PcmDecoder;
+use symphonia::default::formats::WavReader;
 
 use crate::error::Coded;
 use crate::metrics;
@@ -124,34 +131,11 @@ fn decode(path: &Path, sample_rate: Option<u32>, mono: bool) -> Result<DecodedAu
         source,
     })?;
     // Once the file is open, any failure is a malformed or truncated file.
-    let reader = WavReader::new(BufReader::new(file)).map_err(|e| format_error(e.to_string()))?;
-    let spec = reader.spec();
-    if spec.channels == 0 || spec.sample_rate == 0 {
-        return Err(format_error(
-            "header declares no channels or a zero sample rate".into(),
-        ));
-    }
-    let truncated = |e: hound::Error| format_error(format!("{e} (the file may be truncated)"));
-    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (SampleFormat::Float, 32) => reader
-            .into_samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(truncated)?,
-        (SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| (v as f64 * scale) as f32))
-                .collect::<Result<_, _>>()
-                .map_err(truncated)?
-        }
-        (format, bits) => {
-            return Err(format_error(format!(
-                "{bits}-bit {format:?} samples are not supported"
-            )))
-        }
-    };
-    let channels = spec.channels as usize;
+    let Decoded {
+        interleaved,
+        rate,
+        channels,
+    } = read_wav(file).map_err(format_error)?;
     let mut planar: Vec<Vec<f32>> = (0..channels)
         .map(|c| {
             interleaved
@@ -170,19 +154,19 @@ fn decode(path: &Path, sample_rate: Option<u32>, mono: bool) -> Result<DecodedAu
         planar = vec![mixed];
     }
     let rate = match sample_rate {
-        Some(r) if r != spec.sample_rate => {
+        Some(r) if r != rate => {
             let frames = planar.first().map_or(0, Vec::len) as u128;
-            let bytes = frames * r as u128 / spec.sample_rate as u128 * planar.len() as u128 * 4;
+            let bytes = frames * r as u128 / rate as u128 * planar.len() as u128 * 4;
             if bytes > super::MAX_OUTPUT_BYTES as u128 {
                 return Err(AudioError::TooLarge {
                     path: shown,
                     bytes: bytes.min(u64::MAX as u128) as u64,
                 });
             }
-            planar = resample(&planar, spec.sample_rate, r).map_err(format_error)?;
+            planar = resample(&planar, rate, r).map_err(format_error)?;
             r
         }
-        _ => spec.sample_rate,
+        _ => rate,
     };
     let out_channels = planar.len();
     let frames = planar.first().map_or(0, Vec::len);
@@ -194,6 +178,75 @@ fn decode(path: &Path, sample_rate: Option<u32>, mono: bool) -> Result<DecodedAu
         samples,
         sample_rate: rate,
         channels: out_channels as u16,
+    })
+}
+
+/// A WAV file's samples as read, before mixing or resampling.
+struct Decoded {
+    interleaved: Vec<f32>,
+    rate: u32,
+    channels: usize,
+}
+
+/// Reads every sample of a WAV file (PCM 8 to 32-bit, 32 or 64-bit float,
+/// A-law or µ-law, plain or WAVE_FORMAT_EXTENSIBLE) as f32 in [-1, 1],
+/// with symphonia; a file shorter than its header says is an error.
+fn read_wav(file: File) -> Result<Decoded, String> {
+    let source = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut reader =
+        WavReader::try_new(source, &FormatOptions::default()).map_err(|e| e.to_string())?;
+    let track = reader
+        .default_track()
+        .ok_or("the file has no audio track")?;
+    let params = track.codec_params.clone();
+    let (Some(rate), Some(channels)) = (params.sample_rate, params.channels.map(|c| c.count()))
+    else {
+        return Err("header declares no channels or no sample rate".into());
+    };
+    if rate == 0 || channels == 0 {
+        return Err("header declares no channels or a zero sample rate".into());
+    }
+    let mut decoder = PcmDecoder::try_new(&params, &DecoderOptions::default())
+        .map_err(|e| {
+            format!("{e}: its sample format is not one read here (PCM 8 to 32-bit, 32 or 64-bit float, A-law, µ-law)")
+        })?;
+    let mut interleaved = Vec::with_capacity(
+        params
+            .n_frames
+            .map_or(0, |n| n as usize * channels)
+            .min(1 << 28),
+    );
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let decoded = decoder.decode(&packet).map_err(|e| e.to_string())?;
+        let needed = decoded.capacity() * decoded.spec().channels.count();
+        let buffer = match &mut buffer {
+            Some(b) if b.capacity() >= needed => b,
+            slot => slot.insert(SampleBuffer::new(
+                decoded.capacity() as u64,
+                *decoded.spec(),
+            )),
+        };
+        buffer.copy_interleaved_ref(decoded);
+        interleaved.extend_from_slice(buffer.samples());
+    }
+    if let Some(declared) = params.n_frames {
+        let read = (interleaved.len() / channels) as u64;
+        if read < declared {
+            return Err(format!(
+                "the header declares {declared} frames, the file holds {read} (it may be truncated)"
+            ));
+        }
+    }
+    Ok(Decoded {
+        interleaved,
+        rate,
+        channels,
     })
 }
 

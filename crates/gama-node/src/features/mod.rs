@@ -562,8 +562,8 @@ fn loaded_to_js(env: &Env, audio: DecodedAudio) -> Result<LoadedAudio> {
     })
 }
 
-/// Reads a WAV file (PCM 8/16/24/32-bit or 32-bit float) on the calling
-/// thread; see `loadAudio`.
+/// Reads a WAV file (PCM 8 to 32-bit, 32 or 64-bit float, A-law or µ-law)
+/// on the calling thread; see `loadAudio`.
 #[napi(
     catch_unwind,
     ts_args_type = "path: string, options?: LoadAudioOptions"
@@ -595,11 +595,12 @@ impl Task for LoadAudio {
     }
 }
 
-/// Reads a WAV file off the JS thread: `{ samples, sampleRate, channels,
+/// Reads a WAV file (PCM 8 to 32-bit, 32 or 64-bit float, A-law or µ-law,
+/// any channel count) off the JS thread: `{ samples, sampleRate, channels,
 /// durationSec }`. `mono` (default true) averages the channels, otherwise
 /// samples are interleaved; `sampleRate` resamples with a band-limited FFT
 /// resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
-/// corrupt or truncated files 'E_BAD_WAV'.
+/// corrupt, truncated or other-format files 'E_BAD_WAV'.
 #[napi(
     catch_unwind,
     ts_args_type = "path: string, options?: LoadAudioOptions",
