@@ -92,7 +92,11 @@ for (const c of fixtures.cases) {
 test('matches librosa on random options and signals', (t) => {
   const seed = process.env.GAMA_PARITY_SEED ?? '1'
   const count = process.env.GAMA_PARITY_CASES ?? '200'
-  const run = spawnSync('python3', [join(__dirname, 'fixtures', 'librosa_random.py'), seed, count], { encoding: 'utf8', maxBuffer: 1 << 30 })
+  const run = spawnSync('python3', [join(__dirname, 'fixtures', 'librosa_random.py'), seed, count], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+  })
   if (run.error || run.status !== 0) {
     const why = run.error ? `python3 is not here (${run.error.message})` : run.stderr.trim().split('\n').pop()
     return t.skip(`librosa is not available: ${why}; pip install librosa to run it`)
