@@ -213,7 +213,7 @@ fn read_wav(file: File) -> Result<Decoded, String> {
     let mut interleaved = Vec::with_capacity(
         params
             .n_frames
-            .map_or(0, |n| n as usize * channels)
+            .map_or(0, |n| (n as usize).saturating_mul(channels))
             .min(1 << 28),
     );
     let mut buffer: Option<SampleBuffer<f32>> = None;
