@@ -984,7 +984,8 @@ export interface LatencyStats {
  * durationSec }`. `mono` (default true) averages the channels, otherwise
  * samples are interleaved; `sampleRate` resamples with a band-limited FFT
  * resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
- * corrupt, truncated or other-format files 'E_BAD_WAV'.
+ * corrupt, truncated or other-format files 'E_BAD_WAV', resampling a file
+ * that holds NaN or infinite samples 'E_NOT_FINITE'.
  */
 export declare function loadAudio(path: string, options?: LoadAudioOptions): Promise<LoadedAudio>
 

@@ -121,6 +121,12 @@ test('bad files and paths get clear errors with codes', async () => {
     })
     await assert.rejects(loadAudio(path), { code })
   }
+  // A float file may hold NaN: it loads as it is, but cannot be resampled
+  // (the resampler panicked on it and loadAudio aborted Node).
+  const nan = file('nan.wav', wav([0.5, NaN, 0.25, -0.5], { bits: 32, float: true }))
+  assert.ok(Number.isNaN(loadAudioSync(nan).samples[1]))
+  assert.throws(() => loadAudioSync(nan, { sampleRate: 8000 }), { code: 'E_NOT_FINITE', message: /holds NaN at sample 1: .*cannot be resampled/ })
+  await assert.rejects(loadAudio(nan, { sampleRate: 8000 }), { code: 'E_NOT_FINITE' })
   assert.throws(() => loadAudioSync(join(dir, 'ramp-16.wav'), { sampleRate: 0 }), RangeError)
   assert.throws(() => loadAudioSync(join(dir, 'ramp-16.wav'), { sampleRate: 44100.5 }), RangeError)
 })

@@ -60,6 +60,16 @@ pub enum AudioError {
         /// What is wrong.
         message: String,
     },
+    /// Resampling was asked for and a sample is NaN or infinite (a float
+    /// file can hold them; a resampler cannot filter them).
+    NotFinite {
+        /// The path.
+        path: String,
+        /// Index of the first such sample, counted in the file's order.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
     /// The decoded (resampled) samples would exceed `MAX_OUTPUT_BYTES`.
     TooLarge {
         /// The path.
@@ -80,6 +90,7 @@ impl Coded for AudioError {
             },
             AudioError::IsDirectory(_) => "EISDIR",
             AudioError::Format { .. } => "E_BAD_WAV",
+            AudioError::NotFinite { .. } => "E_NOT_FINITE",
             AudioError::TooLarge { .. } => "E_TOO_LARGE",
         }
     }
@@ -93,6 +104,10 @@ impl fmt::Display for AudioError {
             AudioError::Format { path, message } => {
                 write!(f, "'{path}' is not a valid WAV file: {message}")
             }
+            AudioError::NotFinite { path, index, value } => write!(
+                f,
+                "'{path}' holds {value} at sample {index}: a file with NaN or infinite samples cannot be resampled (load it at its own rate to see them)"
+            ),
             AudioError::TooLarge { path, bytes } => write!(
                 f,
                 "'{path}' would decode to {bytes} bytes of samples, more than the limit of {}",
@@ -155,6 +170,14 @@ fn decode(path: &Path, sample_rate: Option<u32>, mono: bool) -> Result<DecodedAu
     }
     let rate = match sample_rate {
         Some(r) if r != rate => {
+            if !super::math::all_finite(&interleaved) {
+                let index = interleaved.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                return Err(AudioError::NotFinite {
+                    path: shown,
+                    index,
+                    value: interleaved[index],
+                });
+            }
             let frames = planar.first().map_or(0, Vec::len) as u128;
             let bytes = frames * r as u128 / rate as u128 * planar.len() as u128 * 4;
             if bytes > super::MAX_OUTPUT_BYTES as u128 {

@@ -12,7 +12,8 @@ use gama_core::features::shared_extractor;
 use std::path::Path;
 
 use crate::js::errors::{
-    coded, coded_at, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE, OUT_OF_RANGE,
+    coded, coded_at, coded_error, range_error, type_error, INVALID_ARG_TYPE, INVALID_ARG_VALUE,
+    OUT_OF_RANGE,
 };
 use crate::js::fields::{describe, element, is_array, string_value, Fields};
 use crate::js::napi::convert;
@@ -582,15 +583,30 @@ pub struct LoadAudio {
 }
 
 impl Task for LoadAudio {
-    type Output = std::result::Result<DecodedAudio, AudioError>;
+    /// The decoded audio or its error; `Err` outside: a panic's message.
+    type Output = std::result::Result<std::result::Result<DecodedAudio, AudioError>, String>;
     type JsValue = LoadedAudio;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(load_wav(Path::new(&self.path), self.rate, self.mono))
+        // A panic cannot unwind out of libuv's worker (Node would abort):
+        // it rejects with E_PANIC instead.
+        let load = || load_wav(Path::new(&self.path), self.rate, self.mono);
+        Ok(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("loading '{}' failed unexpectedly: {why}", self.path)
+            }),
+        )
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<LoadedAudio> {
-        let audio = output.map_err(|e| audio_error(&env, e))?;
+        let audio = output
+            .map_err(|why| coded_error(&env, "E_PANIC", why))?
+            .map_err(|e| audio_error(&env, e))?;
         loaded_to_js(&env, audio)
     }
 }
@@ -600,7 +616,8 @@ impl Task for LoadAudio {
 /// durationSec }`. `mono` (default true) averages the channels, otherwise
 /// samples are interleaved; `sampleRate` resamples with a band-limited FFT
 /// resampler. Missing files reject with code 'ENOENT', directories 'EISDIR',
-/// corrupt, truncated or other-format files 'E_BAD_WAV'.
+/// corrupt, truncated or other-format files 'E_BAD_WAV', resampling a file
+/// that holds NaN or infinite samples 'E_NOT_FINITE'.
 #[napi(
     catch_unwind,
     ts_args_type = "path: string, options?: LoadAudioOptions",
