@@ -9,7 +9,9 @@ use super::item::{
     EXTRACT_FEATURES, MEASURE,
 };
 use crate::cache::{CacheValue, EntryOptions, FeatureCache};
-use crate::features::{shared_extractor, ExtractError, Feature, FeatureOptions, Features, Span};
+use crate::features::{
+    first_non_finite, shared_extractor, ExtractError, Feature, FeatureOptions, Features, Span,
+};
 
 /// How a running item is stopped and how it reports progress.
 pub struct Control<'a> {
@@ -253,11 +255,8 @@ pub(super) fn store(cache: &FeatureCache, key: &str, features: &Features, cost: 
 
 /// E_NOT_FINITE naming the first NaN or infinite sample, if any.
 fn check_finite(samples: &[f32]) -> Result<(), ItemError> {
-    match samples.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(extract_error(ExtractError::NotFinite {
-            index,
-            value: samples[index],
-        })),
+    match first_non_finite(samples) {
+        Some((index, value)) => Err(extract_error(ExtractError::NotFinite { index, value })),
         None => Ok(()),
     }
 }

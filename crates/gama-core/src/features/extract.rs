@@ -16,7 +16,7 @@ use rustfft::{Fft, FftPlanner};
 use super::chroma::{chroma_filters, N_CHROMA};
 use super::dct::Dct;
 use super::error::ExtractError;
-use super::math::{all_finite, dot, ln, sum};
+use super::math::{dot, first_non_finite, ln, sum};
 use super::mel::{mel_filters, Filter};
 use super::options::{Feature, FeatureOptions, OptionError, PadMode};
 use super::window::window;
@@ -615,12 +615,8 @@ impl Extractor {
         if audio.is_empty() {
             return Err(ExtractError::Empty);
         }
-        if !all_finite(audio) {
-            let index = audio.iter().position(|x| !x.is_finite()).unwrap_or(0);
-            return Err(ExtractError::NotFinite {
-                index,
-                value: audio[index],
-            });
+        if let Some((index, value)) = first_non_finite(audio) {
+            return Err(ExtractError::NotFinite { index, value });
         }
         self.check_size(audio.len())?;
         self.frame_count(audio.len())

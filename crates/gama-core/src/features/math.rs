@@ -53,6 +53,16 @@ pub fn all_finite(a: &[f32]) -> bool {
     acc.iter().fold(tail, |bad, a| bad | a) == 0
 }
 
+/// The index and value of the first NaN or infinite sample, if any (one
+/// branch-free pass when there is none).
+#[inline]
+pub fn first_non_finite(a: &[f32]) -> Option<(usize, f32)> {
+    if all_finite(a) {
+        return None;
+    }
+    a.iter().position(|x| !x.is_finite()).map(|i| (i, a[i]))
+}
+
 /// Natural logarithm of a positive, finite, normal `x`.
 ///
 /// Splits x = 2^e * m with m in [0.75, 1.5), then ln m = 2 atanh(s) with

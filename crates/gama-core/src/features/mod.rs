@@ -33,7 +33,7 @@ pub(crate) use error::non_finite_name;
 pub use error::ExtractError;
 pub use extract::{Extractor, FeatureMatrix, Features, Span, Values, MAX_OUTPUT_BYTES};
 pub(crate) use extract::{Floor, Signal};
-pub(crate) use math::all_finite;
+pub(crate) use math::first_non_finite;
 pub use mel::{hz_to_mel, mel_to_hz};
 pub use options::{Feature, FeatureOptions, OptionError, PadMode, WindowKind};
 pub use params::{ExtractParams, DEFAULT_SAMPLE_RATE};

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use super::error::StreamError;
 use super::stats::{Counters, StreamStats};
 use super::utterance::{Block, TopDbReference, Utterance};
-use crate::features::{all_finite, ExtractError, Extractor};
+use crate::features::{first_non_finite, ExtractError, Extractor};
 use crate::memory::{Device, MemoryManager, Reservation};
 use crate::reaper::{self, Expiring};
 
@@ -313,12 +313,8 @@ impl Stream {
         if samples.is_empty() {
             return Err(StreamError::EmptyChunk);
         }
-        if !all_finite(samples) {
-            let index = samples.iter().position(|x| !x.is_finite()).unwrap_or(0);
-            return Err(StreamError::NotFinite {
-                index,
-                value: samples[index],
-            });
+        if let Some((index, value)) = first_non_finite(samples) {
+            return Err(StreamError::NotFinite { index, value });
         }
         let slot = &self.slot;
         let mut st = slot.state.lock();

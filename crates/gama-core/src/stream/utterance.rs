@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::features::{all_finite, ExtractError, Extractor, Features, Floor, Signal};
+use crate::features::{first_non_finite, ExtractError, Extractor, Features, Floor, Signal};
 
 /// How a stream applies librosa's `top_db` to log-mel values (and the
 /// MFCCs computed from them), which offline needs the whole clip's peak.
@@ -78,11 +78,10 @@ impl Utterance {
     /// Appends samples (finite ones: a NaN or infinity is refused with its
     /// index in the utterance, and nothing is appended).
     pub fn push(&mut self, samples: &[f32]) -> Result<(), ExtractError> {
-        if !all_finite(samples) {
-            let i = samples.iter().position(|x| !x.is_finite()).unwrap_or(0);
+        if let Some((i, value)) = first_non_finite(samples) {
             return Err(ExtractError::NotFinite {
                 index: self.received() + i,
-                value: samples[i],
+                value,
             });
         }
         self.window.extend_from_slice(samples);
