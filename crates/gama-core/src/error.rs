@@ -24,3 +24,13 @@ pub trait Coded: std::error::Error {
         ErrorClass::Error
     }
 }
+
+/// The message a panic carried (its `&str` or `String` payload), for an
+/// error that reports the panic instead of aborting.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}

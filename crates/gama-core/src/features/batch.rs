@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::arena::ARENA_VALUES;
-use super::error::ExtractError;
+use super::error::{unwinding, ExtractError};
 use super::extract::{Extractor, Features};
 
 /// One clip's result.
@@ -84,24 +84,38 @@ impl BatchRun {
     /// replace the earlier results, whichever finishes last; an index past
     /// the batch's room panics.
     pub fn push(&mut self, first: usize, clips: Vec<Vec<f32>>) {
+        let extractor = self.extractor.clone();
+        self.spawn(first, clips.len(), move |keep_going| {
+            extractor.extract_many_shared(&clips, keep_going)
+        });
+    }
+
+    /// Runs `job` on the pool for the `count` clips at `first..`: it gets
+    /// whether to go on (false once the batch is abandoned) and returns
+    /// their results. A panic gives each of them `ExtractError::Panicked`
+    /// (unwinding out of a pool job would abort the process and leave the
+    /// waiter waiting).
+    fn spawn<J>(&mut self, first: usize, count: usize, job: J)
+    where
+        J: FnOnce(&(dyn Fn(usize) -> bool + Sync)) -> Vec<ClipResult> + Send + 'static,
+    {
         {
             let mut so_far = self.shared.results.lock();
             assert!(
-                first + clips.len() <= so_far.results.len(),
+                first + count <= so_far.results.len(),
                 "clips {first}..{} are outside the batch",
-                first + clips.len()
+                first + count
             );
-            so_far.left += clips.len();
+            so_far.left += count;
         }
         let shared = self.shared.clone();
-        let extractor = self.extractor.clone();
         rayon::spawn(move || {
             let keep_going = |_| !shared.abandoned.load(Ordering::Relaxed);
-            let results = extractor.extract_many_shared(&clips, &keep_going);
-            drop(clips);
+            let results = unwinding(|| Ok(job(&keep_going)))
+                .unwrap_or_else(|panicked| vec![Err(panicked); count]);
             let mut so_far = shared.results.lock();
-            so_far.left -= results.len();
-            for (slot, result) in so_far.results[first..].iter_mut().zip(results) {
+            so_far.left -= count;
+            for (slot, result) in so_far.results[first..first + count].iter_mut().zip(results) {
                 *slot = Some(result);
             }
             if so_far.left == 0 {
@@ -194,6 +208,24 @@ mod tests {
             crate::features::Values::Own(_) => panic!("clip {i} owns its values"),
         };
         assert_eq!(arena(0), arena(39), "small clips share one buffer");
+    }
+
+    #[test]
+    fn a_job_that_panics_gives_its_clips_an_error_and_the_others_their_results() {
+        let extractor = Arc::new(Extractor::new(FeatureOptions::new(16_000.0)).unwrap());
+        let clip = vec![0.25; 4_000];
+        let mut run = BatchRun::new(extractor.clone(), 4);
+        run.push(0, vec![clip.clone()]);
+        run.spawn(1, 2, |_| panic!("a bug in a job"));
+        run.push(3, vec![clip.clone()]);
+        let results = run.wait();
+        let panicked = Err(ExtractError::Panicked("a bug in a job".into()));
+        assert_eq!(results[1..3], [panicked.clone(), panicked]);
+        for i in [0, 3] {
+            assert_eq!(results[i], extractor.extract(&clip), "clip {i}");
+        }
+        let e = results[1].clone().unwrap_err();
+        assert_eq!(crate::error::Coded::code(&e), "E_PANIC");
     }
 
     #[test]

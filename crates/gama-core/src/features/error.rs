@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{Coded, ErrorClass};
+use crate::error::{panic_message, Coded, ErrorClass};
 
 /// Why audio could not be analysed.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +41,9 @@ pub enum ExtractError {
     Gpu(String),
     /// The GPU budget (or the card) has too little room for the batch.
     GpuBudget(String),
+    /// The extraction panicked (a bug): the clip gets this error instead
+    /// of the process aborting; its message is the panic's.
+    Panicked(String),
 }
 
 impl Coded for ExtractError {
@@ -55,15 +58,17 @@ impl Coded for ExtractError {
             ExtractError::GpuUnsupported(_) => "E_GPU_UNSUPPORTED",
             ExtractError::Gpu(_) => "E_GPU",
             ExtractError::GpuBudget(_) => "E_BUDGET",
+            ExtractError::Panicked(_) => "E_PANIC",
         }
     }
 
     fn class(&self) -> ErrorClass {
         match self {
             ExtractError::Cancelled => ErrorClass::AbortError,
-            ExtractError::NoGpu(_) | ExtractError::Gpu(_) | ExtractError::GpuBudget(_) => {
-                ErrorClass::Error
-            }
+            ExtractError::NoGpu(_)
+            | ExtractError::Gpu(_)
+            | ExtractError::GpuBudget(_)
+            | ExtractError::Panicked(_) => ErrorClass::Error,
             _ => ErrorClass::RangeError,
         }
     }
@@ -93,11 +98,25 @@ impl fmt::Display for ExtractError {
             }
             ExtractError::Gpu(why) => write!(f, "the GPU batch failed: {why}"),
             ExtractError::GpuBudget(why) => write!(f, "no room on the GPU for the batch: {why}"),
+            ExtractError::Panicked(why) => write!(
+                f,
+                "feature extraction failed unexpectedly (a bug, please report it): {why}"
+            ),
         }
     }
 }
 
 impl std::error::Error for ExtractError {}
+
+/// Runs `work`, turning a panic into `ExtractError::Panicked`: on a pool
+/// or libuv thread a panic would otherwise abort the process and leave
+/// its waiters waiting.
+pub(crate) fn unwinding<T>(
+    work: impl FnOnce() -> Result<T, ExtractError>,
+) -> Result<T, ExtractError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(ExtractError::Panicked(panic_message(&*panic))))
+}
 
 /// How JS writes a value that is not finite: NaN, Infinity or -Infinity.
 pub(crate) fn non_finite_name(value: f32) -> &'static str {
@@ -107,5 +126,24 @@ pub(crate) fn non_finite_name(value: f32) -> &'static str {
         "Infinity"
     } else {
         "-Infinity"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_e_panic_error_carrying_its_message() {
+        let of = |r: Result<(), ExtractError>| r.unwrap_err().to_string();
+        assert!(of(unwinding(|| panic!("a literal"))).ends_with(": a literal"));
+        assert!(of(unwinding(|| panic!("formatted {}", 7))).ends_with(": formatted 7"));
+        let e = unwinding::<()>(|| panic!("x")).unwrap_err();
+        assert_eq!((e.code(), e.class()), ("E_PANIC", ErrorClass::Error));
+        assert_eq!(unwinding(|| Ok(3)), Ok(3));
+        assert_eq!(
+            unwinding::<()>(|| Err(ExtractError::Empty)),
+            Err(ExtractError::Empty)
+        );
     }
 }

@@ -29,8 +29,8 @@ mod window;
 
 pub(crate) use arena::ArenaLayout;
 pub use batch::{BatchRun, ClipResult};
-pub(crate) use error::non_finite_name;
 pub use error::ExtractError;
+pub(crate) use error::{non_finite_name, unwinding};
 pub use extract::{Extractor, FeatureMatrix, Features, Span, Values, MAX_OUTPUT_BYTES};
 pub(crate) use extract::{Floor, Signal};
 pub(crate) use math::first_non_finite;

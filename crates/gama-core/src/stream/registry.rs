@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use super::error::StreamError;
 use super::stats::{Counters, StreamStats};
 use super::utterance::{Block, TopDbReference, Utterance};
-use crate::features::{first_non_finite, ExtractError, Extractor};
+use crate::features::{first_non_finite, unwinding, ExtractError, Extractor};
 use crate::memory::{Device, MemoryManager, Reservation};
 use crate::reaper::{self, Expiring};
 
@@ -451,12 +451,15 @@ impl Shared {
         let mut events = Vec::with_capacity(2);
         let mut outcome = None;
         let mut frames = 0;
-        let step = utterance.push(&chunk).and_then(|()| utterance.ready());
-        let last = match (step, ending) {
-            (Err(e), _) => Err(e),
-            (Ok(block), None) => Ok((block, None)),
-            (Ok(block), Some(_)) => utterance.finish().map(|tail| (block, tail)),
-        };
+        // A panic ends the stream with E_PANIC (unwinding out of the pool's
+        // job would abort the process).
+        let last = unwinding(|| {
+            let block = utterance.push(&chunk).and_then(|()| utterance.ready())?;
+            match ending {
+                None => Ok((block, None)),
+                Some(_) => utterance.finish().map(|tail| (block, tail)),
+            }
+        });
         match last {
             Ok((block, tail)) => {
                 for block in [block, tail].into_iter().flatten() {

@@ -8,6 +8,7 @@ use napi::bindgen_prelude::{Array, AsyncTask, Null, Unknown};
 use napi::{Either, Env, JsValue, Result, Task};
 use napi_derive::napi;
 
+use gama_core::error::panic_message;
 use gama_core::features::shared_extractor;
 use std::path::Path;
 
@@ -593,11 +594,7 @@ impl Task for LoadAudio {
         let load = || load_wav(Path::new(&self.path), self.rate, self.mono);
         Ok(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).map_err(|panic| {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let why = panic_message(&*panic);
                 format!("loading '{}' failed unexpectedly: {why}", self.path)
             }),
         )

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub use run::{GpuBatch, GpuTiming};
 
+use super::error::unwinding;
 use super::{ExtractError, Extractor, FeatureOptions};
 use crate::memory::MemoryManager;
 
@@ -96,23 +97,25 @@ pub fn auto_prefers_gpu(options: &FeatureOptions, frames: u64) -> bool {
 /// Extracts every clip with `extractor`'s options on the GPU, drawing
 /// device memory from `manager` (a process-wide one on the GPU when
 /// `None`). A clip the CPU path would reject gets the same error in its
-/// place; an error of the whole batch (no GPU, no room, a CUDA failure)
-/// is returned instead.
+/// place; an error of the whole batch (no GPU, no room, a CUDA failure,
+/// a panic) is returned instead.
 pub fn extract_batch_gpu<C: AsRef<[f32]>>(
     extractor: &Extractor,
     clips: &[C],
     manager: Option<&Arc<MemoryManager>>,
 ) -> Result<GpuBatch, ExtractError> {
     gpu_supports(extractor.options())?;
-    let engine = engine::engine()?;
-    let manager = match manager {
-        Some(m) if m.has_gpu() => m.clone(),
-        Some(_) => {
-            return Err(ExtractError::NoGpu(
-                "the memory manager given has no GPU (device 'cpu')".into(),
-            ))
-        }
-        None => engine::shared_manager()?,
-    };
-    run::run(&mut engine.lock(), &manager, extractor, clips)
+    unwinding(|| {
+        let engine = engine::engine()?;
+        let manager = match manager {
+            Some(m) if m.has_gpu() => m.clone(),
+            Some(_) => {
+                return Err(ExtractError::NoGpu(
+                    "the memory manager given has no GPU (device 'cpu')".into(),
+                ))
+            }
+            None => engine::shared_manager()?,
+        };
+        run::run(&mut engine.lock(), &manager, extractor, clips)
+    })
 }
