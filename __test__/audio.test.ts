@@ -105,6 +105,26 @@ test('resamples to the requested rate, keeping the tone', () => {
   assert.ok(Math.abs(peak - 0.5) < 0.01, `peak ${peak}`)
 })
 
+test('a WAV file streamed to a pipe (placeholder sizes) is read to its end', async () => {
+  // ffmpeg and sox writing to a pipe cannot go back to fill in the sizes:
+  // they leave 0xFFFFFFFF, or a size just under 2 GiB.
+  const whole = wav(ramp.concat(ramp), { bits: 16 })
+  const expected = loadAudioSync(file('sized.wav', whole)).samples
+  for (const [riff, size] of [[0xffffffff, 0xffffffff], [0x7ffff024, 0x7ffff000]]) {
+    const streamed = Buffer.from(whole)
+    streamed.writeUInt32LE(riff, 4)
+    streamed.writeUInt32LE(size, 40) // data
+    const path = file(`streamed-${size}.wav`, streamed)
+    assert.deepEqual(loadAudioSync(path).samples, expected, `data size ${size}`)
+    assert.deepEqual((await loadAudio(path, { sampleRate: 8000 })).samples.length, 6)
+  }
+  // A real size that the file falls short of is still a truncated file.
+  const cut = Buffer.from(whole)
+  cut.writeUInt32LE((1 << 20) + 36, 4)
+  cut.writeUInt32LE(1 << 20, 40)
+  assert.throws(() => loadAudioSync(file('cut.wav', cut)), { code: 'E_BAD_WAV', message: /truncated/ })
+})
+
 test('bad files and paths get clear errors with codes', async () => {
   const cases: Array<[string, string, RegExp]> = [
     [join(dir, 'missing.wav'), 'ENOENT', /cannot read/],

@@ -210,9 +210,17 @@ struct Decoded {
     channels: usize,
 }
 
+/// Writers that stream a WAV file (ffmpeg or sox writing to a pipe) cannot
+/// go back to fill in the data chunk's size and leave a placeholder:
+/// 0xFFFFFFFF, or a size just under 2 GiB. A file declaring at least this
+/// many bytes of samples and holding fewer is read to its end, as
+/// libsndfile does, instead of being taken as truncated.
+const STREAMED_DATA_BYTES: u64 = 0x7FFF_F000;
+
 /// Reads every sample of a WAV file (PCM 8 to 32-bit, 32 or 64-bit float,
 /// A-law or µ-law, plain or WAVE_FORMAT_EXTENSIBLE) as f32 in [-1, 1],
-/// with symphonia; a file shorter than its header says is an error.
+/// with symphonia; a file shorter than its header says is an error,
+/// unless the size is a streaming writer's placeholder.
 fn read_wav(file: File) -> Result<Decoded, String> {
     let source = MediaSourceStream::new(Box::new(file), Default::default());
     let mut reader =
@@ -257,7 +265,9 @@ fn read_wav(file: File) -> Result<Decoded, String> {
     }
     if let Some(declared) = params.n_frames {
         let read = (interleaved.len() / channels) as u64;
-        if read < declared {
+        let bytes_per_frame = channels as u64 * u64::from(params.bits_per_sample.unwrap_or(8) / 8);
+        let streamed = declared.saturating_mul(bytes_per_frame.max(1)) >= STREAMED_DATA_BYTES;
+        if read < declared && !streamed {
             return Err(format!(
                 "the header declares {declared} frames, the file holds {read} (it may be truncated)"
             ));
