@@ -324,6 +324,21 @@ test('with a featureCache, a finalized stream stores its whole utterance under i
   const offline = extractFeatures(audio, options);
   for (const name of NAMES) assert.deepEqual(flat(stored, name), flat(offline, name), name);
   assert.equal(stored.logMel!.frames, offline.logMel!.frames);
+  // With a topDb floor, what is stored is floored at the whole utterance's
+  // peak, as extractFeatures floors it, whichever floor the blocks had:
+  // here a loud start and a part 60 dB quieter, which the floor lifts.
+  const floored = { ...options, topDb: 40, features: ['mfcc', 'rms'] as ('mfcc' | 'rms')[] }
+  const quiet = audio.map((x, i) => (i < 6000 ? x : x * 1e-3))
+  const wanted = extractFeatures(quiet, floored)
+  for (const topDbReference of ['none', 'running'] as const) {
+    const key = `utt:floored:${topDbReference}`
+    const { blocks } = await streamed(streams, key, quiet, 500, { cacheKey: key, options: floored, topDbReference })
+    const cached = cache.get(key) as ExtractedFeatures
+    assert.deepEqual(cached.mfcc!.data, wanted.mfcc!.data, topDbReference)
+    assert.deepEqual(cached.rms, wanted.rms)
+    const blockMfcc = blocks.flatMap((b) => Array.from((b.mfcc as Matrix).data))
+    assert.notDeepEqual(blockMfcc, Array.from(wanted.mfcc!.data), 'the blocks were floored otherwise')
+  }
   // Aborted: nothing stored. Without a featureCache, cacheKey is refused.
   const a = streams.start('gone', { cacheKey: 'utt:gone' });
   a.push(audio);

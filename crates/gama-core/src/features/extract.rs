@@ -801,13 +801,16 @@ impl Extractor {
     /// floored as `floor` says (a running floor carries its peak on). The
     /// frames must lie in the window and `first` must be even, so the
     /// frames pair up in FFTs as in a whole-clip run (results are then
-    /// bit-identical to it).
+    /// bit-identical to it). `log_mel`, when given, gets the frames'
+    /// log-mel rows appended when MFCCs are computed from rows not part of
+    /// the result (logMel itself not asked for); see `join_runs`.
     pub(crate) fn extract_range(
         &self,
         signal: Signal,
         first: usize,
         frames: usize,
         floor: &mut Floor,
+        log_mel: Option<&mut Vec<f32>>,
     ) -> Result<Features, ExtractError> {
         debug_assert!(first.is_multiple_of(2));
         let o = &self.options;
@@ -836,7 +839,50 @@ impl Extractor {
                 *floor = self.finish_dispatch(&mut piece, *floor);
             }
         }
+        if let Some(rows) = log_mel {
+            rows.extend_from_slice(&scratch);
+        }
         Ok(features)
+    }
+
+    /// A whole clip's result from its frames computed in consecutive runs
+    /// by `extract_range` (a stream's blocks, in order), as `extract` of
+    /// the whole clip gives it: joined, the log-mel values floored at the
+    /// whole clip's peak minus `top_db`, the MFCCs computed from the
+    /// floored rows. `log_mel` holds what `extract_range` appended for
+    /// every run. Exact whether the runs were floored against a running
+    /// peak or not at all: the running floor never exceeds the final one,
+    /// and flooring never raises the peak.
+    pub(crate) fn join_runs(&self, runs: &[Features], mut log_mel: Vec<f32>) -> Features {
+        let frames = runs.iter().map(|r| r.frames).sum();
+        let layout = self.layout();
+        let mut whole = Features::zeros(frames, &layout);
+        let Values::Own(data) = &mut whole.data else {
+            unreachable!("zeros are a buffer of their own")
+        };
+        let mut at = 0;
+        for (feature, _) in &layout {
+            for run in runs {
+                let part = run.get(*feature).map_or(&[][..], |m| m.data);
+                data[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+        }
+        if let (true, Some(top_db)) = (self.stages.log_mel, self.options.top_db) {
+            let mut piece = Piece::of(
+                frames,
+                data,
+                &whole.items,
+                &mut log_mel,
+                self.options.n_mels,
+            );
+            let peak = piece
+                .log_mel
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            self.finish_dispatch(&mut piece, Floor::Fixed(peak - top_db as f32));
+        }
+        whole
     }
 
     /// `per_frame` in the fastest build this CPU runs.

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use super::error::StreamError;
 use super::stats::{Counters, StreamStats};
 use super::utterance::{Block, TopDbReference, Utterance};
-use crate::features::{first_non_finite, unwinding, ExtractError, Extractor};
+use crate::features::{first_non_finite, unwinding, ExtractError, Extractor, Features};
 use crate::memory::{Device, MemoryManager, Reservation};
 use crate::reaper::{self, Expiring};
 
@@ -70,6 +70,9 @@ pub struct Summary {
     pub samples: usize,
     /// Why it ended.
     pub reason: EndReason,
+    /// For a stream started keeping its whole utterance: its features as
+    /// offline extraction of all its samples gives them.
+    pub whole: Option<Features>,
 }
 
 /// What the streams tell their owner, in order per stream.
@@ -200,12 +203,15 @@ impl Streams {
         Streams { shared }
     }
 
-    /// Opens a stream for `id`, extracted with `extractor`.
+    /// Opens a stream for `id`, extracted with `extractor`; with
+    /// `keep_whole`, its summary holds the whole utterance's features (see
+    /// `Summary::whole`).
     pub fn start(
         &self,
         id: &str,
         extractor: Arc<Extractor>,
         reference: TopDbReference,
+        keep_whole: bool,
     ) -> Result<Stream, StreamError> {
         let shared = &self.shared;
         let hop = extractor.options().hop_length;
@@ -231,7 +237,14 @@ impl Streams {
                 phase: Phase::Open,
                 inbox: Vec::new(),
                 spare: Vec::new(),
-                utterance: Some(Utterance::new(extractor, reference)),
+                utterance: Some({
+                    let utterance = Utterance::new(extractor, reference);
+                    if keep_whole {
+                        utterance.keeping_whole()
+                    } else {
+                        utterance
+                    }
+                }),
                 scheduled: false,
                 last_push: now,
                 newest_push: None,
@@ -477,6 +490,11 @@ impl Shared {
             Err(e) => outcome = Some(Err(e)),
         }
         chunk.clear();
+        // Joined here, not under the stream's lock.
+        let whole = match outcome {
+            Some(Ok(_)) => utterance.whole(),
+            _ => None,
+        };
 
         let mut st = slot.state.lock();
         if st.phase == Phase::Ended {
@@ -492,6 +510,7 @@ impl Shared {
                 frames: utterance.frames_done(),
                 samples: st.samples,
                 reason,
+                whole,
             })
         });
         if summary.is_some() {

@@ -123,6 +123,51 @@ fn short_utterances_equal_offline_or_fail_as_it_does() {
 }
 
 #[test]
+fn a_kept_utterance_joins_into_what_offline_gives_the_whole_clip_whatever_the_floor() {
+    // Loud, then 60 dB quieter: the whole clip's floor (peak - top_db)
+    // lifts the quiet part, which neither reference floors as offline does.
+    let mut clip = audio(24_000, 5);
+    clip[12_000..].iter_mut().for_each(|x| *x *= 1e-3);
+    let features = [
+        vec![Feature::LogMel, Feature::Mfcc, Feature::Rms],
+        vec![Feature::Mfcc, Feature::SpectralCentroid],
+        vec![Feature::Rms],
+    ];
+    for (features, top_db) in features.iter().zip([Some(30.0), Some(30.0), None]) {
+        let mut o = options(features);
+        o.top_db = top_db;
+        let e = Arc::new(Extractor::new(o).unwrap());
+        let offline = e.extract(&clip).unwrap();
+        for reference in [TopDbReference::None, TopDbReference::Running] {
+            for chunk in [1_000, 7_777, clip.len()] {
+                let mut u = Utterance::new(e.clone(), reference).keeping_whole();
+                for piece in clip.chunks(chunk) {
+                    u.push(piece).unwrap();
+                    u.ready().unwrap();
+                }
+                u.finish().unwrap();
+                let whole = u.whole().unwrap();
+                assert_eq!(
+                    whole, offline,
+                    "{features:?}, {reference:?}, chunks of {chunk}"
+                );
+            }
+        }
+        let streamed = streamed(&e, TopDbReference::None, &clip, 1_000);
+        if top_db.is_some() {
+            assert_ne!(streamed, offline, "the blocks themselves are not floored");
+        }
+    }
+    let mut plain = Utterance::new(
+        Arc::new(Extractor::new(options(&ALL)).unwrap()),
+        TopDbReference::None,
+    );
+    plain.push(&clip).unwrap();
+    plain.finish().unwrap();
+    assert_eq!(plain.whole(), None, "kept only when asked");
+}
+
+#[test]
 fn a_running_reference_floors_each_frame_at_the_peak_so_far() {
     let clip = audio(24_000, 11);
     let mut o = options(&[Feature::LogMel, Feature::Mfcc]);
@@ -205,7 +250,9 @@ fn extractor() -> Arc<Extractor> {
 fn pushed_audio_comes_back_as_ordered_frames_then_a_summary() {
     let (s, rx) = streams(StreamsConfig::default());
     let clip = audio(8_000, 1);
-    let stream = s.start("u1", extractor(), TopDbReference::None).unwrap();
+    let stream = s
+        .start("u1", extractor(), TopDbReference::None, false)
+        .unwrap();
     for piece in clip.chunks(320) {
         assert!(stream.push(piece).unwrap());
     }
@@ -241,15 +288,18 @@ fn limits_and_bad_chunks_are_refused_with_their_codes() {
         ..StreamsConfig::default()
     };
     let (s, _rx) = streams(config);
-    let a = s.start("a", extractor(), TopDbReference::None).unwrap();
+    let a = s
+        .start("a", extractor(), TopDbReference::None, false)
+        .unwrap();
     let dup = s
-        .start("a", extractor(), TopDbReference::None)
+        .start("a", extractor(), TopDbReference::None, false)
         .err()
         .unwrap();
     assert_eq!(dup.code(), "E_DUPLICATE_STREAM");
-    s.start("b", extractor(), TopDbReference::None).unwrap();
+    s.start("b", extractor(), TopDbReference::None, false)
+        .unwrap();
     let many = s
-        .start("c", extractor(), TopDbReference::None)
+        .start("c", extractor(), TopDbReference::None, false)
         .err()
         .unwrap();
     assert_eq!(many.code(), "E_TOO_MANY_STREAMS");
@@ -265,10 +315,11 @@ fn limits_and_bad_chunks_are_refused_with_their_codes() {
     assert!(!a.abort());
     assert_eq!(a.push(&[0.5]).unwrap_err().code(), "E_STREAM_CLOSED");
     // The aborted stream's place is free again.
-    s.start("c", extractor(), TopDbReference::None).unwrap();
+    s.start("c", extractor(), TopDbReference::None, false)
+        .unwrap();
     assert_eq!(s.close(), 2);
     assert_eq!(
-        s.start("d", extractor(), TopDbReference::None)
+        s.start("d", extractor(), TopDbReference::None, false)
             .err()
             .unwrap()
             .code(),
@@ -283,7 +334,9 @@ fn backpressure_reports_frames_not_consumed() {
         ..StreamsConfig::default()
     };
     let (s, rx) = streams(config);
-    let stream = s.start("u", extractor(), TopDbReference::None).unwrap();
+    let stream = s
+        .start("u", extractor(), TopDbReference::None, false)
+        .unwrap();
     // 16,000 samples: 100 frames, far above the mark, however far the job got.
     assert!(!stream.push(&audio(16_000, 2)).unwrap());
     let mut sent = 0;
@@ -303,7 +356,9 @@ fn an_idle_stream_is_finalized_and_a_closed_set_ends_every_stream() {
         ..StreamsConfig::default()
     };
     let (s, rx) = streams(config);
-    let stream = s.start("idle", extractor(), TopDbReference::None).unwrap();
+    let stream = s
+        .start("idle", extractor(), TopDbReference::None, false)
+        .unwrap();
     stream.push(&audio(4_000, 3)).unwrap();
     let summary = loop {
         if let StreamEvent::Ended { outcome, .. } = next(&rx) {
@@ -314,9 +369,13 @@ fn an_idle_stream_is_finalized_and_a_closed_set_ends_every_stream() {
     assert_eq!(s.stats().idle_closed, 1);
 
     let (s, rx) = streams(StreamsConfig::default());
-    let kept = s.start("kept", extractor(), TopDbReference::None).unwrap();
+    let kept = s
+        .start("kept", extractor(), TopDbReference::None, false)
+        .unwrap();
     kept.push(&audio(1_000, 4)).unwrap();
-    let empty = s.start("empty", extractor(), TopDbReference::None).unwrap();
+    let empty = s
+        .start("empty", extractor(), TopDbReference::None, false)
+        .unwrap();
     assert_eq!(s.close(), 2);
     let mut ended = Vec::new();
     while ended.len() < 2 {
@@ -342,7 +401,7 @@ fn many_streams_pushed_from_many_threads_each_equal_offline() {
         .collect();
     let handles: Vec<Stream> = (0..clips.len())
         .map(|i| {
-            s.start(&format!("u{i}"), e.clone(), TopDbReference::None)
+            s.start(&format!("u{i}"), e.clone(), TopDbReference::None, false)
                 .unwrap()
         })
         .collect();

@@ -39,6 +39,9 @@ pub struct Utterance {
     base: usize,
     next: usize,
     floor: Floor,
+    /// With `keeping_whole`: a copy of every block handed out, and the
+    /// log-mel rows `Extractor::join_runs` needs.
+    kept: Option<(Vec<Features>, Vec<f32>)>,
 }
 
 impl Utterance {
@@ -57,7 +60,22 @@ impl Utterance {
             base: 0,
             next: 0,
             floor,
+            kept: None,
         }
+    }
+
+    /// The same, keeping a copy of its frames for `whole`.
+    pub fn keeping_whole(mut self) -> Self {
+        self.kept = Some((Vec::new(), Vec::new()));
+        self
+    }
+
+    /// With `keeping_whole`, once finished: the whole utterance's features
+    /// as offline extraction of all its samples gives them (the `top_db`
+    /// floor at the whole utterance's peak, whatever the reference).
+    pub fn whole(&mut self) -> Option<Features> {
+        let (runs, log_mel) = self.kept.take()?;
+        Some(self.extractor.join_runs(&runs, log_mel))
     }
 
     /// Samples received so far.
@@ -70,9 +88,16 @@ impl Utterance {
         self.next
     }
 
-    /// Bytes the window holds allocated.
+    /// Bytes the window and the kept frames hold allocated.
     pub fn window_bytes(&self) -> usize {
-        self.window.capacity() * std::mem::size_of::<f32>()
+        let kept = self.kept.as_ref().map_or(0, |(runs, log_mel)| {
+            let values = runs
+                .iter()
+                .flat_map(Features::iter)
+                .map(|(_, m)| m.data.len());
+            values.sum::<usize>() + log_mel.capacity()
+        });
+        (self.window.capacity() + kept) * std::mem::size_of::<f32>()
     }
 
     /// Appends samples (finite ones: a NaN or infinity is refused with its
@@ -127,9 +152,13 @@ impl Utterance {
             samples: &self.window,
             base: self.base,
         };
-        let features = self
-            .extractor
-            .extract_range(signal, self.next, count, &mut self.floor)?;
+        let rows = self.kept.as_mut().map(|(_, log_mel)| log_mel);
+        let features =
+            self.extractor
+                .extract_range(signal, self.next, count, &mut self.floor, rows)?;
+        if let Some((runs, _)) = &mut self.kept {
+            runs.push(features.clone());
+        }
         let block = Block {
             first: self.next,
             features,

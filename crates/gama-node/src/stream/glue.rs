@@ -65,15 +65,17 @@ impl StreamGlue {
         call_reporting(env, self.deliver.get(env), args);
     }
 
-    /// Ends the stream with a summary or an error.
+    /// Ends the stream with a summary or an error; `whole` holds the
+    /// whole utterance's features for a stream with a `cacheKey`.
     pub fn end(
         &self,
         env: &Env,
         stream: sys::napi_value,
         summary: sys::napi_value,
         error: sys::napi_value,
+        whole: sys::napi_value,
     ) {
-        call_reporting(env, self.end.get(env), &[stream, summary, error]);
+        call_reporting(env, self.end.get(env), &[stream, summary, error, whole]);
     }
 
     /// The promise of the stream's summary.

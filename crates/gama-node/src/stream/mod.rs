@@ -195,7 +195,7 @@ impl FeatureStreams {
             .map_err(|e| range_error(&env, OUT_OF_RANGE, format!("options.options.{e}")))?;
         let core = self.state.borrow().core();
         let stream = core
-            .start(&id, extractor.clone(), reference)
+            .start(&id, extractor.clone(), reference, cache_key.is_some())
             .map_err(|e| coded(&env, &e))?;
         let object = FeatureStream {
             stream: stream.clone(),

@@ -18,6 +18,7 @@ use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{sys, Env, JsValue, Result};
 
 use super::glue::StreamGlue;
+use crate::features::FeatureObjects;
 use crate::js::errors::{coded_value, error_value};
 use crate::js::mailbox::{hold_loop, Inbox};
 use crate::js::napi::Js;
@@ -130,14 +131,18 @@ pub(super) fn drain(env: &Env, cell: &Cell) {
         };
         cell.borrow_mut().need_drain.remove(&serial);
         let id = entry.stream.id();
-        let (summary, error) = match outcome {
-            Ok(s) => (
+        let (summary, error, whole) = match outcome {
+            Ok(mut s) => (
                 summary_value(env, id, &s, entry.sample_rate).unwrap_or_else(|_| undefined(env)),
                 undefined(env),
+                s.whole
+                    .take()
+                    .and_then(|w| FeatureObjects::one(env, w).ok())
+                    .unwrap_or_else(|| undefined(env)),
             ),
-            Err(e) => (undefined(env), coded_value(env, &e)),
+            Err(e) => (undefined(env), coded_value(env, &e), undefined(env)),
         };
-        glue.end(env, entry.object.get(env), summary, error);
+        glue.end(env, entry.object.get(env), summary, error, whole);
         entry.object.delete(env);
     }
     after_change(env, cell);
@@ -209,7 +214,13 @@ pub(super) fn aborted(env: &Env, cell: &Cell, serial: u64) {
             entry.stream.id()
         );
         let error = error_value(env, ErrorClass::AbortError, "ABORT_ERR", &message);
-        glue.end(env, entry.object.get(env), undefined(env), error);
+        glue.end(
+            env,
+            entry.object.get(env),
+            undefined(env),
+            error,
+            undefined(env),
+        );
         entry.object.delete(env);
     }
     after_change(env, cell);

@@ -56,7 +56,6 @@
       utteranceId,
       layout,
       build: builder(layout),
-      kept: cache === null ? null : [],
       cache,
       cacheKey,
       onFrames,
@@ -108,7 +107,6 @@
   function deliver(stream, buffer, offset, firstFrame, frames) {
     const st = stream[kState];
     const block = st.build(buffer, offset, st.utteranceId, firstFrame, frames);
-    if (st.kept !== null) st.kept.push(block);
     if (st.onFrames !== null) {
       try {
         st.onFrames(block);
@@ -152,30 +150,16 @@
     }
   }
 
-  // The whole utterance's features, as extractFeatures gives them, from
-  // the blocks kept for the cache.
-  function joined(st, frames) {
-    const features = {};
-    for (const [name, bins, scalar] of st.layout) {
-      const data = new Float32Array(frames * bins);
-      let at = 0;
-      for (const block of st.kept) {
-        const part = scalar ? block[name] : block[name].data;
-        data.set(part, at);
-        at += part.length;
-      }
-      features[name] = scalar ? data : { data, frames, bins };
-    }
-    return features;
-  }
-
-  // The stream ended: summary or error (an AbortError when aborted).
-  function end(stream, summary, error) {
+  // The stream ended: summary or error (an AbortError when aborted);
+  // `whole`: with a cache, the whole utterance's features as
+  // extractFeatures gives them (joined and floored natively).
+  function end(stream, summary, error, whole) {
     const st = stream[kState];
     if (st.outcome !== null) return;
-    if (summary && st.kept !== null) {
+    if (summary && st.cache !== null) {
       try {
-        st.cache.set(st.cacheKey, joined(st, summary.frames));
+        if (whole === undefined) throw new Error('its features could not be made into JS values');
+        st.cache.set(st.cacheKey, whole);
         summary.cacheKey = st.cacheKey;
       } catch (cause) {
         const failed = coded(Error, 'E_CACHE', `the features of utterance '${st.utteranceId}' could not be cached: ${cause && cause.message}`, { cause });
@@ -183,7 +167,6 @@
         else process.emitWarning(failed);
       }
     }
-    st.kept = null;
     if (summary) summary.callbackErrors = st.callbackErrors;
     let outcome = { summary, error };
     if (!error && st.firstError !== null) {
