@@ -271,9 +271,11 @@ test('abort, close, idle timeout and an empty stream: every promise and reader s
   assert.equal(c.closed, true);
   assert.equal((await rejection(c.finalize())).code, 'ABORT_ERR');
   // Idle: finalized by the reaper, 'end' says why.
-  const idler = new FeatureStreams({ options, idleTimeoutMs: 30 });
+  // (The audio is made first: the idle time runs from start to the push.)
+  const idler = new FeatureStreams({ options, idleTimeoutMs: 200 });
+  const idleAudio = speech(4000);
   const idle = idler.start('idle');
-  idle.push(speech(4000));
+  idle.push(idleAudio);
   const [ended] = await once(idle, 'end');
   assert.equal(ended.reason, 'idle');
   assert.equal((await idle.finalize()).reason, 'idle');
@@ -354,7 +356,8 @@ test('streams outlive a collected FeatureStreams, and a forgotten stream lets No
   const script = `
     const { FeatureStreams } = require(${JSON.stringify(require.resolve('../index.js'))});
     const options = { sampleRate: 16000, nFft: 512, hopLength: 160, features: ['rms'] };
-    let streams = new FeatureStreams({ options, idleTimeoutMs: 100 });
+    // Long enough that 'kept' (pushed after a GC) never idles out.
+    let streams = new FeatureStreams({ options, idleTimeoutMs: 2000 });
     const kept = streams.start('kept');
     const forgotten = streams.start('forgotten');
     forgotten.push(new Float32Array(1600).fill(0.5));

@@ -332,9 +332,14 @@ fn ttls_carry_to_redis_and_to_the_filled_l1() {
         ttl: Ttl::After(Duration::from_millis(300)),
         ..EntryOptions::default()
     };
+    let inserted = Instant::now();
     a.insert("brief", vector(1.0, 2), short).unwrap();
     flush(&a);
-    assert!(read(&b, &["brief"]).recv().unwrap()[0].is_some());
+    let found = read(&b, &["brief"]).recv().unwrap()[0].is_some();
+    // Only meaningful if the write and the read took less than the TTL.
+    if inserted.elapsed() < Duration::from_millis(300) {
+        assert!(found, "b reads the live entry from Redis");
+    }
     until("the filled entry expires in b", || !b.contains("brief"));
     until("redis forgets it", || {
         read(&b, &["brief"]).recv().unwrap()[0].is_none()
