@@ -39,9 +39,19 @@ pub struct Utterance {
     base: usize,
     next: usize,
     floor: Floor,
-    /// With `keeping_whole`: a copy of every block handed out, and the
-    /// log-mel rows `Extractor::join_runs` needs.
-    kept: Option<(Vec<Features>, Vec<f32>)>,
+    /// With `keeping_whole`: what `whole` joins.
+    kept: Option<Kept>,
+}
+
+/// A copy of every block an utterance handed out, and the log-mel rows
+/// `Extractor::join_runs` needs.
+///
+/// Invariant: `values` counts the values of every run.
+#[derive(Default)]
+struct Kept {
+    runs: Vec<Features>,
+    log_mel: Vec<f32>,
+    values: usize,
 }
 
 impl Utterance {
@@ -66,7 +76,7 @@ impl Utterance {
 
     /// The same, keeping a copy of its frames for `whole`.
     pub fn keeping_whole(mut self) -> Self {
-        self.kept = Some((Vec::new(), Vec::new()));
+        self.kept = Some(Kept::default());
         self
     }
 
@@ -74,8 +84,8 @@ impl Utterance {
     /// as offline extraction of all its samples gives them (the `top_db`
     /// floor at the whole utterance's peak, whatever the reference).
     pub fn whole(&mut self) -> Option<Features> {
-        let (runs, log_mel) = self.kept.take()?;
-        Some(self.extractor.join_runs(&runs, log_mel))
+        let kept = self.kept.take()?;
+        Some(self.extractor.join_runs(&kept.runs, kept.log_mel))
     }
 
     /// Samples received so far.
@@ -90,13 +100,10 @@ impl Utterance {
 
     /// Bytes the window and the kept frames hold allocated.
     pub fn window_bytes(&self) -> usize {
-        let kept = self.kept.as_ref().map_or(0, |(runs, log_mel)| {
-            let values = runs
-                .iter()
-                .flat_map(Features::iter)
-                .map(|(_, m)| m.data.len());
-            values.sum::<usize>() + log_mel.capacity()
-        });
+        let kept = self
+            .kept
+            .as_ref()
+            .map_or(0, |k| k.values + k.log_mel.capacity());
         (self.window.capacity() + kept) * std::mem::size_of::<f32>()
     }
 
@@ -152,12 +159,13 @@ impl Utterance {
             samples: &self.window,
             base: self.base,
         };
-        let rows = self.kept.as_mut().map(|(_, log_mel)| log_mel);
+        let rows = self.kept.as_mut().map(|k| &mut k.log_mel);
         let features =
             self.extractor
                 .extract_range(signal, self.next, count, &mut self.floor, rows)?;
-        if let Some((runs, _)) = &mut self.kept {
-            runs.push(features.clone());
+        if let Some(kept) = &mut self.kept {
+            kept.values += features.iter().map(|(_, m)| m.data.len()).sum::<usize>();
+            kept.runs.push(features.clone());
         }
         let block = Block {
             first: self.next,
