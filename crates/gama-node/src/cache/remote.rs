@@ -236,10 +236,10 @@ impl Tier {
             .into_iter()
             .map(|(id, keys)| {
                 let mailbox = Arc::clone(&self.mailbox);
-                Lookup {
+                Lookup::new(
                     keys,
-                    done: Box::new(move |values| mailbox.post_all([TierEvent::Read(id, values)])),
-                }
+                    Box::new(move |values| mailbox.post_all([TierEvent::Read(id, values)])),
+                )
             })
             .collect();
         cache.get_remote(lookups);

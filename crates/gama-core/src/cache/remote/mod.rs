@@ -128,7 +128,7 @@ impl Remote {
         if let Err(refused) = self.reads.send(lookups) {
             for read in refused.0 {
                 let n = read.keys.len();
-                (read.done)(vec![None; n]);
+                read.answer(vec![None; n]);
             }
         }
     }

@@ -29,12 +29,39 @@ const GATHER: usize = 256;
 /// Called with one value or `None` per key, in order.
 pub type ReadDone = Box<dyn FnOnce(Vec<Option<CacheValue>>) + Send>;
 
-/// One lookup of one or more keys, answered as a whole.
+/// One lookup of one or more keys, answered as a whole, exactly once: a
+/// lookup dropped unanswered (its task ended by a panic, or the runtime
+/// shut down) answers with misses, so no caller waits forever.
 pub struct Lookup {
-    /// The cache keys, in the order `done` gets their values.
+    /// The cache keys, in the order the answer gives their values.
     pub keys: Vec<String>,
-    /// Called once with one value or `None` per key.
-    pub done: ReadDone,
+    /// Taken by the answer.
+    done: Option<ReadDone>,
+}
+
+impl Lookup {
+    /// A lookup of `keys` whose answer goes to `done`.
+    pub fn new(keys: Vec<String>, done: ReadDone) -> Self {
+        Lookup {
+            keys,
+            done: Some(done),
+        }
+    }
+
+    /// Answers with one value or `None` per key.
+    pub fn answer(mut self, values: Vec<Option<CacheValue>>) {
+        if let Some(done) = self.done.take() {
+            done(values);
+        }
+    }
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(vec![None; self.keys.len()]);
+        }
+    }
 }
 
 /// Serves lookups until the tier is closed or dropped; each message holds
@@ -100,7 +127,7 @@ fn miss_all(link: &Link, reads: Vec<Lookup>) {
     for read in reads {
         Counters::add(&link.counters.misses, read.keys.len() as u64);
         let n = read.keys.len();
-        (read.done)(vec![None; n]);
+        read.answer(vec![None; n]);
     }
 }
 
@@ -138,7 +165,7 @@ async fn lookup(link: &Link, reads: Vec<Lookup>) {
         local.fill(fills);
     }
     for (read, values) in reads.into_iter().zip(answers) {
-        (read.done)(values);
+        read.answer(values);
     }
 }
 

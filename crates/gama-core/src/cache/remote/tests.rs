@@ -196,11 +196,29 @@ fn cache_with(remote: RemoteConfig) -> (FeatureCache, Arc<Mutex<Vec<String>>>) {
 
 fn read(cache: &FeatureCache, keys: &[&str]) -> Receiver<Vec<Option<CacheValue>>> {
     let (tx, rx) = channel();
-    cache.get_remote(vec![Lookup {
-        keys: keys.iter().map(|k| k.to_string()).collect(),
-        done: Box::new(move |v| tx.send(v).unwrap()),
-    }]);
+    cache.get_remote(vec![Lookup::new(
+        keys.iter().map(|k| k.to_string()).collect(),
+        Box::new(move |v| tx.send(v).unwrap()),
+    )]);
     rx
+}
+
+#[test]
+fn a_lookup_dropped_unanswered_answers_with_misses() {
+    // As when its task ends by a panic or the runtime shuts down: the
+    // caller gets misses instead of waiting forever.
+    let (tx, rx) = channel();
+    let lookup = Lookup::new(
+        vec!["a".into(), "b".into()],
+        Box::new(move |v| tx.send(v).unwrap()),
+    );
+    drop(lookup);
+    assert_eq!(rx.recv().unwrap(), vec![None, None]);
+    let (tx, rx) = channel();
+    let lookup = Lookup::new(vec!["a".into()], Box::new(move |v| tx.send(v).unwrap()));
+    lookup.answer(vec![Some(CacheValue::Float32(vec![1.0f32].into()))]);
+    assert_eq!(rx.recv().unwrap().len(), 1);
+    assert!(rx.recv().is_err(), "answered once");
 }
 
 fn flush(cache: &FeatureCache) {
