@@ -39,7 +39,7 @@ pub use stats::{RemoteState, RemoteStats};
 
 use super::{CacheValue, Invalidation};
 use link::Link;
-use writes::Job;
+use writes::{Job, Settle};
 
 /// What the tier tells its owner, from its own thread.
 #[derive(Debug)]
@@ -137,7 +137,7 @@ impl Remote {
         self.link.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(refused) = self.jobs.send(job) {
             if let Job::Flush(done) | Job::Close(done) = refused.0 {
-                done();
+                done.call();
             }
             self.link.job_done(1);
         }
@@ -166,7 +166,7 @@ impl Remote {
     /// Calls `done` once every write, removal and invalidation queued
     /// before it has been sent (or has failed).
     pub fn flush(&self, done: Box<dyn FnOnce() + Send>) {
-        self.queue(Job::Flush(done));
+        self.queue(Job::Flush(Settle::new(done)));
     }
 
     /// Sends what was queued before it, then closes the tier for good:
@@ -175,13 +175,13 @@ impl Remote {
     pub fn close(&self, done: Box<dyn FnOnce() + Send>) {
         let link = Arc::clone(&self.link);
         let closed = Arc::downgrade(&self.closed);
-        self.queue(Job::Close(Box::new(move || {
+        self.queue(Job::Close(Settle::new(Box::new(move || {
             link.close();
             if let Some(closed) = closed.upgrade() {
                 closed.send_replace(true);
             }
             done();
-        })));
+        }))));
     }
 
     /// The count of jobs queued and not yet done, shared (it stays

@@ -634,3 +634,27 @@ fn l1_is_cleared_when_the_invalidation_channel_comes_back() {
     subscribed(&server, "t9", 1);
     assert!(a.contains("k2"), "only once");
 }
+
+#[test]
+fn a_flush_or_close_callback_runs_exactly_once_even_when_dropped_uncalled() {
+    use super::writes::Settle;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = || {
+        let calls = Arc::clone(&calls);
+        Box::new(move || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }) as Box<dyn FnOnce() + Send>
+    };
+    drop(Settle::new(counted()));
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "dropped uncalled"
+    );
+    Settle::new(counted()).call();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "called once"
+    );
+}

@@ -36,9 +36,36 @@ pub(super) enum Job {
     /// Remove by tag or prefix.
     Invalidate(Invalidation),
     /// Call back once every job before it is done.
-    Flush(Box<dyn FnOnce() + Send>),
+    Flush(Settle),
     /// Call back once every job before it is done, and serve no more.
-    Close(Box<dyn FnOnce() + Send>),
+    Close(Settle),
+}
+
+/// A job's callback, called exactly once: by `call`, or by its `Drop` when
+/// the job is dropped uncalled (its task ended by a panic, or the runtime
+/// shut down), so no `flush()` or `close()` waits forever.
+pub(super) struct Settle(Option<Box<dyn FnOnce() + Send>>);
+
+impl Settle {
+    /// A callback that runs `done`.
+    pub(super) fn new(done: Box<dyn FnOnce() + Send>) -> Self {
+        Settle(Some(done))
+    }
+
+    /// Calls it.
+    pub(super) fn call(mut self) {
+        if let Some(done) = self.0.take() {
+            done();
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done();
+        }
+    }
 }
 
 /// A batch being assembled.
@@ -92,12 +119,12 @@ pub(super) async fn serve(link: Arc<Link>, mut jobs: UnboundedReceiver<Job>) {
                 }
                 Job::Flush(done) => {
                     commit(&link, std::mem::replace(&mut batch, Batch::new())).await;
-                    done();
+                    done.call();
                     link.job_done(1);
                 }
                 Job::Close(done) => {
                     commit(&link, batch).await;
-                    done();
+                    done.call();
                     link.job_done(1);
                     // Whatever follows is refused from now on, or dropped here.
                     let after: Vec<Job> = jobs_left.collect();
@@ -117,7 +144,7 @@ pub(super) async fn serve(link: Arc<Link>, mut jobs: UnboundedReceiver<Job>) {
 /// Settles a job that came after `Close` without doing it.
 fn drop_job(link: &Link, job: Job) {
     if let Job::Flush(done) | Job::Close(done) = job {
-        done();
+        done.call();
     }
     link.job_done(1);
 }
