@@ -106,7 +106,8 @@ impl fmt::Display for AudioError {
             }
             AudioError::NotFinite { path, index, value } => write!(
                 f,
-                "'{path}' holds {value} at sample {index}: a file with NaN or infinite samples cannot be resampled (load it at its own rate to see them)"
+                "'{path}' holds {} at sample {index}: a file with NaN or infinite samples cannot be resampled (load it at its own rate to see them)",
+                super::error::non_finite_name(*value)
             ),
             AudioError::TooLarge { path, bytes } => write!(
                 f,
